@@ -1,0 +1,1 @@
+"""Jobs with a command line: ingest, search, train, evaluate, benchmark."""

@@ -1,0 +1,75 @@
+"""The ``remoteclip-explorer`` command: one click group, one module per subcommand.
+
+Subcommands are imported lazily so that ``remoteclip-explorer --help`` stays fast and a broken optional
+dependency of one subcommand does not break the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from remoteclip.errors import ExplorerError
+
+#: subcommand name -> "module:attribute" of its click command
+SUBCOMMANDS: dict[str, str] = {
+    "ingest": "pipelines.ingest_cmd:ingest",
+    "search": "pipelines.search_cmd:search",
+    "models": "pipelines.model_cmds:models",
+    "embed": "pipelines.model_cmds:embed",
+    "classify": "pipelines.model_cmds:classify",
+    "count": "pipelines.model_cmds:count",
+    "build-trainset": "pipelines.build_trainset:build_trainset",
+    "train": "pipelines.train_cmd:train",
+    "evaluate": "pipelines.evaluate_cmd:evaluate",
+    "bench": "pipelines.bench:bench",
+    "app": "pipelines.app_cmd:app",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
+@click.option("-q", "--quiet", count=True, help="Less log output (repeatable).")
+@click.version_option(package_name="remoteclip-explorer")
+def cli(verbose: int, quiet: int) -> None:
+    """RemoteCLIP Explorer: search, label and count things in satellite and drone imagery."""
+    level = logging.WARNING - 10 * verbose + 10 * quiet
+    logging.basicConfig(level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: user errors become one line on stderr and exit code 1."""
+    try:
+        cli.main(args=argv, prog_name="remoteclip-explorer", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except ExplorerError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

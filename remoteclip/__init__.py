@@ -1,0 +1,1 @@
+"""RemoteCLIP model library: loading, encoding, zero-shot, counting, training and evaluation."""
