@@ -1,0 +1,54 @@
+"""``remoteclip-explorer bench``: benchmarks that print figures and write them to ``benchmarks/results/``."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipelines.cli import LazyGroup
+
+RESULTS_DIR = Path("benchmarks/results")
+
+#: bench subcommand -> "module:attribute"
+BENCHMARKS: dict[str, str] = {
+    "tiling": "pipelines.bench_tiling:tiling",
+    "encode": "pipelines.bench_encode:encode",
+    "query": "pipelines.bench_query:query",
+    "ingest": "pipelines.bench_ingest:ingest",
+    "app": "pipelines.bench_app:app_bench",
+}
+
+
+@click.group(cls=LazyGroup, lazy_subcommands=BENCHMARKS)
+def bench() -> None:
+    """Benchmarks: each prints its figures and writes them to benchmarks/results/."""
+
+
+def machine_info() -> dict[str, Any]:
+    """What the figures were measured on (CPU, cores, GPU name when one is used)."""
+    import os
+
+    info: dict[str, Any] = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version()}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def write_result(name: str, payload: dict[str, Any], results_dir: Path = RESULTS_DIR) -> Path:
+    """Write one benchmark's figures (with machine info and a timestamp) as ``<name>.json``."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    record = {"benchmark": name, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "machine": machine_info(), **payload}
+    path = results_dir / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2))
+    return path
