@@ -45,7 +45,19 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target.split(":")
-        return getattr(importlib.import_module(module_name), attr)
+        try:
+            return getattr(importlib.import_module(module_name), attr)
+        except ImportError as exc:
+            return _unavailable_command(cmd_name, exc)
+
+
+def _unavailable_command(name: str, reason: ImportError) -> click.Command:
+    """A placeholder that explains why a subcommand cannot be loaded (for example a missing package)."""
+
+    def fail() -> None:
+        raise click.ClickException(f"'{name}' is unavailable: {reason}")
+
+    return click.Command(name, callback=fail, help=f"(unavailable: {reason})")
 
 
 @click.group(
