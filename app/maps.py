@@ -1,0 +1,161 @@
+"""Offline folium maps: vendored Leaflet assets, imagery overlays, footprint layers and the draw tool.
+
+Every function takes plain data (GeoJSON dicts, image bytes, EPSG:4326 bounds) and returns folium objects, so
+the pages stay free of map plumbing. No asset is fetched from a CDN: folium's asset lists are pointed at
+``app/static/vendor`` (served by Streamlit at ``/app/static/vendor``).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import folium
+from folium.plugins import Draw
+
+#: Streamlit serves ``app/static/`` here when ``server.enableStaticServing`` is on.
+VENDOR_URL = "/app/static/vendor"
+
+OFFLINE_JS: list[tuple[str, str]] = [
+    ("leaflet", f"{VENDOR_URL}/leaflet/leaflet.js"),
+    ("jquery", f"{VENDOR_URL}/jquery/jquery.min.js"),
+    ("bootstrap", f"{VENDOR_URL}/bootstrap/bootstrap.bundle.min.js"),
+    ("awesome_markers", f"{VENDOR_URL}/awesome-markers/leaflet.awesome-markers.min.js"),
+]
+OFFLINE_CSS: list[tuple[str, str]] = [
+    ("leaflet_css", f"{VENDOR_URL}/leaflet/leaflet.css"),
+    ("bootstrap_css", f"{VENDOR_URL}/bootstrap/bootstrap.min.css"),
+    ("awesome_markers_font_css", f"{VENDOR_URL}/fontawesome/css/all.min.css"),
+    ("awesome_markers_css", f"{VENDOR_URL}/awesome-markers/leaflet.awesome-markers.css"),
+]
+DRAW_JS: list[tuple[str, str]] = [("leaflet_draw_js", f"{VENDOR_URL}/leaflet-draw/leaflet.draw.js")]
+DRAW_CSS: list[tuple[str, str]] = [("leaflet_draw_css", f"{VENDOR_URL}/leaflet-draw/leaflet.draw.css")]
+
+#: The one online layer, used only when the analyst asks for it.
+ONLINE_BASEMAP = "OpenStreetMap"
+
+#: (minx, miny, maxx, maxy) in EPSG:4326 degrees.
+Bounds = tuple[float, float, float, float]
+
+HIT_COLOR = "#ff7f0e"
+REGION_COLOR = "#d62728"
+AOI_COLOR = "#1f77b4"
+
+
+@dataclass(frozen=True)
+class ImageLayer:
+    """An image (JPEG or PNG bytes) to lay over the map between EPSG:4326 bounds."""
+
+    name: str
+    image: bytes
+    bounds: Bounds
+    mime: str = "image/jpeg"
+
+
+def offline_map(bounds: Bounds | None = None, *, online_basemap: bool = False) -> folium.Map:
+    """A folium map that loads only vendored assets, fitted to ``bounds`` (no basemap unless asked)."""
+    fmap = folium.Map(
+        tiles=ONLINE_BASEMAP if online_basemap else None,
+        location=[0.0, 0.0] if bounds is None else _centre(bounds),
+        zoom_start=2,
+        control_scale=True,
+        max_zoom=22,
+        prefer_canvas=True,
+    )
+    fmap.default_js = OFFLINE_JS
+    fmap.default_css = OFFLINE_CSS
+    if bounds is not None:
+        fmap.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
+    return fmap
+
+
+def add_draw_control(fmap: folium.Map) -> Draw:
+    """Add leaflet-draw (rectangle and polygon only) for drawing an AOI; its assets are vendored too."""
+    draw = Draw(
+        position="topleft",
+        draw_options={"polyline": False, "circle": False, "marker": False, "circlemarker": False,
+                      "polygon": {"shapeOptions": {"color": AOI_COLOR}},
+                      "rectangle": {"shapeOptions": {"color": AOI_COLOR}}},
+        edit_options={"edit": False},
+    )
+    draw.default_js = DRAW_JS
+    draw.default_css = DRAW_CSS
+    draw.add_to(fmap)
+    return draw
+
+
+def add_image_layers(fmap: folium.Map, layers: Iterable[ImageLayer], *, name: str = "Imagery") -> None:
+    """Lay images (scene overviews or chip thumbnails) over the map in one toggleable group."""
+    group = folium.FeatureGroup(name=name, show=True)
+    for layer in layers:
+        minx, miny, maxx, maxy = layer.bounds
+        url = f"data:{layer.mime};base64,{base64.b64encode(layer.image).decode('ascii')}"
+        folium.raster_layers.ImageOverlay(
+            image=url, bounds=[[miny, minx], [maxy, maxx]], name=layer.name, interactive=False, zindex=1
+        ).add_to(group)
+    group.add_to(fmap)
+
+
+def add_geojson_layer(
+    fmap: folium.Map,
+    collection: Mapping[str, Any],
+    *,
+    name: str,
+    color: str = HIT_COLOR,
+    tooltip_fields: Sequence[str] = (),
+    fill_by: str | None = None,
+    fill_colors: Mapping[str, str] | None = None,
+) -> None:
+    """Draw a GeoJSON FeatureCollection; ``fill_by`` names a property mapped to a colour by ``fill_colors``.
+
+    Property values shown in tooltips are HTML-escaped here, so user text (queries, file names) is inert.
+    """
+    if not collection.get("features"):
+        return
+    safe = escape_properties(collection, tooltip_fields)
+
+    def style(feature: Mapping[str, Any]) -> dict[str, Any]:
+        fill = color
+        if fill_by is not None and fill_colors is not None:
+            fill = feature["properties"].get("fill") or fill_colors.get(str(feature["properties"].get(fill_by)), color)
+        return {"color": color if fill_by is None else "#333333", "weight": 2, "fillColor": fill,
+                "fillOpacity": 0.45 if fill_by else 0.12}
+
+    tooltip = folium.GeoJsonTooltip(fields=list(tooltip_fields), sticky=False) if tooltip_fields else None
+    folium.GeoJson(safe, name=name, style_function=style, tooltip=tooltip,
+                   highlight_function=lambda _: {"weight": 4}).add_to(fmap)
+
+
+def escape_properties(collection: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+    """Copy of ``collection`` whose string properties in ``fields`` are HTML-escaped."""
+    keys = set(fields)
+    features = []
+    for feature in collection.get("features", []):
+        props = {k: html.escape(v) if k in keys and isinstance(v, str) else v
+                 for k, v in feature.get("properties", {}).items()}
+        features.append({**feature, "properties": props})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def finish_map(fmap: folium.Map) -> folium.Map:
+    """Add the layer switcher once every layer is on the map."""
+    folium.LayerControl(collapsed=True).add_to(fmap)
+    return fmap
+
+
+def legend_html(entries: Sequence[tuple[str, str]], title: str = "") -> str:
+    """A small HTML legend (colour swatch + escaped label per entry) to show next to the map."""
+    rows = "".join(
+        f'<div><span style="display:inline-block;width:12px;height:12px;background:{html.escape(colour)};'
+        f'margin-right:6px;border:1px solid #555"></span>{html.escape(label)}</div>'
+        for label, colour in entries
+    )
+    head = f"<b>{html.escape(title)}</b>" if title else ""
+    return f'<div style="font-size:0.85rem;line-height:1.6">{head}{rows}</div>'
+
+
+def _centre(bounds: Bounds) -> list[float]:
+    return [(bounds[1] + bounds[3]) / 2, (bounds[0] + bounds[2]) / 2]
