@@ -1,0 +1,55 @@
+"""Areas of interest: read from GeoJSON (EPSG:4326) and turned into a LanceDB bbox prefilter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from shapely import make_valid
+from shapely.errors import GeometryTypeError
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import unary_union
+
+from remoteclip.errors import InputError
+
+
+def aoi_from_geojson(obj: dict[str, Any]) -> BaseGeometry:
+    """The union of a GeoJSON FeatureCollection, Feature or bare geometry (lon/lat, EPSG:4326)."""
+    kind = obj.get("type") if isinstance(obj, dict) else None
+    if kind == "FeatureCollection":
+        geometries = [f.get("geometry") for f in obj.get("features", [])]
+    elif kind == "Feature":
+        geometries = [obj.get("geometry")]
+    else:
+        geometries = [obj]
+    try:
+        shapes = [make_valid(shape(g)) for g in geometries if g]
+    except (GeometryTypeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"AOI is not valid GeoJSON geometry ({exc}); give a Polygon or MultiPolygon") from exc
+    aoi = unary_union(shapes) if shapes else None
+    if aoi is None or aoi.is_empty or aoi.area == 0:
+        raise InputError("AOI has no area; give a GeoJSON Polygon or MultiPolygon in EPSG:4326 (lon, lat)")
+    minx, miny, maxx, maxy = aoi.bounds
+    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+        raise InputError(
+            f"AOI bounds {aoi.bounds} are not longitude/latitude; reproject the GeoJSON to EPSG:4326"
+        )
+    return aoi
+
+
+def load_aoi(path: Path) -> BaseGeometry:
+    """Read an AOI GeoJSON file (see :func:`aoi_from_geojson`)."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read AOI file {path}: {exc}; give a GeoJSON file in EPSG:4326") from exc
+    return aoi_from_geojson(obj)
+
+
+def bbox_where(bounds: tuple[float, float, float, float]) -> str:
+    """SQL selecting georeferenced chips whose bbox intersects ``bounds`` (minx, miny, maxx, maxy)."""
+    minx, miny, maxx, maxy = (float(v) for v in bounds)
+    return (f"NOT pixel_space AND maxx >= {minx!r} AND minx <= {maxx!r} "
+            f"AND maxy >= {miny!r} AND miny <= {maxy!r}")

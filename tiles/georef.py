@@ -1,0 +1,86 @@
+"""Georeference of a chip: its footprint in EPSG:4326, bbox, centroid and ground sample distance in metres.
+
+The footprint is exact: the window's outline (corners plus ``densify_pts`` points per edge, like
+``rasterio.warp.transform_bounds``) goes through the scene's affine transform and then pyproj with
+``always_xy=True``, so coordinates are always (lon, lat). GSD is geodesic (WGS84 ellipsoid) for every CRS,
+which also corrects projections whose units are not metres on the ground (EPSG:4326 degrees, EPSG:3395 scale).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from affine import Affine
+from pyproj import Geod, Transformer
+from rasterio.crs import CRS
+from shapely.geometry import Polygon
+
+from tiles.grid import ChipWindow
+
+WGS84 = "EPSG:4326"
+#: points added along each edge of a footprint before reprojection
+DENSIFY_PTS = 21
+_GEOD = Geod(ellps="WGS84")
+
+
+@dataclass(frozen=True)
+class ChipGeoref:
+    """Where a chip lies: EPSG:4326 (lon, lat), or pixel (col, row) space when the scene has no georeference."""
+
+    footprint: Polygon
+    #: (minx, miny, maxx, maxy) of the footprint
+    bbox: tuple[float, float, float, float]
+    #: (x, y) of the footprint's centroid
+    centroid: tuple[float, float]
+    #: metres on the ground per chip pixel (source GSD x level); None in pixel space
+    gsd_m: float | None
+    pixel_space: bool
+
+
+@lru_cache(maxsize=64)
+def _to_wgs84(crs_wkt: str) -> Transformer:
+    """A cached Transformer from ``crs_wkt`` to EPSG:4326 in (x, y) = (lon, lat) order."""
+    return Transformer.from_crs(crs_wkt, WGS84, always_xy=True)
+
+
+def window_outline(window: ChipWindow, densify_pts: int = DENSIFY_PTS) -> tuple[np.ndarray, np.ndarray]:
+    """(cols, rows) of the window's closed outline, clockwise from the top-left corner, densified."""
+    steps = np.linspace(0.0, 1.0, densify_pts + 2)[:-1]
+    c0, r0 = float(window.col_off), float(window.row_off)
+    c1, r1 = c0 + window.width, r0 + window.height
+    cols = np.concatenate([c0 + steps * (c1 - c0), np.full_like(steps, c1), c1 - steps * (c1 - c0),
+                           np.full_like(steps, c0), [c0]])
+    rows = np.concatenate([np.full_like(steps, r0), r0 + steps * (r1 - r0), np.full_like(steps, r1),
+                           r1 - steps * (r1 - r0), [r0]])
+    return cols, rows
+
+
+def pixels_to_lonlat(cols: np.ndarray, rows: np.ndarray, transform: Affine, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel (col, row) coordinates -> (lon, lat) in EPSG:4326."""
+    xs, ys = transform @ (np.asarray(cols, dtype=np.float64), np.asarray(rows, dtype=np.float64))
+    return _to_wgs84(crs.to_wkt()).transform(xs, ys)
+
+
+def ground_sample_distance_m(col: float, row: float, transform: Affine, crs: CRS) -> float:
+    """Geodesic metres per source pixel at (col, row): the mean of the along-row and along-column steps."""
+    lon, lat = pixels_to_lonlat(np.array([col, col + 1, col]), np.array([row, row, row + 1]), transform, crs)
+    _, _, dists = _GEOD.inv(lon[[0, 0]], lat[[0, 0]], lon[1:], lat[1:])
+    return float(np.mean(dists))
+
+
+def chip_georef(window: ChipWindow, transform: Affine, crs: CRS | None,
+                densify_pts: int = DENSIFY_PTS) -> ChipGeoref:
+    """Footprint, bbox, centroid and GSD of ``window``; in pixel space when ``crs`` is None."""
+    cols, rows = window_outline(window, densify_pts)
+    if crs is None:
+        footprint, gsd_m = Polygon(zip(cols, rows)), None
+    else:
+        lon, lat = pixels_to_lonlat(cols, rows, transform, crs)
+        footprint = Polygon(zip(lon, lat))
+        centre = (window.col_off + window.width / 2, window.row_off + window.height / 2)
+        gsd_m = ground_sample_distance_m(*centre, transform, crs) * window.level
+    centroid = footprint.centroid
+    return ChipGeoref(footprint=footprint, bbox=tuple(footprint.bounds), centroid=(centroid.x, centroid.y),
+                      gsd_m=gsd_m, pixel_space=crs is None)

@@ -1,0 +1,262 @@
+"""The chip index: a LanceDB table of georeferenced chip embeddings (schema in :mod:`tiles.schema`).
+
+Writes are upserts keyed by ``chip_id`` (``merge_insert``), so re-ingesting a scene never duplicates rows; a table
+holds the vectors of one model only. AOI search filters on the bbox columns inside LanceDB (``prefilter=True``)
+and then tests the exact footprints with shapely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import shapely
+from lancedb.table import Table
+from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
+from shapely.prepared import prep
+
+from remoteclip.errors import ChipIndexError
+from tiles.aoi import bbox_where
+from tiles.schema import METADATA_COLUMNS, TABLE_NAME, chips_schema
+
+#: first over-fetch factor when an exact AOI test may drop some of the bbox candidates
+AOI_OVERFETCH = 4
+
+
+@dataclass(frozen=True)
+class Chip:
+    """One row of the index, without its vector."""
+
+    chip_id: str
+    scene_id: str
+    scene_path: str
+    level: int
+    col_off: int
+    row_off: int
+    width: int
+    height: int
+    crs: str | None
+    #: (minx, miny, maxx, maxy) in EPSG:4326, or pixels when ``pixel_space``
+    bbox: tuple[float, float, float, float]
+    footprint: Polygon
+    gsd_m: float | None
+    pixel_space: bool
+    thumbnail: bytes
+    model_id: str
+
+
+@dataclass(frozen=True)
+class Hit(Chip):
+    """A search result: a chip and its cosine similarity to the query."""
+
+    score: float
+
+
+@dataclass(frozen=True)
+class SceneSummary:
+    """One ingested scene, as listed by :meth:`ChipIndex.scenes`."""
+
+    scene_id: str
+    scene_path: str
+    chips: int
+    crs: str | None
+    #: metres per source pixel (None for images without a georeference)
+    gsd_m: float | None
+    #: (minx, miny, maxx, maxy) of all its chips, EPSG:4326 or pixels
+    extent: tuple[float, float, float, float]
+    pixel_space: bool
+    levels: tuple[int, ...]
+
+
+def _sql_str(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class ChipIndex:
+    """The LanceDB table ``chips`` in ``db_dir`` (created by the first write)."""
+
+    def __init__(self, db_dir: str | Path, table_name: str = TABLE_NAME) -> None:
+        self.db_dir = Path(db_dir)
+        self.table_name = table_name
+        # interval 0: every read sees writes made since by other processes (e.g. the app during an ingest)
+        self._db = lancedb.connect(self.db_dir, read_consistency_interval=timedelta(0))
+        self._table: Table | None = None
+
+    @property
+    def table(self) -> Table | None:
+        """The LanceDB table, or None before the first write."""
+        if self._table is None:
+            try:
+                self._table = self._db.open_table(self.table_name)
+            except ValueError:
+                return None
+        return self._table
+
+    def _require_table(self) -> Table:
+        table = self.table
+        if table is None:
+            raise ChipIndexError(
+                f"no chip index in {self.db_dir}; run `remoteclip-explorer ingest PATH --db {self.db_dir}` first"
+            )
+        return table
+
+    @property
+    def dim(self) -> int | None:
+        """Embedding dimension of the table, or None before the first write."""
+        table = self.table
+        return None if table is None else table.schema.field("vector").type.list_size
+
+    @property
+    def model_id(self) -> str | None:
+        """The model whose vectors the table holds, or None while it is empty."""
+        table = self.table
+        if table is None:
+            return None
+        rows = table.search().select(["model_id"]).limit(1).to_arrow()
+        return rows["model_id"][0].as_py() if rows.num_rows else None
+
+    def count_rows(self, where: str | None = None) -> int:
+        """Number of chips (matching the SQL ``where`` when given)."""
+        table = self.table
+        return 0 if table is None else table.count_rows(where)
+
+    def upsert(self, rows: pa.Table) -> None:
+        """Insert or update ``rows`` (schema :func:`tiles.schema.chips_schema`) by ``chip_id``."""
+        self._merge(rows, replace_scene=None)
+
+    def replace_scene(self, scene_id: str, rows: pa.Table) -> None:
+        """Make ``rows`` the scene's chips in one commit: upsert them, delete the scene's other chips."""
+        if rows.num_rows and pc.any(pc.not_equal(rows["scene_id"], scene_id)).as_py():
+            raise ChipIndexError(f"replace_scene({scene_id!r}) was given rows of other scenes")
+        self._merge(rows, replace_scene=scene_id)
+
+    def _merge(self, rows: pa.Table, replace_scene: str | None) -> None:
+        table = self._table_for(rows)
+        if table is None:
+            return
+        builder = table.merge_insert("chip_id").when_matched_update_all().when_not_matched_insert_all()
+        if replace_scene is not None:
+            builder = builder.when_not_matched_by_source_delete(f"scene_id = {_sql_str(replace_scene)}")
+        builder.execute(rows.select(table.schema.names))
+
+    def _table_for(self, rows: pa.Table) -> Table | None:
+        """The table ``rows`` can go into (created on first use); refuses a second model or dimension."""
+        models = set(pc.unique(rows["model_id"]).to_pylist()) if rows.num_rows else set()
+        if len(models) > 1:
+            raise ChipIndexError(f"rows mix vectors of several models {sorted(models)}; write one model at a time")
+        dim = rows.schema.field("vector").type.list_size
+        table = self.table
+        if table is None:
+            if not rows.num_rows:
+                return None
+            self._table = self._db.create_table(self.table_name, schema=chips_schema(dim))
+            return self._table
+        existing = self.model_id
+        if models and existing is not None and existing not in models:
+            raise ChipIndexError(
+                f"{self.db_dir} holds vectors of model {existing!r}, not {models.pop()!r}; "
+                "ingest into another --db, or delete its scenes first"
+            )
+        if rows.num_rows and dim != self.dim:
+            raise ChipIndexError(f"{self.db_dir} holds {self.dim}-d vectors, these rows have {dim}-d vectors")
+        return table
+
+    def search(self, vector: np.ndarray, k: int = 20, aoi: BaseGeometry | None = None,
+               where: str | None = None) -> list[Hit]:
+        """The ``k`` chips nearest to ``vector`` (cosine), optionally only those intersecting ``aoi`` (EPSG:4326)."""
+        table = self._require_table()
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if vector.shape[0] != self.dim:
+            raise ChipIndexError(f"query vector has {vector.shape[0]} dimensions, the index {self.dim}")
+        filters = [f"({where})"] if where else []
+        if aoi is not None:
+            filters.append(bbox_where(aoi.bounds))
+        limit = k * AOI_OVERFETCH if aoi is not None else k
+        while True:
+            query = table.search(vector, vector_column_name="vector").distance_type("cosine")
+            query = query.select([*METADATA_COLUMNS, "_distance"]).limit(limit)
+            if filters:
+                query = query.where(" AND ".join(filters), prefilter=True)
+            found = query.to_arrow()
+            distances = found["_distance"].to_pylist()
+            hits = [Hit(**kw, score=1.0 - d) for kw, d in zip(_chip_fields(found), distances)]
+            if aoi is None:
+                return hits
+            prepared = prep(aoi)
+            inside = [hit for hit in hits if prepared.intersects(hit.footprint)]
+            if len(inside) >= k or found.num_rows < limit:
+                return inside[:k]
+            limit *= 4
+
+    def get(self, chip_ids: Sequence[str]) -> list[Chip]:
+        """The chips with these ids, in the order given; unknown ids raise :class:`ChipIndexError`."""
+        found = self._rows_by_id(chip_ids, list(METADATA_COLUMNS))
+        by_id = {kw["chip_id"]: Chip(**kw) for kw in _chip_fields(found)}
+        return [by_id[chip_id] for chip_id in chip_ids]
+
+    def vectors(self, chip_ids: Sequence[str]) -> np.ndarray:
+        """float32 ``(N, D)`` embeddings of these chips, in the order given."""
+        found = self._rows_by_id(chip_ids, ["chip_id", "vector"])
+        position = {chip_id: i for i, chip_id in enumerate(found["chip_id"].to_pylist())}
+        matrix = found["vector"].combine_chunks().flatten().to_numpy().reshape(found.num_rows, -1)
+        return matrix[[position[chip_id] for chip_id in chip_ids]].astype(np.float32)
+
+    def _rows_by_id(self, chip_ids: Sequence[str], columns: list[str]) -> pa.Table:
+        table = self._require_table()
+        if not chip_ids:
+            return table.schema.empty_table().select(columns)
+        id_list = ", ".join(_sql_str(chip_id) for chip_id in chip_ids)
+        found = table.search().where(f"chip_id IN ({id_list})").select(columns).limit(len(chip_ids)).to_arrow()
+        missing = set(chip_ids) - set(found["chip_id"].to_pylist())
+        if missing:
+            raise ChipIndexError(f"chip ids not in {self.db_dir}: {sorted(missing)[:5]}")
+        return found
+
+    def scenes(self) -> list[SceneSummary]:
+        """Every scene in the index with its chip count, CRS, GSD and extent, sorted by path."""
+        table = self.table
+        if table is None or not table.count_rows():
+            return []
+        columns = ["scene_id", "scene_path", "crs", "gsd_m", "level", "minx", "miny", "maxx", "maxy", "pixel_space"]
+        rows = table.search().select(columns).limit(table.count_rows()).to_arrow()
+        rows = rows.append_column("source_gsd", pc.divide(pc.cast(rows["gsd_m"], pa.float64()), rows["level"]))
+        grouped = rows.group_by("scene_id", use_threads=False).aggregate([
+            ("scene_id", "count"), ("scene_path", "first"), ("crs", "first"), ("source_gsd", "min"),
+            ("minx", "min"), ("miny", "min"), ("maxx", "max"), ("maxy", "max"), ("pixel_space", "first"),
+            ("level", "distinct"),
+        ])
+        summaries = [
+            SceneSummary(
+                scene_id=g["scene_id"], scene_path=g["scene_path_first"], chips=g["scene_id_count"],
+                crs=g["crs_first"], gsd_m=g["source_gsd_min"],
+                extent=(g["minx_min"], g["miny_min"], g["maxx_max"], g["maxy_max"]),
+                pixel_space=g["pixel_space_first"], levels=tuple(sorted(g["level_distinct"])),
+            )
+            for g in grouped.to_pylist()
+        ]
+        return sorted(summaries, key=lambda s: s.scene_path)
+
+    def delete_scene(self, scene_id: str) -> int:
+        """Delete a scene's chips; returns how many were deleted."""
+        table = self._require_table()
+        return table.delete(f"scene_id = {_sql_str(scene_id)}").num_deleted_rows
+
+
+def _chip_fields(rows: pa.Table) -> list[dict[str, Any]]:
+    """Keyword arguments of :class:`Chip` for each row of ``rows`` (which holds ``METADATA_COLUMNS``)."""
+    footprints = shapely.from_wkb(rows["footprint"].to_numpy(zero_copy_only=False)) if rows.num_rows else []
+    chip_fields = [f.name for f in fields(Chip) if f.name not in ("bbox", "footprint")]
+    return [
+        {**{name: row[name] for name in chip_fields}, "footprint": footprint,
+         "bbox": (row["minx"], row["miny"], row["maxx"], row["maxy"])}
+        for row, footprint in zip(rows.to_pylist(), footprints)
+    ]

@@ -1,0 +1,188 @@
+"""Windowed reading of rasters into uint8 RGB chips.
+
+:func:`open_scene` opens a GeoTIFF, COG, VRT or plain JPEG/PNG and decides once per scene how to turn its bands
+into RGB (colour interpretation, palette, grey) and its values into uint8 (percentile stretch from a decimated
+whole-scene read, which uses overviews when present). :meth:`Scene.read_chip` then reads one window at a time, so
+memory does not grow with the scene.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import DatasetReader
+from rasterio.transform import from_gcps
+
+from remoteclip.errors import RasterReadError
+from tiles.grid import ChipWindow
+
+#: file name endings that folder and glob expansion treat as rasters
+RASTER_SUFFIXES: frozenset[str] = frozenset({".tif", ".tiff", ".vrt", ".jpg", ".jpeg", ".png", ".jp2", ".img"})
+#: longest side of the decimated read that percentile-stretch statistics come from
+STATS_PX = 1024
+#: lower and upper percentiles of the stretch to uint8
+STRETCH_PERCENTILES = (2.0, 98.0)
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """Per-band linear stretch: values ``lo`` -> 0 and ``hi`` -> 255."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+
+    def apply(self, data: np.ndarray) -> np.ndarray:
+        """Map ``data`` (bands, rows, cols) to uint8."""
+        lo, hi = self.lo[:, None, None], self.hi[:, None, None]
+        scaled = (data.astype(np.float32) - lo) * (255.0 / np.maximum(hi - lo, 1e-12))
+        return np.clip(np.nan_to_num(scaled), 0, 255).astype(np.uint8)
+
+
+class Scene:
+    """An open raster and the recipe for turning any window of it into a uint8 RGB chip."""
+
+    def __init__(self, path: Path, dataset: DatasetReader) -> None:
+        self.path = path
+        self._ds = dataset
+        self.width: int = dataset.width
+        self.height: int = dataset.height
+        self.crs, self.transform = _georeference(dataset)
+        #: 1-based band indexes read for R, G, B (or one grey / palette band)
+        self.bands: tuple[int, ...] = _rgb_bands(dataset)
+        self._palette = _palette_lut(dataset, self.bands[0])
+        flags = {flag for band in self.bands for flag in dataset.mask_flag_enums[band - 1]}
+        self._mask_band = bool(flags & {MaskFlags.alpha, MaskFlags.per_dataset})
+        self._nodata = dataset.nodatavals[self.bands[0] - 1] if MaskFlags.nodata in flags else None
+        self._float = np.issubdtype(np.dtype(dataset.dtypes[self.bands[0] - 1]), np.floating)
+        self.stretch: Stretch | None = None
+        if self._palette is None and dataset.dtypes[self.bands[0] - 1] != "uint8":
+            self.stretch = self._stretch_from_overview()
+
+    @property
+    def georeferenced(self) -> bool:
+        """False for plain images: footprints are then in pixel space."""
+        return self.crs is not None
+
+    def read_chip(self, window: ChipWindow, out_px: int, min_valid: float = 0.0) -> np.ndarray | None:
+        """Read ``window`` as a uint8 ``(out_px, out_px, 3)`` array, or None when it is mostly empty.
+
+        The window is resampled (bilinear) so that a full ``window.span_px`` window fills ``out_px``; a window
+        clipped at the raster's edge fills the top-left part and the rest is black. Pixels that are nodata or
+        transparent are black too; if their share of the window is above ``1 - min_valid`` the chip is skipped.
+        """
+        rows, cols = window.out_shape(out_px)
+        try:
+            data = self._ds.read(
+                self.bands, window=window.window, out_shape=(len(self.bands), rows, cols),
+                resampling=Resampling.bilinear,
+            )
+            valid = self._valid_mask(data, window, rows, cols)
+        except RasterioError as exc:
+            raise RasterReadError(f"{self.path}: cannot read window {window.window}: {exc}") from exc
+        if valid is not None and valid.mean() < min_valid:
+            return None
+        rgb = self._to_rgb(data)
+        if valid is not None:
+            rgb[~valid] = 0
+        chip = np.zeros((out_px, out_px, 3), dtype=np.uint8)
+        chip[:rows, :cols] = rgb
+        return chip
+
+    def _valid_mask(self, data: np.ndarray, window: ChipWindow, rows: int, cols: int) -> np.ndarray | None:
+        """Boolean (rows, cols) of pixels with data, or None when the scene has no nodata, alpha or mask."""
+        valid = None
+        if self._mask_band:
+            mask = self._ds.read_masks(
+                self.bands[0], window=window.window, out_shape=(rows, cols), resampling=Resampling.nearest
+            )
+            valid = mask > 0
+        elif self._nodata is not None and not np.isnan(self._nodata):
+            valid = ~np.all(data == self._nodata, axis=0)
+        if self._float:
+            finite = np.all(np.isfinite(data), axis=0)
+            valid = finite if valid is None else valid & finite
+        return valid
+
+    def _to_rgb(self, data: np.ndarray) -> np.ndarray:
+        """(bands, rows, cols) source values -> (rows, cols, 3) uint8."""
+        if self._palette is not None:
+            return self._palette[data[0]]
+        if self.stretch is not None:
+            data = self.stretch.apply(data)
+        rgb = np.moveaxis(data, 0, -1)
+        return np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else np.ascontiguousarray(rgb)
+
+    def _stretch_from_overview(self) -> Stretch:
+        """Percentile stretch from a decimated read of the whole scene (overviews are used when present)."""
+        scale = min(1.0, STATS_PX / max(self.width, self.height))
+        shape = (len(self.bands), max(1, round(self.height * scale)), max(1, round(self.width * scale)))
+        try:
+            sample = self._ds.read(self.bands, out_shape=shape, masked=True, resampling=Resampling.nearest)
+        except RasterioError as exc:
+            raise RasterReadError(f"{self.path}: cannot read an overview for the stretch: {exc}") from exc
+        lo, hi = np.empty(len(self.bands)), np.empty(len(self.bands))
+        for i, band in enumerate(sample):
+            values = band.compressed().astype(np.float64)
+            values = values[np.isfinite(values)]
+            lo[i], hi[i] = np.percentile(values, STRETCH_PERCENTILES) if values.size else (0.0, 1.0)
+        return Stretch(lo=lo, hi=hi)
+
+
+@contextmanager
+def open_scene(path: str | Path) -> Iterator[Scene]:
+    """Open a raster for chip reading; any failure to open it becomes a :class:`RasterReadError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise RasterReadError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            dataset = rasterio.open(path)
+    except RasterioError as exc:
+        raise RasterReadError(f"{path}: not a readable raster ({exc})") from exc
+    with dataset:
+        if dataset.width < 1 or dataset.height < 1 or dataset.count < 1:
+            raise RasterReadError(f"{path}: raster has no pixels or no bands")
+        yield Scene(path, dataset)
+
+
+def _georeference(dataset: DatasetReader) -> tuple[CRS | None, Affine]:
+    """The scene's CRS and pixel->CRS transform; GCPs when there is no geotransform; (None, identity) if neither."""
+    if dataset.crs is not None and not dataset.transform.is_identity:
+        return dataset.crs, dataset.transform
+    gcps, gcp_crs = dataset.gcps
+    if gcps and gcp_crs is not None:
+        return gcp_crs, from_gcps(gcps)
+    return None, Affine.identity()
+
+
+def _rgb_bands(dataset: DatasetReader) -> tuple[int, ...]:
+    """Bands to read: by colour interpretation, else the first three (RGB+NIR files), else the first (grey)."""
+    interp = list(dataset.colorinterp)
+    wanted = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+    if all(ci in interp for ci in wanted):
+        return tuple(interp.index(ci) + 1 for ci in wanted)
+    if interp[0] == ColorInterp.palette:
+        return (1,)
+    data_bands = [i + 1 for i, ci in enumerate(interp) if ci != ColorInterp.alpha]
+    return tuple(data_bands[:3]) if len(data_bands) >= 3 else (data_bands[0] if data_bands else 1,)
+
+
+def _palette_lut(dataset: DatasetReader, band: int) -> np.ndarray | None:
+    """A (256, 3) uint8 lookup table for a paletted uint8 band, else None."""
+    if dataset.colorinterp[band - 1] != ColorInterp.palette or dataset.dtypes[band - 1] != "uint8":
+        return None
+    lut = np.zeros((256, 3), dtype=np.uint8)
+    for index, rgba in dataset.colormap(band).items():
+        lut[index] = rgba[:3]
+    return lut
