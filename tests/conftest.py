@@ -45,3 +45,37 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+TINY_MODEL_CONFIG = REPO_ROOT / "tests" / "data" / "tiny-clip.json"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder of a tiny random CLIP (64 px ViT, 2-layer text): ``open_clip_config.json`` + weights.
+
+    The weights are ``torch.save(model.state_dict())`` as official OpenCLIP checkpoints are; pass the folder to
+    ``remoteclip.factory.load_model``. Seeded, so every session writes the same weights.
+    """
+    import json
+
+    import open_clip
+    import torch
+
+    folder = tmp_path_factory.mktemp("checkpoints") / "tiny-clip"
+    folder.mkdir()
+    model_cfg = json.loads(TINY_MODEL_CONFIG.read_text())
+    torch.manual_seed(0)
+    torch.save(open_clip.CLIP(**model_cfg).state_dict(), folder / "open_clip_pytorch_model.bin")
+    preprocess_cfg = {"mean": open_clip.OPENAI_DATASET_MEAN, "std": open_clip.OPENAI_DATASET_STD,
+                      "interpolation": "bicubic", "resize_mode": "shortest"}
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint: Path) -> object:
+    """The tiny CLIP of ``tiny_checkpoint`` loaded through ``load_model`` (a ``LoadedModel`` on the CPU)."""
+    from remoteclip.factory import load_model
+
+    return load_model(tiny_checkpoint)

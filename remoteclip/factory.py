@@ -1,0 +1,239 @@
+"""Load a model by registry name, weights file or model folder: ``load_model`` returns a :class:`LoadedModel`.
+
+Weights are read safely (safetensors, or ``torch.load(weights_only=True)``) and loaded strictly: a checkpoint
+that does not fit the architecture is a :class:`~remoteclip.errors.WeightsError`, never a half-loaded model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import pickle
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+from open_clip.transform import PreprocessCfg, image_transform_v2
+from PIL import Image
+
+from remoteclip.errors import InputError, ModelNotFoundError, WeightsError
+from remoteclip.model_configs import register_config
+from remoteclip.pretrained import (
+    ALIASES,
+    DEFAULT_MODEL,
+    REGISTRY,
+    WeightsEntry,
+    check_weights,
+    entry_for_filename,
+    find_weights,
+    get_entry,
+)
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+FOLDER_CONFIG = "open_clip_config.json"
+#: weights file names looked for in a model folder, best first (safetensors preferred)
+FOLDER_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "model.safetensors",
+                  "open_clip_pytorch_model.bin", "open_clip_pytorch_model.pt", "pytorch_model.bin")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to encode: the open_clip model, its own preprocessing and tokenizer, and a stable id."""
+
+    model: torch.nn.Module
+    preprocess: Callable[[Image.Image], torch.Tensor]
+    tokenizer: Callable[..., torch.Tensor]
+    #: names model and weights (``RemoteCLIP-ViT-B-32@<sha256[:12]>``); stored with every vector
+    model_id: str
+    embed_dim: int
+    device: torch.device
+    arch: str
+    precision: str = "fp32"
+
+    @property
+    def logit_scale(self) -> float:
+        """The learned temperature, ``exp(logit_scale)`` (100 for OpenAI-style models)."""
+        return float(self.model.logit_scale.exp().item())
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What to build: a display name, an open_clip architecture, its weights and how to load them."""
+
+    name: str
+    arch: str
+    weights: Path
+    preprocess: dict[str, Any]
+    entry: WeightsEntry | None = None
+    frozen_from_package: tuple[str, ...] = ()
+
+
+def load_model(name_or_path: str | Path | None = None, *, weights: Path | None = None, device: str = "cpu",
+               precision: str = "fp32") -> LoadedModel:
+    """Load a model by registry name (``None``: the project default), weights file or folder with a config.
+
+    Args:
+        name_or_path: registry name or alias (``RemoteCLIP-ViT-B-32``, ``ViT-B-32``), an open_clip architecture
+            (then ``weights`` is required), a weights file named like an official one, or a model folder holding
+            ``open_clip_config.json`` and weights.
+        weights: local weights file to use instead of the Hub / shipped file.
+        device: torch device (``cpu``, ``cuda``, ``cuda:1``).
+        precision: ``fp32``, ``fp16`` or ``bf16``.
+    """
+    torch_device = _check_device(device)
+    if precision not in PRECISIONS:
+        raise InputError(f"precision {precision!r} is not supported; use one of {', '.join(PRECISIONS)}")
+    source = _resolve_source(DEFAULT_MODEL if name_or_path is None else str(name_or_path), weights)
+    digest = check_weights(source.weights, source.entry)
+    state_dict = read_state_dict(source.weights)
+    with _open_clip_warnings_muted():  # it warns "initialized randomly": the weights come next
+        model = open_clip.create_model(source.arch, precision=precision, device=torch_device,
+                                       force_preprocess_cfg=source.preprocess)
+    load_weights(model, state_dict, source.weights, allowed_missing=source.frozen_from_package)
+    model.eval()
+    if torch_device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    preprocess_cfg = PreprocessCfg(**open_clip.get_model_preprocess_cfg(model))
+    return LoadedModel(
+        model=model,
+        preprocess=image_transform_v2(preprocess_cfg, is_train=False),
+        tokenizer=open_clip.get_tokenizer(source.arch),
+        model_id=f"{source.name}@{digest[:12]}",
+        embed_dim=int(open_clip.get_model_config(source.arch)["embed_dim"]),
+        device=torch_device,
+        arch=source.arch,
+        precision=precision,
+    )
+
+
+@contextlib.contextmanager
+def _open_clip_warnings_muted() -> Iterator[None]:
+    """Silence open_clip's root-logger warnings (it logs through ``logging`` directly) for one call."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _check_device(device: str) -> torch.device:
+    try:
+        torch_device = torch.device(device)
+    except RuntimeError as exc:
+        raise InputError(f"device {device!r} is not a torch device; use cpu or cuda") from exc
+    if torch_device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} asked for, but no CUDA GPU is available here; use --device cpu")
+    return torch_device
+
+
+def _resolve_source(name_or_path: str, weights: Path | None) -> _Source:
+    """Decide architecture, weights file and preprocessing for what the user named."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return _folder_source(path, weights)
+    if path.is_file():
+        if weights is not None:
+            raise InputError(f"both a weights file as the model ({name_or_path!r}) and --weights {weights} were "
+                             f"given; pass the architecture or registry name as --model instead")
+        entry = entry_for_filename(path)
+        if entry is None:
+            raise InputError(f"cannot tell which architecture {path.name!r} is; pass --model NAME --weights "
+                             f"{path} (NAME: a registry name such as ViT-B-32, or an open_clip architecture), or "
+                             f"a folder holding {FOLDER_CONFIG} and the weights")
+        return _entry_source(entry, path)
+    if path.suffix in WEIGHTS_SUFFIXES or len(path.parts) > 1:
+        raise ModelNotFoundError(f"model file or folder {name_or_path!r} does not exist; check the path")
+    if name_or_path in open_clip.list_models() and name_or_path not in REGISTRY and name_or_path not in ALIASES:
+        if weights is None:
+            raise ModelNotFoundError(f"{name_or_path!r} is an architecture without registered weights; pass a "
+                                     f"weights file with --weights PATH")
+        return _Source(name=name_or_path, arch=name_or_path, weights=weights, preprocess={})
+    entry = get_entry(name_or_path)
+    return _entry_source(entry, weights if weights is not None else find_weights(entry))
+
+
+def _entry_source(entry: WeightsEntry, weights: Path) -> _Source:
+    preprocess = {key: value for key, value in asdict(entry.preprocess).items() if key != "size"}
+    return _Source(name=entry.name, arch=entry.arch, weights=weights, preprocess=preprocess, entry=entry,
+                   frozen_from_package=entry.frozen_from_package)
+
+
+def _folder_source(folder: Path, weights: Path | None) -> _Source:
+    """A folder in open_clip's Hub layout: ``open_clip_config.json`` (``model_cfg``, ``preprocess_cfg``) + weights."""
+    config_file = folder / FOLDER_CONFIG
+    try:
+        config = json.loads(config_file.read_text())
+        model_cfg = config["model_cfg"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelNotFoundError(f"model folder {str(folder)!r} needs a readable {FOLDER_CONFIG} with a "
+                                 f"'model_cfg' entry ({exc!r}); write one as open_clip's push_to_hf_hub does") from exc
+    if weights is None:
+        weights = next((folder / name for name in FOLDER_WEIGHTS if (folder / name).is_file()), None)
+        if weights is None:
+            raise ModelNotFoundError(f"model folder {str(folder)!r} holds no weights file (looked for "
+                                     f"{', '.join(FOLDER_WEIGHTS)}); add one or pass --weights PATH")
+    # one architecture name per folder, so two folders with equal names never share a config
+    arch = f"{folder.name}-{hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:8]}"
+    register_config(arch, model_cfg)
+    return _Source(name=folder.name, arch=arch, weights=weights, preprocess=config.get("preprocess_cfg", {}))
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read a state dict safely from ``.safetensors`` or a ``torch.save`` file (``weights_only``).
+
+    Accepts open_clip_train checkpoints (``{"state_dict": ...}`` with ``module.`` prefixes).
+    """
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            checkpoint: Any = load_file(path)
+        else:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(f"{path} is not a plain weights file: unpickling it would run code or build objects "
+                           f"other than tensors, so it was refused ({str(exc).splitlines()[0]}); use a "
+                           f"safetensors file or a state dict saved with torch.save") from exc
+    except Exception as exc:  # torch and safetensors raise RuntimeError, EOFError, OSError, SafetensorError
+        raise WeightsError(f"{path} cannot be read as a weights file ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); it is truncated or "
+                           f"corrupt: download or export it again") from exc
+    if isinstance(checkpoint, Mapping) and "state_dict" in checkpoint:
+        checkpoint = checkpoint["state_dict"]
+    if not isinstance(checkpoint, Mapping) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise WeightsError(f"{path} does not hold a state dict (a mapping of names to tensors); export one with "
+                           f"torch.save(model.state_dict(), path)")
+    return {key.removeprefix("module."): value for key, value in checkpoint.items()}
+
+
+def load_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], path: Path,
+                 allowed_missing: tuple[str, ...] = ()) -> None:
+    """Load ``state_dict`` strictly; only keys starting with ``allowed_missing`` prefixes may be absent."""
+    try:
+        result = model.load_state_dict(state_dict, strict=False)
+    except RuntimeError as exc:
+        mismatches = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        raise WeightsError(f"{path} does not fit this architecture: {'; '.join(mismatches[:3]) or exc}; "
+                           f"choose the --model the weights were trained with") from exc
+    missing = [key for key in result.missing_keys if not key.startswith(allowed_missing)]
+    if missing or result.unexpected_keys:
+        raise WeightsError(f"{path} does not fit this architecture: {len(missing)} missing keys "
+                           f"{missing[:3]}, {len(result.unexpected_keys)} unexpected keys "
+                           f"{result.unexpected_keys[:3]}; choose the --model the weights were trained with")
+
+
+def save_weights(state_dict: Mapping[str, torch.Tensor], path: Path, drop_prefixes: tuple[str, ...] = ()) -> Path:
+    """Write a state dict as safetensors, leaving out keys under ``drop_prefixes`` (towers shipped by a package)."""
+    from safetensors.torch import save_file
+
+    tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()
+               if not key.startswith(drop_prefixes)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
+    return path

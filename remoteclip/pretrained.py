@@ -1,0 +1,196 @@
+"""The weights table: every model the project can load by name, and where its weights come from.
+
+Finding (:func:`find_weights`), checking (:func:`check_weights`) and loading (``remoteclip.factory``) are three
+separate steps. Official RemoteCLIP checkpoints come from the Hugging Face Hub (cache under ``HF_HOME``, the Hub's
+own layout); the project's own model ships inside the package.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from open_clip.transform import PreprocessCfg
+
+from remoteclip.errors import ModelNotFoundError, WeightsError
+from remoteclip.model_configs import PKG_SCHEME, package_path
+
+REMOTECLIP_HUB_REPO = "chendelong/RemoteCLIP"
+#: the Hub commit "Upload 3 files" (27 Jul 2023) that added the three checkpoints
+REMOTECLIP_REVISION = "bf1d8a3ccf2ddbf7c875705e46373bfe542bce38"
+DEFAULT_MODEL = "explorer-small"
+#: seconds allowed to find out whether the Hub is reachable before reporting it offline
+HUB_PROBE_TIMEOUT_S = 4.0
+
+#: RemoteCLIP was trained with OpenAI CLIP's preprocessing at 224 px.
+OPENAI_CLIP_PREPROCESS = PreprocessCfg(
+    size=224, mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD, interpolation="bicubic", resize_mode="shortest"
+)
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One loadable model: its open_clip architecture, where its weights live, and how images are preprocessed."""
+
+    name: str
+    arch: str
+    preprocess: PreprocessCfg
+    description: str
+    #: Hub source (``hub_repo``/``filename`` at ``revision``), or ``package_file`` as ``pkg://package/path``
+    hub_repo: str | None = None
+    filename: str | None = None
+    revision: str | None = None
+    package_file: str | None = None
+    #: expected file size and SHA-256 (None where not published)
+    size_bytes: int | None = None
+    sha256: str | None = None
+    #: state-dict key prefixes a checkpoint may omit because model creation loaded them from a pip package
+    frozen_from_package: tuple[str, ...] = field(default=())
+
+    @property
+    def source(self) -> str:
+        """Where the weights come from, for messages and ``models`` listings."""
+        if self.package_file:
+            return self.package_file
+        return f"hf://{self.hub_repo}/{self.filename}@{(self.revision or 'main')[:7]}"
+
+
+def _official(arch: str, description: str) -> WeightsEntry:
+    return WeightsEntry(
+        name=f"RemoteCLIP-{arch}", arch=arch, preprocess=OPENAI_CLIP_PREPROCESS, description=description,
+        hub_repo=REMOTECLIP_HUB_REPO, filename=f"RemoteCLIP-{arch}.pt", revision=REMOTECLIP_REVISION,
+    )
+
+
+# Sizes and SHA-256 of the official files are not published in a form reachable from here (the Hub lists
+# 408 MB / 605 MB / 1.71 GB); they stay None and the loader's strict state-dict check guards instead.
+REGISTRY: dict[str, WeightsEntry] = {
+    entry.name: entry
+    for entry in (
+        _official("RN50", "RemoteCLIP ResNet-50 (official, 102M params)"),
+        _official("ViT-B-32", "RemoteCLIP ViT-B/32 (official, 151M params)"),
+        _official("ViT-L-14", "RemoteCLIP ViT-L/14 (official, 428M params)"),
+        WeightsEntry(
+            name="explorer-small", arch="explorer-small",
+            preprocess=PreprocessCfg(size=224, interpolation="bicubic", resize_mode="shortest"),
+            description="project model: EfficientNet-Lite0 + all-MiniLM-L6-v2, trained on ../shared/data captions",
+            package_file=f"{PKG_SCHEME}remoteclip/weights/explorer-small.safetensors",
+            frozen_from_package=("text.transformer.",),
+        ),
+    )
+}
+ALIASES: dict[str, str] = {arch: f"RemoteCLIP-{arch}" for arch in ("RN50", "ViT-B-32", "ViT-L-14")}
+
+
+def get_entry(name: str) -> WeightsEntry:
+    """The registry entry for a name or alias (``RN50`` means ``RemoteCLIP-RN50``)."""
+    entry = REGISTRY.get(ALIASES.get(name, name))
+    if entry is None:
+        known = ", ".join([*REGISTRY, *ALIASES])
+        raise ModelNotFoundError(f"unknown model {name!r}; known models: {known}; or pass a weights file or "
+                                 f"a folder with open_clip_config.json")
+    return entry
+
+
+def entry_for_filename(path: Path) -> WeightsEntry | None:
+    """The entry whose official file name ``path`` carries (``RemoteCLIP-ViT-B-32.pt``), if any."""
+    return next((entry for entry in REGISTRY.values() if entry.filename == path.name), None)
+
+
+def hub_cache_dir() -> Path:
+    """The Hub cache folder as the Hub resolves it now (``HF_HUB_CACHE``, else ``HF_HOME/hub``)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    hf_home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "huggingface"
+    return Path(hf_home) / "hub"
+
+
+def cached_weights(entry: WeightsEntry) -> Path | None:
+    """The local file of ``entry`` if it is shipped or already in the Hub cache, without touching the network."""
+    if entry.package_file:
+        try:
+            return package_path(entry.package_file)
+        except ModelNotFoundError:
+            return None
+    from huggingface_hub import try_to_load_from_cache
+
+    hit = try_to_load_from_cache(entry.hub_repo, entry.filename, cache_dir=hub_cache_dir(), revision=entry.revision)
+    return Path(hit) if isinstance(hit, str) else None
+
+
+def find_weights(entry: WeightsEntry) -> Path:
+    """Local path of ``entry``'s weights: shipped, cached, or downloaded from the Hub (fails fast offline)."""
+    if entry.package_file:
+        return package_path(entry.package_file)
+    cached = cached_weights(entry)
+    if cached is not None:
+        return cached
+    offline_reason = _hub_offline_reason()
+    if offline_reason:
+        raise _not_downloadable(entry, offline_reason)
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(entry.hub_repo, entry.filename, revision=entry.revision,
+                                    cache_dir=hub_cache_dir(), etag_timeout=HUB_PROBE_TIMEOUT_S))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        raise _not_downloadable(entry, str(exc).splitlines()[0]) from exc
+
+
+def _not_downloadable(entry: WeightsEntry, reason: str) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"weights {entry.filename!r} of model {entry.name!r} are not cached under {hub_cache_dir()} and cannot be "
+        f"downloaded from the Hugging Face Hub repo {entry.hub_repo!r} ({reason}); download "
+        f"https://huggingface.co/{entry.hub_repo}/resolve/{entry.revision or 'main'}/{entry.filename} elsewhere "
+        f"and pass it with --model {entry.name} --weights PATH"
+    )
+
+
+def _hub_offline_reason() -> str | None:
+    """Why the Hub cannot be reached right now, or None when a connection opens within the probe timeout."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set"
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    address = (endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443))
+
+    def connect() -> None:
+        socket.create_connection(address, timeout=HUB_PROBE_TIMEOUT_S).close()
+
+    # name resolution has no timeout of its own, so the probe runs in a thread with a deadline
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        pool.submit(connect).result(timeout=HUB_PROBE_TIMEOUT_S)
+    except concurrent.futures.TimeoutError:
+        return f"no answer from {address[0]} within {HUB_PROBE_TIMEOUT_S:.0f} s"
+    except OSError as exc:
+        return f"cannot reach {address[0]}: {exc}"
+    finally:
+        pool.shutdown(wait=False)
+    return None
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def check_weights(path: Path, entry: WeightsEntry | None = None) -> str:
+    """Check a weights file against ``entry``'s expected size and SHA-256; return its SHA-256."""
+    if not path.is_file():
+        raise ModelNotFoundError(f"weights file {str(path)!r} does not exist; pass an existing file with --weights")
+    if entry is not None and entry.size_bytes is not None and path.stat().st_size != entry.size_bytes:
+        raise WeightsError(f"{path} has {path.stat().st_size} bytes but {entry.name} weights have "
+                           f"{entry.size_bytes}; the file is truncated or not {entry.filename}; download it again")
+    digest = file_sha256(path)
+    if entry is not None and entry.sha256 is not None and digest != entry.sha256:
+        raise WeightsError(f"{path} has SHA-256 {digest[:12]}… but {entry.name} weights have "
+                           f"{entry.sha256[:12]}…; download {entry.filename} again")
+    return digest
