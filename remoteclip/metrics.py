@@ -3,8 +3,8 @@
 Everything here takes numpy arrays (never models or images) and returns numbers or arrays:
 
 - classification: :func:`topk_accuracy`, :func:`confusion_matrix`;
-- image-text retrieval: :func:`retrieval_recall` (R@k both directions, several captions per image, and the mean
-  recall ``mR`` of the six figures, all in 0..100);
+- image-text retrieval: :func:`retrieval_ranks` and :func:`recall_at_k`, or both at once :func:`retrieval_recall`
+  (R@k both directions, several captions per image, and the mean recall ``mR`` of the six figures, in 0..100);
 - probes on frozen features: :func:`knn_scores` (k = 20, T = 0.07, similarity-weighted votes),
   :func:`linear_probe` (scikit-learn logistic regression, ``C`` chosen on a validation split),
   :func:`few_shot_indices` (k shots per class);
@@ -65,29 +65,23 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, n_classes: int) -> n
     return matrix
 
 
-def retrieval_recall(
-    image_emb: np.ndarray,
-    text_emb: np.ndarray,
-    text_image: np.ndarray,
-    ks: Sequence[int] = RETRIEVAL_KS,
-    chunk_size: int = 1024,
-) -> dict[str, float]:
-    """Image-to-text and text-to-image recall@k and their mean ``mR``, in 0..100 as the paper reports them.
+def retrieval_ranks(
+    image_emb: np.ndarray, text_emb: np.ndarray, text_image: np.ndarray, chunk_size: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """0-based ranks of the right answers in image-to-text and text-to-image retrieval.
 
-    An image counts as retrieved at ``k`` when any of its captions is among the ``k`` texts most similar to it; a
-    caption when its own image is among the ``k`` images most similar to it. Similarities are cosine (rows are
-    L2-normalised here), computed ``chunk_size`` rows at a time so memory stays ``O(chunk_size * max(N, T))``.
-    Ties are counted in the query's favour.
+    An image's rank is that of its best-ranked caption among all captions; a caption's rank is that of its own
+    image among all images (ties count in the query's favour). Similarities are cosine (rows are L2-normalised
+    here), computed ``chunk_size`` rows at a time so memory stays ``O(chunk_size * max(N, T))``.
 
     Args:
         image_emb: ``(N, D)`` image embeddings.
         text_emb: ``(T, D)`` caption embeddings.
         text_image: ``(T,)`` index into ``image_emb`` of each caption's image.
-        ks: the recall cut-offs.
         chunk_size: rows of the similarity matrix computed at once.
 
     Returns:
-        ``{"i2t_R@1": …, "t2i_R@1": …, …, "mR": …}``.
+        ``(image_ranks (N,), text_ranks (T,))``.
     """
     images = _l2_normalise(image_emb)
     texts = _l2_normalise(text_emb)
@@ -98,27 +92,42 @@ def retrieval_recall(
     if text_image.min() < 0 or text_image.max() >= len(images):
         raise InputError(f"text_image must index 0..{len(images) - 1}, got {text_image.min()}..{text_image.max()}")
 
-    image_ranks = np.empty(len(images), dtype=np.int64)  # rank of each image's best caption
+    image_ranks = np.empty(len(images), dtype=np.int64)
     for start in range(0, len(images), chunk_size):
         sims = images[start : start + chunk_size] @ texts.T
         rows = np.arange(start, start + len(sims))
-        own = text_image[None, :] == rows[:, None]
-        best_own = np.where(own, sims, -np.inf).max(axis=1)
+        best_own = np.where(text_image[None, :] == rows[:, None], sims, -np.inf).max(axis=1)
         image_ranks[start : start + len(sims)] = (sims > best_own[:, None]).sum(axis=1)
 
-    text_ranks = np.empty(len(texts), dtype=np.int64)  # rank of each caption's image
+    text_ranks = np.empty(len(texts), dtype=np.int64)
     for start in range(0, len(texts), chunk_size):
         sims = texts[start : start + chunk_size] @ images.T
         own = sims[np.arange(len(sims)), text_image[start : start + len(sims)]]
         text_ranks[start : start + len(sims)] = (sims > own[:, None]).sum(axis=1)
+    return image_ranks, text_ranks
 
-    result: dict[str, float] = {}
-    for k in ks:
-        result[f"i2t_R@{k}"] = 100.0 * float((image_ranks < k).mean())
-    for k in ks:
-        result[f"t2i_R@{k}"] = 100.0 * float((text_ranks < k).mean())
+
+def recall_at_k(image_ranks: np.ndarray, text_ranks: np.ndarray, ks: Sequence[int] = RETRIEVAL_KS) -> dict[str, float]:
+    """R@k in both directions from :func:`retrieval_ranks`, and their mean ``mR``, in 0..100 as the paper.
+
+    Returns:
+        ``{"i2t_R@1": …, …, "t2i_R@1": …, …, "mR": …}``.
+    """
+    result = {f"i2t_R@{k}": 100.0 * float((np.asarray(image_ranks) < k).mean()) for k in ks}
+    result |= {f"t2i_R@{k}": 100.0 * float((np.asarray(text_ranks) < k).mean()) for k in ks}
     result["mR"] = float(np.mean(list(result.values())))
     return result
+
+
+def retrieval_recall(
+    image_emb: np.ndarray,
+    text_emb: np.ndarray,
+    text_image: np.ndarray,
+    ks: Sequence[int] = RETRIEVAL_KS,
+    chunk_size: int = 1024,
+) -> dict[str, float]:
+    """Image-to-text and text-to-image R@k and ``mR`` (0..100) for captions ``text_image``-indexed to images."""
+    return recall_at_k(*retrieval_ranks(image_emb, text_emb, text_image, chunk_size), ks)
 
 
 def knn_scores(
@@ -157,7 +166,7 @@ class ProbeResult:
 
     probs: np.ndarray  # (N_test, C)
     C: float
-    val_top1: float  # validation accuracy at the chosen C
+    val_top1: float | None  # validation accuracy at the chosen C (None without validation images)
 
 
 def linear_probe(
@@ -168,11 +177,13 @@ def linear_probe(
     test_x: np.ndarray,
     n_classes: int,
     Cs: Sequence[float] = DEFAULT_CS,
+    refit: bool = True,
     max_iter: int = 1000,
 ) -> ProbeResult:
-    """Logistic regression on frozen features: pick ``C`` on the validation split, refit on train + val.
+    """Logistic regression on frozen features: pick ``C`` on the validation split, then refit on train + val.
 
-    Features are L2-normalised. Classes missing from the training data get probability 0.
+    Features are L2-normalised. Classes missing from the training data get probability 0. ``refit=False`` keeps
+    the final fit on the training part only (few-shot: the validation images only choose ``C``).
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -185,16 +196,18 @@ def linear_probe(
     def fit(x: np.ndarray, y: np.ndarray, c: float) -> LogisticRegression:
         return LogisticRegression(C=c, max_iter=max_iter).fit(x, y)
 
-    best_c, best_acc = Cs[0], -1.0
+    best_c, best_acc = 1.0, None  # scikit-learn's default when there is nothing to choose on
     if len(val):
         for c in Cs:
             acc = float((fit(train, train_y, c).predict(val) == val_y).mean())
-            if acc > best_acc:
+            if best_acc is None or acc > best_acc:
                 best_c, best_acc = c, acc
-    final = fit(np.concatenate([train, val]), np.concatenate([train_y, val_y]), best_c)
+    if refit and len(val):
+        train, train_y = np.concatenate([train, val]), np.concatenate([train_y, val_y])
+    final = fit(train, train_y, best_c)
     probs = np.zeros((len(test), n_classes), dtype=np.float64)
     probs[:, final.classes_] = final.predict_proba(test)
-    return ProbeResult(probs=probs, C=float(best_c), val_top1=max(best_acc, 0.0))
+    return ProbeResult(probs=probs, C=float(best_c), val_top1=best_acc)
 
 
 def few_shot_indices(labels: np.ndarray, shots: int, seed: int) -> np.ndarray:

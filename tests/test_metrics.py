@@ -62,6 +62,8 @@ def test_retrieval_recall_hand_made() -> None:
     # image 0's best text is its caption 0; image 1's own caption 2 (0.196) is beaten by caption 1 (0.98)
     assert (got["i2t_R@1"], got["i2t_R@2"]) == pytest.approx((200 / 3, 100.0))
     assert got["mR"] == pytest.approx(np.mean([got[k] for k in got if k != "mR"]))
+    image_ranks, text_ranks = metrics.retrieval_ranks(images, texts, text_image)
+    assert image_ranks.tolist() == [0, 1, 0] and text_ranks.tolist() == [0, 2, 1, 0]
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 1000])
@@ -127,6 +129,16 @@ def test_linear_probe_keeps_absent_classes_as_zero_columns() -> None:
     assert result.probs.shape == (4, 3)
     assert np.all(result.probs[:, 1] == 0)
     np.testing.assert_array_equal(result.probs.argmax(1), [0, 0, 2, 2])
+    assert result.C == 1.0 and result.val_top1 is None  # nothing to choose C on
+
+
+def test_linear_probe_without_refit_ignores_validation_labels() -> None:
+    # validation points sit on the other side with flipped labels: refitting on them would change predictions
+    x = np.array([[1.0, 0.0], [0.0, 1.0]])
+    val_x = np.array([[1.0, 0.05], [0.05, 1.0]])
+    kept = metrics.linear_probe(x, [0, 1], val_x, np.array([1, 0]), x, n_classes=2, refit=False)
+    np.testing.assert_array_equal(kept.probs.argmax(1), [0, 1])
+    assert kept.val_top1 == 0.0
 
 
 def test_few_shot_indices() -> None:
