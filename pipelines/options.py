@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 DEFAULT_DB = Path("data/library")
 
-format_option = click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["table", "json", "geojson"]),
-    default="table",
-    show_default=True,
-    help="Output format; json and geojson are for scripts.",
-)
+
+def output_format_option(*choices: str) -> Callable[[F], F]:
+    """``--format`` with these choices, the first being the default."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(list(choices)),
+        default=choices[0],
+        show_default=True,
+        help="Output format; json and geojson are for scripts.",
+    )
+
+
+format_option = output_format_option("table", "json", "geojson")
 db_option = click.option(
     "--db",
     type=click.Path(file_okay=False, path_type=Path),
