@@ -22,7 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "embed": "pipelines.model_cmds:embed",
     "classify": "pipelines.model_cmds:classify",
     "count": "pipelines.model_cmds:count",
-    "build-trainset": "pipelines.build_trainset:build_trainset",
+    "build-trainset": "pipelines.build_trainset:build_trainset_command",
     "train": "pipelines.train_cmd:train",
     "evaluate": "pipelines.evaluate_cmd:evaluate",
     "bench": "pipelines.bench:bench",
@@ -75,7 +75,10 @@ def cli(verbose: int, quiet: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: user errors become one line on stderr and exit code 1."""
     try:
-        cli.main(args=argv, prog_name="remoteclip-explorer", standalone_mode=False)
+        # without standalone mode, click returns (not raises) the code of a command's `Exit`
+        exit_code = cli.main(args=argv, prog_name="remoteclip-explorer", standalone_mode=False)
+        if isinstance(exit_code, int) and exit_code:
+            sys.exit(exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
