@@ -124,6 +124,15 @@ class ChipIndex:
         rows = table.search().select(["model_id"]).limit(1).to_arrow()
         return rows["model_id"][0].as_py() if rows.num_rows else None
 
+    def check_model(self, model_id: str) -> None:
+        """Refuse a model other than the one whose vectors the table already holds."""
+        existing = self.model_id
+        if existing is not None and existing != model_id:
+            raise ChipIndexError(
+                f"{self.db_dir} holds vectors of model {existing!r}, not {model_id!r}; use the model it was "
+                "built with (--model/--weights), or another --db"
+            )
+
     def count_rows(self, where: str | None = None) -> int:
         """Number of chips (matching the SQL ``where`` when given)."""
         table = self.table
@@ -160,12 +169,8 @@ class ChipIndex:
                 return None
             self._table = self._db.create_table(self.table_name, schema=chips_schema(dim))
             return self._table
-        existing = self.model_id
-        if models and existing is not None and existing not in models:
-            raise ChipIndexError(
-                f"{self.db_dir} holds vectors of model {existing!r}, not {models.pop()!r}; "
-                "ingest into another --db, or delete its scenes first"
-            )
+        if models:
+            self.check_model(models.pop())
         if rows.num_rows and dim != self.dim:
             raise ChipIndexError(f"{self.db_dir} holds {self.dim}-d vectors, these rows have {dim}-d vectors")
         return table

@@ -32,6 +32,8 @@ RASTER_SUFFIXES: frozenset[str] = frozenset({".tif", ".tiff", ".vrt", ".jpg", ".
 STATS_PX = 1024
 #: lower and upper percentiles of the stretch to uint8
 STRETCH_PERCENTILES = (2.0, 98.0)
+#: GDAL block cache, in MB
+GDAL_CACHE_MB = 256
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,11 @@ class Scene:
             values = values[np.isfinite(values)]
             lo[i], hi[i] = np.percentile(values, STRETCH_PERCENTILES) if values.size else (0.0, 1.0)
         return Stretch(lo=lo, hi=hi)
+
+
+def gdal_env() -> rasterio.Env:
+    """GDAL settings for chip reading: a bounded block cache, so memory does not grow with the scene."""
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
 
 
 @contextmanager

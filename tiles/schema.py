@@ -8,10 +8,14 @@ georeference; such chips never match an AOI) and ``centroid_lon`` / ``centroid_l
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
+from tiles.georef import ChipGeoref
 from tiles.grid import ChipWindow
 
 TABLE_NAME = "chips"
@@ -60,3 +64,49 @@ def chip_id_for(scene_id: str, window: ChipWindow) -> str:
     """Id of a chip from its scene and window: re-ingesting a scene yields the same ids."""
     key = f"{scene_id}/{window.level}/{window.col_off}/{window.row_off}/{window.width}/{window.height}"
     return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()[:ID_HEX]
+
+
+@dataclass(frozen=True)
+class ChipRecord:
+    """Everything about one chip except its vector: what ingest collects before encoding."""
+
+    scene_id: str
+    scene_path: str
+    window: ChipWindow
+    georef: ChipGeoref
+    #: source CRS as ``EPSG:n`` when it has a code, else WKT; None for images without a georeference
+    crs: str | None
+    thumbnail: bytes
+
+
+def rows_table(records: Sequence[ChipRecord], vectors: np.ndarray, model_id: str) -> pa.Table:
+    """The ``chips`` rows of ``records`` with their ``(N, D)`` float32 ``vectors``."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != len(records):
+        raise ValueError(f"{len(records)} records but vectors of shape {vectors.shape}")
+    columns = {
+        "chip_id": [chip_id_for(r.scene_id, r.window) for r in records],
+        "scene_id": [r.scene_id for r in records],
+        "scene_path": [r.scene_path for r in records],
+        "level": [r.window.level for r in records],
+        "col_off": [r.window.col_off for r in records],
+        "row_off": [r.window.row_off for r in records],
+        "width": [r.window.width for r in records],
+        "height": [r.window.height for r in records],
+        "crs": [r.crs for r in records],
+        "minx": [r.georef.bbox[0] for r in records],
+        "miny": [r.georef.bbox[1] for r in records],
+        "maxx": [r.georef.bbox[2] for r in records],
+        "maxy": [r.georef.bbox[3] for r in records],
+        "footprint": [r.georef.footprint.wkb for r in records],
+        "gsd_m": [r.georef.gsd_m for r in records],
+        "pixel_space": [r.georef.pixel_space for r in records],
+        "centroid_lon": [r.georef.centroid[0] for r in records],
+        "centroid_lat": [r.georef.centroid[1] for r in records],
+        "thumbnail": [r.thumbnail for r in records],
+        "model_id": [model_id] * len(records),
+    }
+    schema = chips_schema(vectors.shape[1])
+    arrays = [pa.array(columns[name], type=schema.field(name).type) for name in METADATA_COLUMNS]
+    vector_array = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
+    return pa.Table.from_arrays([*arrays, vector_array], schema=schema)
