@@ -1,0 +1,193 @@
+"""``remoteclip-explorer build-trainset``: image-caption pairs from ``../shared/data`` by B2C, M2B and captions.
+
+Output folder layout (what ``remoteclip-explorer train --trainset`` and ``open_clip_train --train-data`` read)::
+
+    pairs.tsv          filepath<TAB>caption<TAB>source<TAB>dataset, one row per caption (5 per image);
+                       filepath is relative to the folder; source is b2c | m2b | human | scene
+    images/<dataset>/  the chips and images, ``--out-px`` square, WebP (small enough to move to a GPU machine)
+                       or JPEG
+    DATASET_CARD.md    pairs per source and dataset, caption examples
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from pipelines.options import overwrite_option
+from pipelines.trainset_sources import BOX_SOURCES, CAPTION_SOURCES, BoxScene, CaptionedImage, held_out_images
+from remoteclip.boxes import clip_boxes
+from remoteclip.captions import b2c_captions
+from remoteclip.dedup import NearDuplicateFilter, perceptual_hash
+from remoteclip.errors import InputError
+from tiles.grid import ChipSpec, ChipWindow, iter_windows
+from tiles.reader import open_scene
+
+log = logging.getLogger(__name__)
+
+PAIRS_FILE = "pairs.tsv"
+CARD_FILE = "DATASET_CARD.md"
+PAIR_COLUMNS = ("filepath", "caption", "source", "dataset")
+
+
+@dataclass
+class TrainsetStats:
+    """What was written and what was dropped, for the dataset card."""
+
+    images: Counter[tuple[str, str]] = field(default_factory=Counter)
+    pairs: Counter[tuple[str, str]] = field(default_factory=Counter)
+    duplicates: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+
+def scene_windows(width: int, height: int, scene: BoxScene) -> Iterator[ChipWindow]:
+    """Full (unclipped) grid windows at each level, then the image's centre square."""
+    if scene.levels:
+        for window in iter_windows(width, height, ChipSpec(chip_px=scene.chip_px, levels=scene.levels)):
+            if window.width == window.span_px and window.height == window.span_px:
+                yield window
+    side = min(width, height)
+    yield ChipWindow(level=0, col_off=(width - side) // 2, row_off=(height - side) // 2,
+                     width=side, height=side, span_px=side)
+
+
+def box_scene_chips(scene: BoxScene, out_px: int) -> Iterator[tuple[str, np.ndarray, list[str]]]:
+    """(chip name, uint8 chip, five B2C captions) for every chip of the scene that holds at least one box."""
+    with open_scene(scene.boxes.image) as raster:
+        for window in scene_windows(raster.width, raster.height, scene):
+            bounds = (window.col_off, window.row_off, window.col_off + window.width, window.row_off + window.height)
+            boxes = clip_boxes(scene.boxes.boxes, bounds)
+            if not boxes:
+                continue
+            chip = raster.read_chip(window, out_px, min_valid=0.9)
+            if chip is not None:
+                name = f"{scene.boxes.image.stem}_L{window.level}_{window.col_off}_{window.row_off}"
+                yield name, chip, b2c_captions(boxes, window.width, window.height)
+
+
+def captioned_chip(item: CaptionedImage, out_px: int) -> np.ndarray:
+    """The image of a captioned pair, resized to ``out_px`` square."""
+    with Image.open(item.image) as image:
+        return np.asarray(image.convert("RGB").resize((out_px, out_px), Image.Resampling.BICUBIC))
+
+
+class TrainsetWriter:
+    """Writes chips as JPEG and their captions as rows of ``pairs.tsv``, skipping near duplicates."""
+
+    def __init__(self, out: Path, image_format: str, quality: int, dedup: NearDuplicateFilter) -> None:
+        self.out = out
+        self.image_format = image_format
+        self.quality = quality
+        self.dedup = dedup
+        self.stats = TrainsetStats()
+        self._file = open(out / PAIRS_FILE, "w", newline="")
+        self._rows = csv.writer(self._file, delimiter="\t", quoting=csv.QUOTE_MINIMAL)
+        self._rows.writerow(PAIR_COLUMNS)
+
+    def add(self, source: str, dataset: str, name: str, chip: np.ndarray, captions: list[str]) -> None:
+        """Write one image and its captions unless it nearly duplicates an earlier or a held-out image."""
+        image = Image.fromarray(chip)
+        if not self.dedup.keep(perceptual_hash(image)):
+            self.stats.duplicates[dataset] += 1
+            return
+        relative = Path("images") / dataset / f"{name}.{self.image_format}"
+        (self.out / relative).parent.mkdir(parents=True, exist_ok=True)
+        image.save(self.out / relative, quality=self.quality)
+        for caption in captions:
+            self._rows.writerow((relative.as_posix(), caption, source, dataset))
+        self.stats.images[source, dataset] += 1
+        self.stats.pairs[source, dataset] += len(captions)
+        examples = self.stats.examples.setdefault(dataset, [])
+        if len(examples) < 5 and self.stats.images[source, dataset] % 7 == 1:
+            examples.append(f"`{relative.as_posix()}`: " + " / ".join(captions))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def write_trainset(data: Path, out: Path, out_px: int = 160, image_format: str = "webp", quality: int = 80,
+                   progress: bool = True) -> TrainsetStats:
+    """Build the training pairs from ``data`` (``../shared/data``) into ``out``; returns what was written."""
+    if not (data / "rsscn7").is_dir():
+        raise InputError(f"{data} does not look like ../shared/data (no rsscn7/ inside); pass --data")
+    out.mkdir(parents=True, exist_ok=True)
+    dedup = NearDuplicateFilter()
+    for path in held_out_images(data):
+        with Image.open(path) as image:
+            dedup.add(perceptual_hash(image.convert("RGB")))
+    held_out = len(dedup)
+    box_scenes = [scene for make in BOX_SOURCES for scene in make(data)]
+    captioned = [item for make in CAPTION_SOURCES for item in make(data)]
+    writer = TrainsetWriter(out, image_format, quality, dedup)
+    try:
+        for scene in tqdm(box_scenes, desc="B2C/M2B scenes", unit="scene", disable=not progress):
+            for name, chip, captions in box_scene_chips(scene, out_px):
+                writer.add(scene.source, scene.dataset, name, chip, captions)
+        for item in tqdm(captioned, desc="captioned images", unit="image", disable=not progress):
+            writer.add(item.source, item.dataset, item.image.stem, captioned_chip(item, out_px), list(item.captions))
+    finally:
+        writer.close()
+    (out / CARD_FILE).write_text(dataset_card(writer.stats, held_out, out_px, image_format, quality))
+    return writer.stats
+
+
+def dataset_card(stats: TrainsetStats, held_out: int, out_px: int, image_format: str, quality: int) -> str:
+    """The dataset card: pairs per source and dataset, duplicates dropped, caption examples."""
+    lines = [
+        "# Dataset card: RemoteCLIP Explorer training pairs",
+        "",
+        "Built by `remoteclip-explorer build-trainset --data ../shared/data --out trainset/` from the real imagery",
+        "in `../shared/data` (licences per source folder there; several are research-only, so the pairs are",
+        "never redistributed with the project). Held-out evaluation images (`pipelines/splits.py`:",
+        "`airbus-aircraft/valid`, 20 % of rsscn7, ucm-captions and ships-google-earth per class) are excluded,",
+        f"and so is any chip whose perceptual hash is within 4 bits of one of those {held_out} held-out images or of",
+        f"an earlier chip. Images are {out_px} px squares, {image_format.upper()} quality {quality}; five captions per",
+        "image.",
+        "",
+        "Sources: `b2c` = Box-to-Caption on chips cut at several scales from labelled scenes (airbus-aircraft/train,",
+        "ships-google-earth, DOTA/DIOR samples, DeepForest trees, building footprints over xView2 Joplin and SpaceNet);",
+        "`m2b` = Mask-to-Box on Kampala building masks, then B2C; `human` = UCM-captions; `scene` = RSSCN7 labels",
+        "turned into template captions.",
+        "",
+        "| source | dataset | images | pairs | near duplicates dropped |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for (source, dataset), images in sorted(stats.images.items()):
+        lines.append(f"| {source} | {dataset} | {images} | {stats.pairs[source, dataset]} | "
+                     f"{stats.duplicates[dataset]} |")
+    lines.append(f"| **all** | | **{sum(stats.images.values())}** | **{sum(stats.pairs.values())}** | "
+                 f"**{sum(stats.duplicates.values())}** |")
+    lines += ["", "## Caption examples", ""]
+    for dataset, examples in sorted(stats.examples.items()):
+        lines += [f"**{dataset}**", ""] + [f"- {example}" for example in examples] + [""]
+    return "\n".join(lines)
+
+
+@click.command("build-trainset")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("../shared/data"),
+              show_default=True, help="The shared data folder.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("trainset"),
+              show_default=True, help="Output folder (pairs.tsv, images/, DATASET_CARD.md).")
+@click.option("--out-px", type=click.IntRange(32, 1024), default=160, show_default=True,
+              help="Side of the saved square images.")
+@click.option("--image-format", type=click.Choice(["webp", "jpeg"]), default="webp", show_default=True,
+              help="Format of the saved images.")
+@click.option("--quality", type=click.IntRange(10, 100), default=80, show_default=True, help="Encoder quality.")
+@overwrite_option
+def build_trainset(data: Path, out: Path, out_px: int, image_format: str, quality: int,
+                           overwrite: bool) -> None:
+    """Turn ../shared/data into image-caption pairs (B2C, M2B, human and scene captions) for training."""
+    if (out / PAIRS_FILE).exists() and not overwrite:
+        raise click.BadParameter(f"{out / PAIRS_FILE} exists; pass --overwrite to rebuild", param_hint="--out")
+    stats = write_trainset(data, out, out_px, image_format, quality)
+    click.echo(f"{sum(stats.images.values())} images, {sum(stats.pairs.values())} pairs, "
+               f"{sum(stats.duplicates.values())} near duplicates dropped -> {out / PAIRS_FILE}")
