@@ -22,7 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "embed": "pipelines.model_cmds:embed",
     "classify": "pipelines.model_cmds:classify",
     "count": "pipelines.model_cmds:count",
-    "build-trainset": "pipelines.build_trainset:build_trainset_command",
+    "build-trainset": "pipelines.build_trainset:build_trainset",
     "train": "pipelines.train_cmd:train",
     "evaluate": "pipelines.evaluate_cmd:evaluate",
     "bench": "pipelines.bench:bench",
