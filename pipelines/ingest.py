@@ -78,7 +78,8 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[st
 
 def ingest_paths(paths: Iterable[str | Path], index: ChipIndex, model: LoadedModel, spec: ChipSpec = ChipSpec(),
                  *, batch_size: int = 64, thumb_px: int = THUMB_PX, progress: bool = True,
-                 on_failure: Callable[[str, str], None] | None = None) -> IngestSummary:
+                 on_failure: Callable[[str, str], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> IngestSummary:
     """Ingest rasters (files, folders, globs) into ``index`` with ``model``.
 
     Args:
@@ -90,6 +91,7 @@ def ingest_paths(paths: Iterable[str | Path], index: ChipIndex, model: LoadedMod
         thumb_px: longest side of the stored JPEG thumbnails.
         progress: show a tqdm progress bar (chips) on stderr.
         on_failure: called with (path, reason) for each file that fails, as it fails.
+        on_progress: called with (chips read, chips known so far) after each chip (e.g. for the app's progress bar).
     """
     if batch_size < 1:
         raise InputError(f"batch size {batch_size} must be at least 1")
@@ -104,7 +106,7 @@ def ingest_paths(paths: Iterable[str | Path], index: ChipIndex, model: LoadedMod
         for path in files:
             bar.set_description(path.name[:40])
             try:
-                chips, skipped = _ingest_scene(path, index, model, spec, batch_size, thumb_px, bar)
+                chips, skipped = _ingest_scene(path, index, model, spec, batch_size, thumb_px, bar, on_progress)
             except (OSError, InputError) as exc:
                 reason = str(exc).removeprefix(f"{path}: ")
                 summary.failed.append((str(path), reason))
@@ -119,7 +121,7 @@ def ingest_paths(paths: Iterable[str | Path], index: ChipIndex, model: LoadedMod
 
 
 def _ingest_scene(path: Path, index: ChipIndex, model: LoadedModel, spec: ChipSpec, batch_size: int,
-                  thumb_px: int, bar: tqdm) -> tuple[int, int]:
+                  thumb_px: int, bar: tqdm, on_progress: Callable[[int, int], None] | None) -> tuple[int, int]:
     """Read, encode and write one scene; returns (chips written, chips skipped)."""
     scene_id = scene_id_for(path)
     records: list[ChipRecord] = []
@@ -134,6 +136,8 @@ def _ingest_scene(path: Path, index: ChipIndex, model: LoadedModel, spec: ChipSp
         for window in windows:
             chip = scene.read_chip(window, spec.chip_px, spec.min_valid)
             bar.update(1)
+            if on_progress:
+                on_progress(bar.n, bar.total)
             if chip is None:
                 skipped += 1
                 continue
