@@ -90,7 +90,7 @@ class Scene:
             )
             valid = self._valid_mask(data, window, rows, cols)
         except RasterioError as exc:
-            raise RasterReadError(f"{self.path}: cannot read window {window.window}: {exc}") from exc
+            raise RasterReadError(f"{self.path}: cannot read window {window.window}: {_reason(exc)}") from exc
         if valid is not None and valid.mean() < min_valid:
             return None
         rgb = self._to_rgb(data)
@@ -131,7 +131,7 @@ class Scene:
         try:
             sample = self._ds.read(self.bands, out_shape=shape, masked=True, resampling=Resampling.nearest)
         except RasterioError as exc:
-            raise RasterReadError(f"{self.path}: cannot read an overview for the stretch: {exc}") from exc
+            raise RasterReadError(f"{self.path}: cannot read an overview for the stretch: {_reason(exc)}") from exc
         lo, hi = np.empty(len(self.bands)), np.empty(len(self.bands))
         for i, band in enumerate(sample):
             values = band.compressed().astype(np.float64)
@@ -156,11 +156,16 @@ def open_scene(path: str | Path) -> Iterator[Scene]:
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             dataset = rasterio.open(path)
     except RasterioError as exc:
-        raise RasterReadError(f"{path}: not a readable raster ({exc})") from exc
+        raise RasterReadError(f"{path}: not a readable raster ({_reason(exc)})") from exc
     with dataset:
         if dataset.width < 1 or dataset.height < 1 or dataset.count < 1:
             raise RasterReadError(f"{path}: raster has no pixels or no bands")
         yield Scene(path, dataset)
+
+
+def _reason(exc: Exception) -> str:
+    """GDAL's own message: rasterio often wraps it as the cause of a generic 'Read failed'."""
+    return str(exc.__cause__ or exc)
 
 
 def _georeference(dataset: DatasetReader) -> tuple[CRS | None, Affine]:
