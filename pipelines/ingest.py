@@ -102,11 +102,11 @@ def ingest_paths(paths: Iterable[str | Path], index: ChipIndex, model: LoadedMod
         if on_failure:
             on_failure(path, reason)
     start = time.perf_counter()
-    with gdal_env(), tqdm(total=0, unit="chip", disable=not progress, dynamic_ncols=True) as bar:
+    with gdal_env(), _Progress(progress, on_progress) as tracker:
         for path in files:
-            bar.set_description(path.name[:40])
+            tracker.bar.set_description(path.name[:40])
             try:
-                chips, skipped = _ingest_scene(path, index, model, spec, batch_size, thumb_px, bar, on_progress)
+                chips, skipped = _ingest_scene(path, index, model, spec, batch_size, thumb_px, tracker)
             except (OSError, InputError) as exc:
                 reason = str(exc).removeprefix(f"{path}: ")
                 summary.failed.append((str(path), reason))
@@ -120,8 +120,37 @@ def ingest_paths(paths: Iterable[str | Path], index: ChipIndex, model: LoadedMod
     return summary
 
 
+class _Progress:
+    """Chips read out of chips known so far, shown as a tqdm bar and/or passed to a callback."""
+
+    def __init__(self, show_bar: bool, callback: Callable[[int, int], None] | None) -> None:
+        self.bar = tqdm(total=0, unit="chip", disable=not show_bar, dynamic_ncols=True)
+        self.callback = callback
+        self.done = 0
+        self.total = 0
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.bar.close()
+
+    def expect(self, chips: int) -> None:
+        """``chips`` more chips are known (a scene was opened)."""
+        self.total += chips
+        self.bar.total = self.total
+        self.bar.refresh()
+
+    def step(self) -> None:
+        """One more chip was read."""
+        self.done += 1
+        self.bar.update(1)
+        if self.callback:
+            self.callback(self.done, self.total)
+
+
 def _ingest_scene(path: Path, index: ChipIndex, model: LoadedModel, spec: ChipSpec, batch_size: int,
-                  thumb_px: int, bar: tqdm, on_progress: Callable[[int, int], None] | None) -> tuple[int, int]:
+                  thumb_px: int, tracker: _Progress) -> tuple[int, int]:
     """Read, encode and write one scene; returns (chips written, chips skipped)."""
     scene_id = scene_id_for(path)
     records: list[ChipRecord] = []
@@ -131,13 +160,10 @@ def _ingest_scene(path: Path, index: ChipIndex, model: LoadedModel, spec: ChipSp
     with open_scene(path) as scene:
         windows = list(iter_windows(scene.width, scene.height, spec))
         crs = scene.crs.to_string() if scene.crs is not None else None
-        bar.total += len(windows)
-        bar.refresh()
+        tracker.expect(len(windows))
         for window in windows:
             chip = scene.read_chip(window, spec.chip_px, spec.min_valid)
-            bar.update(1)
-            if on_progress:
-                on_progress(bar.n, bar.total)
+            tracker.step()
             if chip is None:
                 skipped += 1
                 continue
@@ -155,4 +181,3 @@ def _ingest_scene(path: Path, index: ChipIndex, model: LoadedModel, spec: ChipSp
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, model.embed_dim), dtype=np.float32)
     index.replace_scene(scene_id, rows_table(records, matrix, model.model_id))
     return len(records), skipped
-
