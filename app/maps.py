@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import folium
+from matplotlib import colormaps
 from folium.plugins import Draw
 
 #: Streamlit serves ``app/static/`` here when ``server.enableStaticServing`` is on.
@@ -106,38 +107,59 @@ def add_geojson_layer(
     name: str,
     color: str = HIT_COLOR,
     tooltip_fields: Sequence[str] = (),
-    fill_by: str | None = None,
-    fill_colors: Mapping[str, str] | None = None,
+    fill_opacity: float = 0.12,
 ) -> None:
-    """Draw a GeoJSON FeatureCollection; ``fill_by`` names a property mapped to a colour by ``fill_colors``.
+    """Draw the features of ``collection`` that have a geometry; a ``fill`` property overrides the fill colour.
 
-    Property values shown in tooltips are HTML-escaped here, so user text (queries, file names) is inert.
+    Property values shown in tooltips are HTML-escaped here, so user text (queries, file names) stays inert.
     """
-    if not collection.get("features"):
+    safe = drawable(collection, tooltip_fields)
+    if not safe["features"]:
         return
-    safe = escape_properties(collection, tooltip_fields)
 
     def style(feature: Mapping[str, Any]) -> dict[str, Any]:
-        fill = color
-        if fill_by is not None and fill_colors is not None:
-            fill = feature["properties"].get("fill") or fill_colors.get(str(feature["properties"].get(fill_by)), color)
-        return {"color": color if fill_by is None else "#333333", "weight": 2, "fillColor": fill,
-                "fillOpacity": 0.45 if fill_by else 0.12}
+        return {"color": color, "weight": 2, "fillColor": feature["properties"].get("fill", color),
+                "fillOpacity": fill_opacity}
 
-    tooltip = folium.GeoJsonTooltip(fields=list(tooltip_fields), sticky=False) if tooltip_fields else None
+    tooltip = folium.GeoJsonTooltip(fields=list(tooltip_fields)) if tooltip_fields else None
     folium.GeoJson(safe, name=name, style_function=style, tooltip=tooltip,
                    highlight_function=lambda _: {"weight": 4}).add_to(fmap)
 
 
-def escape_properties(collection: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
-    """Copy of ``collection`` whose string properties in ``fields`` are HTML-escaped."""
-    keys = set(fields)
+def drawable(collection: Mapping[str, Any], escape_fields: Iterable[str] = ()) -> dict[str, Any]:
+    """The features of ``collection`` that have a geometry, with string properties in ``escape_fields`` escaped."""
+    keys = set(escape_fields)
     features = []
     for feature in collection.get("features", []):
+        if not feature.get("geometry"):
+            continue
         props = {k: html.escape(v) if k in keys and isinstance(v, str) else v
                  for k, v in feature.get("properties", {}).items()}
         features.append({**feature, "properties": props})
     return {"type": "FeatureCollection", "features": features}
+
+
+def with_fill(collection: Mapping[str, Any], colors: Sequence[str]) -> dict[str, Any]:
+    """Copy of ``collection`` whose i-th feature gets ``fill = colors[i]``."""
+    features = [{**f, "properties": {**f["properties"], "fill": c}} for f, c in zip(collection["features"], colors)]
+    return {"type": "FeatureCollection", "features": features}
+
+
+def value_colors(values: Sequence[float], vmax: float | None = None) -> list[str]:
+    """Colours of a sequential yellow-to-red scale for ``values`` (0 .. ``vmax``, default their maximum)."""
+    top = max([*values, 1e-9]) if vmax is None else max(vmax, 1e-9)
+    scale = colormaps["YlOrRd"]
+    return [_hex(scale(0.1 + 0.85 * min(max(v, 0.0) / top, 1.0))) for v in values]
+
+
+def label_colors(labels: Sequence[str]) -> dict[str, str]:
+    """A distinct colour per label (qualitative ``tab10``/``tab20`` palette), in the order given."""
+    palette = colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    return {label: _hex(palette(i % palette.N)) for i, label in enumerate(labels)}
+
+
+def _hex(rgba: tuple[float, ...]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*(round(255 * c) for c in rgba[:3]))
 
 
 def finish_map(fmap: folium.Map) -> folium.Map:
@@ -155,6 +177,14 @@ def legend_html(entries: Sequence[tuple[str, str]], title: str = "") -> str:
     )
     head = f"<b>{html.escape(title)}</b>" if title else ""
     return f'<div style="font-size:0.85rem;line-height:1.6">{head}{rows}</div>'
+
+
+def extent(boxes: Iterable[Bounds]) -> Bounds | None:
+    """The box around all ``boxes``, or None when there are none."""
+    boxes = list(boxes)
+    if not boxes:
+        return None
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 def _centre(bounds: Bounds) -> list[float]:

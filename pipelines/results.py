@@ -1,7 +1,7 @@
-"""Search results as map layers and exports: GeoJSON of hits, hits merged into regions, CSV, hit under a click.
+"""Index contents as map layers, tables and exports: hits merged into regions, CSV, hit under a click, scenes.
 
-Plain data in (``tiles.index.Hit`` lists), plain data out (GeoJSON dicts, CSV text), so the CLI, the app and
-the benchmark share them. Chips without a georeference (``pixel_space``) cannot be drawn on a geographic map and
+Plain data in (``tiles.index`` chips and hits), plain data out (GeoJSON dicts, CSV text), so the CLI, the app
+and the benchmark share them (the hits' own GeoJSON is :func:`pipelines.search.hits_geojson`). Chips without a georeference (``pixel_space``) cannot be drawn on a geographic map and
 are left out of map layers (they stay in the ranked list and the CSV).
 """
 
@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import shapely
-from shapely.geometry import Point, mapping
+from shapely.geometry import Point, box, mapping
 
-from tiles.index import Chip, Hit
+from tiles.index import Chip, Hit, SceneSummary
 
 #: gap (degrees, ~1 m) closed when merging neighbouring footprints, so chips that only touch become one region
 MERGE_TOLERANCE_DEG = 1e-5
@@ -32,13 +32,6 @@ def chip_feature(chip: Chip, **properties: Any) -> dict[str, Any]:
         "properties": {"chip_id": chip.chip_id, "scene": chip.scene_path.rsplit("/", 1)[-1],
                        "level": chip.level, **properties},
     }
-
-
-def hits_geojson(hits: Sequence[Hit]) -> dict[str, Any]:
-    """Georeferenced hits as a FeatureCollection with ``rank`` (1 = best) and ``score`` properties."""
-    features = [chip_feature(hit, rank=rank, score=round(hit.score, 4))
-                for rank, hit in enumerate(hits, start=1) if not hit.pixel_space]
-    return {"type": "FeatureCollection", "features": features}
 
 
 def merge_regions(hits: Sequence[Hit], tolerance_deg: float = MERGE_TOLERANCE_DEG) -> dict[str, Any]:
@@ -85,3 +78,26 @@ def hit_at(hits: Sequence[Hit], lon: float, lat: float) -> Hit | None:
     """The best-ranked georeferenced hit whose footprint contains (lon, lat), if any (for map clicks)."""
     point = Point(lon, lat)
     return next((hit for hit in hits if not hit.pixel_space and hit.footprint.covers(point)), None)
+
+
+def scenes_geojson(scenes: Sequence[SceneSummary]) -> dict[str, Any]:
+    """Extents of the georeferenced scenes as a FeatureCollection (scene name, chips, CRS, GSD)."""
+    features = [
+        {"type": "Feature", "geometry": mapping(box(*scene.extent)),
+         "properties": {"scene": scene.scene_path.rsplit("/", 1)[-1], "chips": scene.chips, "crs": scene.crs,
+                        "gsd_m": None if scene.gsd_m is None else round(scene.gsd_m, 3)}}
+        for scene in scenes if not scene.pixel_space
+    ]
+    return {"type": "FeatureCollection", "features": features}
+
+
+def scenes_table(scenes: Sequence[SceneSummary]) -> list[dict[str, Any]]:
+    """One display row per scene: file, chips, CRS, GSD, levels, extent and id."""
+    return [
+        {"scene": scene.scene_path.rsplit("/", 1)[-1], "chips": scene.chips,
+         "crs": scene.crs or "none (pixel space)", "gsd_m": scene.gsd_m,
+         "levels": ", ".join(map(str, scene.levels)),
+         "extent": ", ".join(f"{v:.5f}" for v in scene.extent), "scene_id": scene.scene_id,
+         "path": scene.scene_path}
+        for scene in scenes
+    ]

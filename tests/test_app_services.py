@@ -18,7 +18,7 @@ from pipelines.classify_upload import (
     detect_image_type, mean_probabilities, parse_labels, safe_stem, store_upload,
 )
 from pipelines.overview import scene_overview
-from pipelines.results import hit_at, hits_csv, hits_geojson, merge_regions
+from pipelines.results import chip_feature, hit_at, hits_csv, merge_regions
 from remoteclip.errors import InputError
 from tiles.index import Hit
 
@@ -49,12 +49,12 @@ def png_bytes(size: int = 32) -> bytes:
 
 # --- results -------------------------------------------------------------------------------------------------
 
-def test_hits_geojson_ranks_and_skips_pixel_space() -> None:
-    hits = [make_hit(0, 0, 0.01, 0.9), make_hit(5, 5, 10, 0.8, pixel_space=True), make_hit(1, 1, 0.01, 0.7)]
-    collection = hits_geojson(hits)
-    assert [f["properties"]["rank"] for f in collection["features"]] == [1, 3]
-    assert shape(collection["features"][0]["geometry"]).equals(hits[0].footprint)
-    json.dumps(collection)  # plain data, serialisable as is
+def test_chip_feature_is_plain_geojson() -> None:
+    hit = make_hit(0, 0, 0.01, 0.9)
+    feature = chip_feature(hit, count=3)
+    assert shape(feature["geometry"]).equals(hit.footprint)
+    assert feature["properties"] == {"chip_id": hit.chip_id, "scene": "s1.tif", "level": 1, "count": 3}
+    json.dumps(feature)
 
 
 def test_merge_regions_joins_touching_chips_only() -> None:

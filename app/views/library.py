@@ -1,0 +1,63 @@
+"""Library page: the scenes in the index on the map and in a table; ingest a folder; delete a scene."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from app import maps, state, widgets
+from pipelines.demo_library import DEMO_SPEC
+from pipelines.ingest import ingest_paths
+from pipelines.results import scenes_geojson, scenes_table
+from remoteclip.errors import ExplorerError
+from tiles.grid import ChipSpec
+
+st.title("Library")
+index = state.get_index()
+scenes = state.library_scenes()
+
+first, second, third = st.columns(3)
+first.metric("Scenes", len(scenes))
+second.metric("Chips", index.count_rows())
+third.metric("Model", index.model_id or state.get_model().model_id)
+
+fmap = maps.offline_map(maps.extent(s.extent for s in scenes if not s.pixel_space),
+                        online_basemap=st.sidebar.toggle("Online basemap (needs internet)", value=False))
+maps.add_image_layers(fmap, widgets.imagery_layers(s.scene_path for s in scenes))
+maps.add_geojson_layer(fmap, scenes_geojson(scenes), name="Scene extents", color=maps.AOI_COLOR,
+                       fill_opacity=0.0, tooltip_fields=("scene", "chips", "crs", "gsd_m"))
+widgets.show_map(fmap, key="library_map", height=480)
+
+st.dataframe(scenes_table(scenes), hide_index=True, width="stretch",
+             column_config={"gsd_m": st.column_config.NumberColumn("GSD (m)", format="%.3f"),
+                            "path": None, "scene_id": None})
+
+st.subheader("Ingest a folder")
+with st.form("ingest"):
+    folder = st.text_input("Folder, file or glob on the server", placeholder="/data/imagery/*.tif")
+    chip_px = st.select_slider("Chip size (px)", options=[128, 192, 256, 384, 512], value=DEMO_SPEC.chip_px)
+    levels = st.multiselect("Scale levels", [1, 2, 4], default=list(DEMO_SPEC.levels))
+    submitted = st.form_submit_button("Ingest", icon=":material/upload:")
+if submitted and folder.strip():
+    bar = st.progress(0.0, text="Reading chips…")
+    try:
+        summary = ingest_paths(
+            [folder.strip()], index, state.get_model(), ChipSpec(chip_px=chip_px, levels=tuple(sorted(levels))),
+            progress=False, on_progress=lambda done, total: bar.progress(done / max(total, 1),
+                                                                         text=f"{done} / {total} chips"),
+        )
+    except ExplorerError as exc:
+        st.error(str(exc))
+    else:
+        bar.progress(1.0, text=f"{summary.scenes} scenes, {summary.chips} chips in {summary.seconds:.1f} s")
+        for path, reason in summary.failed:
+            st.warning(f"{Path(path).name}: {reason}")
+
+st.subheader("Delete a scene")
+if scenes:
+    names = {s.scene_id: f"{Path(s.scene_path).name} ({s.chips} chips)" for s in scenes}
+    doomed = st.selectbox("Scene", list(names), format_func=names.__getitem__)
+    confirmed = st.checkbox("Yes, remove its chips from the index (the image file stays)")
+    if st.button("Delete scene", type="primary", disabled=not confirmed, icon=":material/delete:"):
+        deleted = index.delete_scene(doomed)
+        st.toast(f"Deleted {deleted} chips")
+        st.rerun()

@@ -1,0 +1,93 @@
+"""Streamlit pieces several pages share: cached scene overviews, the AOI controls and the map component."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import folium
+import streamlit as st
+from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
+from streamlit_folium import st_folium
+
+from app import maps
+from pipelines.overview import Overview, scene_overview
+from remoteclip.errors import ExplorerError
+from tiles.aoi import aoi_from_geojson
+
+#: what the map sends back to Python (panning and zooming do not rerun the page)
+MAP_RETURNS = ["last_object_clicked", "last_active_drawing"]
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def overview(path: str) -> Overview | None:
+    """The scene's map overview, computed once per file (None when the file cannot be read any more)."""
+    try:
+        return scene_overview(path)
+    except ExplorerError:
+        return None
+
+
+def imagery_layers(paths: Iterable[str]) -> list[maps.ImageLayer]:
+    """Overview image layers of the georeferenced scenes among ``paths``."""
+    layers = []
+    for path in dict.fromkeys(paths):
+        found = overview(path)
+        if found is not None and not found.pixel_space:
+            layers.append(maps.ImageLayer(name=path.rsplit("/", 1)[-1], image=found.image, bounds=found.bounds,
+                                          mime=found.mime))
+    return layers
+
+
+def aoi_controls(key: str) -> BaseGeometry | None:
+    """Sidebar controls for the page's AOI (upload a GeoJSON, clear it); returns the current AOI."""
+    st.sidebar.subheader("Area of interest")
+    upload = st.sidebar.file_uploader("Upload a GeoJSON (EPSG:4326)", type=["geojson", "json"], key=f"{key}_file")
+    if upload is not None and st.session_state.get(f"{key}_file_id") != upload.file_id:
+        st.session_state[f"{key}_file_id"] = upload.file_id
+        try:
+            st.session_state[key] = aoi_from_geojson(json.loads(upload.getvalue()))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            st.sidebar.error(f"{upload.name} is not JSON ({exc}); upload a GeoJSON file")
+        except ExplorerError as exc:
+            st.sidebar.error(str(exc))
+    aoi = st.session_state.get(key)
+    if aoi is None:
+        st.sidebar.caption("Draw a rectangle or polygon on the map (tools at its top left), or upload a GeoJSON.")
+    else:
+        minx, miny, maxx, maxy = aoi.bounds
+        st.sidebar.caption(f"AOI: {minx:.5f}, {miny:.5f} → {maxx:.5f}, {maxy:.5f}")
+        if st.sidebar.button("Clear AOI", key=f"{key}_clear", icon=":material/close:"):
+            del st.session_state[key]
+            st.rerun()
+    return aoi
+
+
+def aoi_layer(fmap: folium.Map, aoi: BaseGeometry | None) -> None:
+    """Outline the AOI on the map."""
+    if aoi is not None:
+        collection = {"type": "FeatureCollection",
+                      "features": [{"type": "Feature", "geometry": mapping(aoi), "properties": {}}]}
+        maps.add_geojson_layer(fmap, collection, name="AOI", color=maps.AOI_COLOR, fill_opacity=0.0)
+
+
+def show_map(fmap: folium.Map, key: str, height: int = 560) -> Mapping[str, Any]:
+    """Render the map; returns what the analyst did on it (clicks, drawings)."""
+    return st_folium(maps.finish_map(fmap), key=key, height=height, use_container_width=True,
+                     returned_objects=MAP_RETURNS) or {}
+
+
+def take_drawn_aoi(map_state: Mapping[str, Any], key: str) -> None:
+    """Make a shape just drawn on the map the page's AOI (and rerun so results follow it)."""
+    drawing = map_state.get("last_active_drawing")
+    if not drawing or st.session_state.get(f"{key}_drawn") == drawing:
+        return
+    st.session_state[f"{key}_drawn"] = drawing
+    try:
+        st.session_state[key] = aoi_from_geojson(drawing)
+    except ExplorerError as exc:
+        st.error(str(exc))
+        return
+    st.rerun()
