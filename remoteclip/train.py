@@ -207,7 +207,7 @@ def open_clip_argv(cfg: TrainConfig, table: Path, init: Path | None) -> list[str
     if init is not None:
         argv += ["--pretrained", str(init)]
     if cfg.lock_text:
-        argv += ["--lock-text"]
+        argv += ["--lock-text", "--lock-text-freeze-layer-norm"]
     return argv + cfg.extra_args
 
 
