@@ -24,6 +24,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.prepared import prep
 
 from remoteclip.errors import ChipIndexError
+from tiles.ann import AnnPolicy, ensure_ann_index, tune_query
 from tiles.aoi import bbox_where
 from tiles.schema import METADATA_COLUMNS, TABLE_NAME, chips_schema
 
@@ -84,9 +85,11 @@ def _sql_str(value: str) -> str:
 class ChipIndex:
     """The LanceDB table ``chips`` in ``db_dir`` (created by the first write)."""
 
-    def __init__(self, db_dir: str | Path, table_name: str = TABLE_NAME) -> None:
+    def __init__(self, db_dir: str | Path, table_name: str = TABLE_NAME, ann: AnnPolicy = AnnPolicy()) -> None:
         self.db_dir = Path(db_dir)
         self.table_name = table_name
+        #: when a vector index is built and how queries use it (:mod:`tiles.ann`)
+        self.ann = ann
         # interval 0: every read sees writes made since by other processes (e.g. the app during an ingest)
         self._db = lancedb.connect(self.db_dir, read_consistency_interval=timedelta(0))
         self._table: Table | None = None
@@ -187,7 +190,7 @@ class ChipIndex:
             filters.append(bbox_where(aoi.bounds))
         limit = k * AOI_OVERFETCH if aoi is not None else k
         while True:
-            query = table.search(vector, vector_column_name="vector").distance_type("cosine")
+            query = tune_query(table.search(vector, vector_column_name="vector").distance_type("cosine"), self.ann)
             query = query.select([*METADATA_COLUMNS, "_distance"]).limit(limit)
             if filters:
                 query = query.where(" AND ".join(filters), prefilter=True)
@@ -249,6 +252,11 @@ class ChipIndex:
             for g in grouped.to_pylist()
         ]
         return sorted(summaries, key=lambda s: s.scene_path)
+
+    def build_ann(self) -> str:
+        """Build or refresh the vector index as ``self.ann`` says (after writes); see :func:`tiles.ann.ensure_ann_index`."""
+        table = self.table
+        return "none" if table is None else ensure_ann_index(table, self.ann)
 
     def delete_scene(self, scene_id: str) -> int:
         """Delete a scene's chips; returns how many were deleted."""
