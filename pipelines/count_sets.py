@@ -25,10 +25,8 @@ from PIL import Image
 from pipelines import splits
 from remoteclip import boxes as box_readers
 from remoteclip.errors import InputError
+from remoteclip.prompts import MAX_COUNT
 from tiles.grid import ChipSpec, iter_windows
-
-#: RemoteCount's counts: captions for 1..10 objects
-MAX_COUNT = 10
 
 
 @dataclass(frozen=True)
