@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import folium
-from matplotlib import colormaps
 from folium.plugins import Draw
+from matplotlib import colormaps
 
 #: Streamlit serves ``app/static/`` here when ``server.enableStaticServing`` is on.
 VENDOR_URL = "/app/static/vendor"
@@ -56,15 +56,21 @@ class ImageLayer:
     mime: str = "image/jpeg"
 
 
-def offline_map(bounds: Bounds | None = None, *, online_basemap: bool = False) -> folium.Map:
-    """A folium map that loads only vendored assets, fitted to ``bounds`` (no basemap unless asked)."""
+def offline_map(
+    bounds: Bounds | None = None, *, online_basemap: bool = False, pixel_space: bool = False
+) -> folium.Map:
+    """A folium map that loads only vendored assets, fitted to ``bounds`` (no basemap unless asked).
+
+    ``pixel_space`` maps show images without a georeference in a flat CRS, in (col, -row) coordinates.
+    """
     fmap = folium.Map(
-        tiles=ONLINE_BASEMAP if online_basemap else None,
+        tiles=ONLINE_BASEMAP if online_basemap and not pixel_space else None,
         location=[0.0, 0.0] if bounds is None else _centre(bounds),
-        zoom_start=2,
-        control_scale=True,
+        zoom_start=2 if not pixel_space else -2,
+        crs="Simple" if pixel_space else "EPSG3857",
+        min_zoom=-6 if pixel_space else 0,
+        control_scale=not pixel_space,
         max_zoom=22,
-        prefer_canvas=True,
     )
     fmap.default_js = OFFLINE_JS
     fmap.default_css = OFFLINE_CSS
@@ -77,9 +83,14 @@ def add_draw_control(fmap: folium.Map) -> Draw:
     """Add leaflet-draw (rectangle and polygon only) for drawing an AOI; its assets are vendored too."""
     draw = Draw(
         position="topleft",
-        draw_options={"polyline": False, "circle": False, "marker": False, "circlemarker": False,
-                      "polygon": {"shapeOptions": {"color": AOI_COLOR}},
-                      "rectangle": {"shapeOptions": {"color": AOI_COLOR}}},
+        draw_options={
+            "polyline": False,
+            "circle": False,
+            "marker": False,
+            "circlemarker": False,
+            "polygon": {"shapeOptions": {"color": AOI_COLOR}},
+            "rectangle": {"shapeOptions": {"color": AOI_COLOR}},
+        },
         edit_options={"edit": False},
     )
     draw.default_js = DRAW_JS
@@ -90,12 +101,16 @@ def add_draw_control(fmap: folium.Map) -> Draw:
 
 def add_image_layers(fmap: folium.Map, layers: Iterable[ImageLayer], *, name: str = "Imagery") -> None:
     """Lay images (scene overviews or chip thumbnails) over the map in one toggleable group."""
-    group = folium.FeatureGroup(name=name, show=True)
+    group = folium.FeatureGroup(name=html.escape(name), show=True)
     for layer in layers:
         minx, miny, maxx, maxy = layer.bounds
         url = f"data:{layer.mime};base64,{base64.b64encode(layer.image).decode('ascii')}"
         folium.raster_layers.ImageOverlay(
-            image=url, bounds=[[miny, minx], [maxy, maxx]], name=layer.name, interactive=False, zindex=1
+            image=url,
+            bounds=[[miny, minx], [maxy, maxx]],
+            name=html.escape(layer.name),
+            interactive=False,
+            zindex=1,
         ).add_to(group)
     group.add_to(fmap)
 
@@ -109,39 +124,53 @@ def add_geojson_layer(
     tooltip_fields: Sequence[str] = (),
     fill_opacity: float = 0.12,
 ) -> None:
-    """Draw the features of ``collection`` that have a geometry; a ``fill`` property overrides the fill colour.
+    """Draw the features of ``collection`` that have a geometry; a ``fill`` property sets a fill colour.
 
-    Property values shown in tooltips are HTML-escaped here, so user text (queries, file names) stays inert.
+    The layer name and property values shown in tooltips are HTML-escaped here, so user text (typed objects,
+    file names) stays inert.
     """
     safe = drawable(collection, tooltip_fields)
     if not safe["features"]:
         return
 
     def style(feature: Mapping[str, Any]) -> dict[str, Any]:
-        return {"color": color, "weight": 2, "fillColor": feature["properties"].get("fill", color),
-                "fillOpacity": fill_opacity}
+        return {
+            "color": color,
+            "weight": 2,
+            "fillColor": feature["properties"].get("fill", color),
+            "fillOpacity": fill_opacity,
+        }
 
     tooltip = folium.GeoJsonTooltip(fields=list(tooltip_fields)) if tooltip_fields else None
-    folium.GeoJson(safe, name=name, style_function=style, tooltip=tooltip,
-                   highlight_function=lambda _: {"weight": 4}).add_to(fmap)
+    folium.GeoJson(
+        safe,
+        name=html.escape(name),
+        style_function=style,
+        tooltip=tooltip,
+        highlight_function=lambda _: {"weight": 4},
+    ).add_to(fmap)
 
 
 def drawable(collection: Mapping[str, Any], escape_fields: Iterable[str] = ()) -> dict[str, Any]:
-    """The features of ``collection`` that have a geometry, with string properties in ``escape_fields`` escaped."""
+    """The features of ``collection`` with a geometry; string properties in ``escape_fields`` HTML-escaped."""
     keys = set(escape_fields)
     features = []
     for feature in collection.get("features", []):
         if not feature.get("geometry"):
             continue
-        props = {k: html.escape(v) if k in keys and isinstance(v, str) else v
-                 for k, v in feature.get("properties", {}).items()}
+        props = {
+            k: html.escape(v) if k in keys and isinstance(v, str) else v
+            for k, v in feature.get("properties", {}).items()
+        }
         features.append({**feature, "properties": props})
     return {"type": "FeatureCollection", "features": features}
 
 
 def with_fill(collection: Mapping[str, Any], colors: Sequence[str]) -> dict[str, Any]:
     """Copy of ``collection`` whose i-th feature gets ``fill = colors[i]``."""
-    features = [{**f, "properties": {**f["properties"], "fill": c}} for f, c in zip(collection["features"], colors)]
+    features = [
+        {**f, "properties": {**f["properties"], "fill": c}} for f, c in zip(collection["features"], colors)
+    ]
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -184,7 +213,12 @@ def extent(boxes: Iterable[Bounds]) -> Bounds | None:
     boxes = list(boxes)
     if not boxes:
         return None
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
 
 
 def _centre(bounds: Bounds) -> list[float]:

@@ -36,15 +36,20 @@ def imagery_layers(paths: Iterable[str]) -> list[maps.ImageLayer]:
     for path in dict.fromkeys(paths):
         found = overview(path)
         if found is not None and not found.pixel_space:
-            layers.append(maps.ImageLayer(name=path.rsplit("/", 1)[-1], image=found.image, bounds=found.bounds,
-                                          mime=found.mime))
+            layers.append(
+                maps.ImageLayer(
+                    name=path.rsplit("/", 1)[-1], image=found.image, bounds=found.bounds, mime=found.mime
+                )
+            )
     return layers
 
 
 def aoi_controls(key: str) -> BaseGeometry | None:
     """Sidebar controls for the page's AOI (upload a GeoJSON, clear it); returns the current AOI."""
     st.sidebar.subheader("Area of interest")
-    upload = st.sidebar.file_uploader("Upload a GeoJSON (EPSG:4326)", type=["geojson", "json"], key=f"{key}_file")
+    upload = st.sidebar.file_uploader(
+        "Upload a GeoJSON (EPSG:4326)", type=["geojson", "json"], key=f"{key}_file"
+    )
     if upload is not None and st.session_state.get(f"{key}_file_id") != upload.file_id:
         st.session_state[f"{key}_file_id"] = upload.file_id
         try:
@@ -55,7 +60,9 @@ def aoi_controls(key: str) -> BaseGeometry | None:
             st.sidebar.error(str(exc))
     aoi = st.session_state.get(key)
     if aoi is None:
-        st.sidebar.caption("Draw a rectangle or polygon on the map (tools at its top left), or upload a GeoJSON.")
+        st.sidebar.caption(
+            "Draw a rectangle or polygon on the map (tools at its top left), or upload a GeoJSON."
+        )
     else:
         minx, miny, maxx, maxy = aoi.bounds
         st.sidebar.caption(f"AOI: {minx:.5f}, {miny:.5f} → {maxx:.5f}, {maxy:.5f}")
@@ -68,15 +75,25 @@ def aoi_controls(key: str) -> BaseGeometry | None:
 def aoi_layer(fmap: folium.Map, aoi: BaseGeometry | None) -> None:
     """Outline the AOI on the map."""
     if aoi is not None:
-        collection = {"type": "FeatureCollection",
-                      "features": [{"type": "Feature", "geometry": mapping(aoi), "properties": {}}]}
+        collection = {
+            "type": "FeatureCollection",
+            "features": [{"type": "Feature", "geometry": mapping(aoi), "properties": {}}],
+        }
         maps.add_geojson_layer(fmap, collection, name="AOI", color=maps.AOI_COLOR, fill_opacity=0.0)
 
 
 def show_map(fmap: folium.Map, key: str, height: int = 560) -> Mapping[str, Any]:
     """Render the map; returns what the analyst did on it (clicks, drawings)."""
-    return st_folium(maps.finish_map(fmap), key=key, height=height, use_container_width=True,
-                     returned_objects=MAP_RETURNS) or {}
+    return (
+        st_folium(
+            maps.finish_map(fmap),
+            key=key,
+            height=height,
+            use_container_width=True,
+            returned_objects=MAP_RETURNS,
+        )
+        or {}
+    )
 
 
 def take_drawn_aoi(map_state: Mapping[str, Any], key: str) -> None:

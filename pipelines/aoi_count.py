@@ -2,8 +2,8 @@
 
 Each chip of one scale level that touches the AOI gets a RemoteCount estimate from its stored embedding
 (:mod:`remoteclip.counting`); the total is the sum of the estimates weighted by the share of each chip inside
-the AOI. Where chips overlap (an ingest with overlap, or two scenes of the same ground) each point of the ground
-is counted once: the better-ranked chip claims the overlap, the other keeps only the rest of its area.
+the AOI. Where chips overlap (an ingest with overlap, or two scenes of the same ground) each point of the
+ground is counted once: the better-ranked chip claims the overlap, the other keeps only the rest of its area.
 """
 
 from __future__ import annotations
@@ -52,21 +52,37 @@ class AoiCount:
 
     def geojson(self) -> dict[str, Any]:
         """Per-chip counts as a FeatureCollection (for a choropleth), georeferenced chips only."""
-        features = [chip_feature(c.chip, count=c.count, expected=round(c.expected, 2), inside=round(c.inside, 3),
-                                 contribution=round(c.contribution, 2))
-                    for c in self.chips if not c.chip.pixel_space]
+        features = [
+            chip_feature(
+                c.chip,
+                count=c.count,
+                expected=round(c.expected, 2),
+                inside=round(c.inside, 3),
+                contribution=round(c.contribution, 2),
+            )
+            for c in self.chips
+            if not c.chip.pixel_space
+        ]
         return {"type": "FeatureCollection", "features": features}
 
     def rows(self) -> list[dict[str, Any]]:
         """One display row per chip, largest contribution first."""
         ranked = sorted(self.chips, key=lambda c: -c.contribution)
-        return [{"scene": c.chip.scene_path.rsplit("/", 1)[-1], "chip_id": c.chip.chip_id, "count": c.count,
-                 "expected": round(c.expected, 2), "inside": round(c.inside, 3),
-                 "contribution": round(c.contribution, 2)} for c in ranked]
+        return [
+            {
+                "scene": c.chip.scene_path.rsplit("/", 1)[-1],
+                "chip_id": c.chip.chip_id,
+                "count": c.count,
+                "expected": round(c.expected, 2),
+                "inside": round(c.inside, 3),
+                "contribution": round(c.contribution, 2),
+            }
+            for c in ranked
+        ]
 
 
 def inside_fractions(chips: Sequence[Chip], aoi: BaseGeometry) -> list[float]:
-    """Share of each chip's footprint inside ``aoi``, each point counted once (earlier chips claim overlaps)."""
+    """Share of each chip's footprint inside ``aoi``; each point counts once (earlier chips claim overlap)."""
     fractions = []
     claimed: BaseGeometry | None = None
     for chip in chips:
@@ -77,8 +93,9 @@ def inside_fractions(chips: Sequence[Chip], aoi: BaseGeometry) -> list[float]:
     return fractions
 
 
-def count_in_aoi(index: ChipIndex, model: LoadedModel, object_name: str, aoi: BaseGeometry,
-                 level: int = 1) -> AoiCount:
+def count_in_aoi(
+    index: ChipIndex, model: LoadedModel, object_name: str, aoi: BaseGeometry, level: int = 1
+) -> AoiCount:
     """Estimate how many ``object_name`` lie in ``aoi`` from the level-``level`` chips of the index."""
     noun = object_name.strip()
     if not noun:

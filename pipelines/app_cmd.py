@@ -19,12 +19,16 @@ ENV_MODEL = "REMOTECLIP_MODEL"
 ENV_WEIGHTS = "REMOTECLIP_WEIGHTS"
 ENV_UPLOADS = "REMOTECLIP_UPLOADS"
 
-#: Streamlit options that keep the app offline and serve the vendored map assets (as in .streamlit/config.toml).
+#: Streamlit options that keep the app offline and serve the vendored map assets (as .streamlit/config.toml)
 STREAMLIT_FLAGS: tuple[str, ...] = (
-    "--server.headless", "true",
-    "--server.enableStaticServing", "true",
-    "--browser.gatherUsageStats", "false",
-    "--client.toolbarMode", "minimal",
+    "--server.headless",
+    "true",
+    "--server.enableStaticServing",
+    "true",
+    "--browser.gatherUsageStats",
+    "false",
+    "--client.toolbarMode",
+    "minimal",
 )
 
 
@@ -75,18 +79,36 @@ def home_script() -> Path:
 
 def streamlit_command(port: int, script: Path | None = None) -> list[str]:
     """The ``streamlit run`` command line for ``port``."""
-    return [sys.executable, "-m", "streamlit", "run", str(script or home_script()),
-            "--server.port", str(port), *STREAMLIT_FLAGS]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(script or home_script()),
+        "--server.port",
+        str(port),
+        *STREAMLIT_FLAGS,
+    ]
 
 
 @click.command("app")
 @db_option
 @model_option
 @weights_option
-@click.option("--port", type=click.IntRange(1, 65535), envvar="STREAMLIT_SERVER_PORT", default=8501,
-              show_default=True, help="Port to serve on (also read from STREAMLIT_SERVER_PORT).")
-@click.option("--demo/--no-demo", default=True, show_default=True,
-              help="Ingest the demo scenes first when the library is empty.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    envvar="STREAMLIT_SERVER_PORT",
+    default=8501,
+    show_default=True,
+    help="Port to serve on (also read from STREAMLIT_SERVER_PORT).",
+)
+@click.option(
+    "--demo/--no-demo",
+    default=True,
+    show_default=True,
+    help="Ingest the demo scenes first when the library is empty.",
+)
 def app(db: Path, model_name: str | None, weights: Path | None, port: int, demo: bool) -> None:
     """Serve the map app on http://localhost:PORT (search, count, classify, library)."""
     settings = AppSettings(db_dir=db, model_name=model_name, weights=weights)

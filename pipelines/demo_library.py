@@ -1,6 +1,6 @@
 """The demo library the app opens on: a few scenes of ``../shared/data`` when present, else the bundled scene.
 
-It is built once (on the first ``remoteclip-explorer app``); later starts find chips in the index and reuse it.
+It is built once (on the first ``remoteclip-explorer app``); later starts find its chips and reuse them.
 """
 
 from __future__ import annotations
@@ -69,13 +69,15 @@ def demo_paths(shared_data: Path | None = None) -> list[Path]:
     return present or [BUNDLED_SCENE]
 
 
-def ensure_demo_library(settings: AppSettings, shared_data: Path | None = None,
-                        progress: bool = True) -> DemoLibrary:
+def ensure_demo_library(
+    settings: AppSettings, shared_data: Path | None = None, progress: bool = True
+) -> DemoLibrary:
     """Reuse the library in ``settings.db_dir`` if it has chips, else ingest the demo scenes into it."""
     index = ChipIndex(settings.db_dir)
     if index.count_rows():
         return DemoLibrary(settings.db_dir, built=False, chips=index.count_rows(), scenes=len(index.scenes()))
     model = load_model(settings.model_name, weights=settings.weights)
     summary = ingest_paths(demo_paths(shared_data), index, model, DEMO_SPEC, progress=progress)
-    return DemoLibrary(settings.db_dir, built=True, chips=summary.chips, scenes=summary.scenes,
-                       failed=tuple(summary.failed))
+    return DemoLibrary(
+        settings.db_dir, built=True, chips=summary.chips, scenes=summary.scenes, failed=tuple(summary.failed)
+    )

@@ -40,13 +40,19 @@ def scene_overview(path: str | Path, max_px: int = OVERVIEW_PX) -> Overview:
     """Read ``path`` decimated to at most ``max_px`` a side and warp it to Web Mercator for the map."""
     with open_scene(path) as scene:
         span = max(scene.width, scene.height)
-        whole = ChipWindow(level=1, col_off=0, row_off=0, width=scene.width, height=scene.height, span_px=span)
+        whole = ChipWindow(
+            level=1, col_off=0, row_off=0, width=scene.width, height=scene.height, span_px=span
+        )
         out_px = min(max_px, span)
         rows, cols = whole.out_shape(out_px)
         rgb = scene.read_chip(whole, out_px)[:rows, :cols]
         if not scene.georeferenced:
-            return Overview(image=_webp(rgb), mime=WEBP, bounds=(0.0, -float(scene.height), float(scene.width), 0.0),
-                            pixel_space=True)
+            return Overview(
+                image=_webp(rgb),
+                mime=WEBP,
+                bounds=(0.0, -float(scene.height), float(scene.width), 0.0),
+                pixel_space=True,
+            )
         src_transform = scene.transform @ Affine.scale(scene.width / cols, scene.height / rows)
         return _warp_to_mercator(rgb, src_transform, scene.crs)
 
@@ -60,11 +66,23 @@ def _warp_to_mercator(rgb: np.ndarray, transform: Affine, crs: CRS) -> Overview:
     src = np.concatenate([np.moveaxis(rgb, -1, 0), np.full((1, rows, cols), 255, np.uint8)])
     dst = np.zeros((4, dst_rows, dst_cols), dtype=np.uint8)
     for band in range(4):
-        reproject(src[band], dst[band], src_transform=transform, src_crs=crs, dst_transform=dst_transform,
-                  dst_crs=WEB_MERCATOR, resampling=Resampling.bilinear, dst_nodata=0)
+        reproject(
+            src[band],
+            dst[band],
+            src_transform=transform,
+            src_crs=crs,
+            dst_transform=dst_transform,
+            dst_crs=WEB_MERCATOR,
+            resampling=Resampling.bilinear,
+            dst_nodata=0,
+        )
     dst[3][np.all(dst[:3] == 0, axis=0)] = 0  # nodata chips read as black: make them transparent
-    merc_bounds = (dst_transform.c, dst_transform.f + dst_transform.e * dst_rows,
-                   dst_transform.c + dst_transform.a * dst_cols, dst_transform.f)
+    merc_bounds = (
+        dst_transform.c,
+        dst_transform.f + dst_transform.e * dst_rows,
+        dst_transform.c + dst_transform.a * dst_cols,
+        dst_transform.f,
+    )
     lonlat = transform_bounds(WEB_MERCATOR, "EPSG:4326", *merc_bounds)
     return Overview(image=_webp(np.moveaxis(dst, 0, -1)), mime=WEBP, bounds=lonlat, pixel_space=False)
 

@@ -1,8 +1,9 @@
 """Index contents as map layers, tables and exports: hits merged into regions, CSV, hit under a click, scenes.
 
 Plain data in (``tiles.index`` chips and hits), plain data out (GeoJSON dicts, CSV text), so the CLI, the app
-and the benchmark share them (the hits' own GeoJSON is :func:`pipelines.search.hits_geojson`). Chips without a georeference (``pixel_space``) cannot be drawn on a geographic map and
-are left out of map layers (they stay in the ranked list and the CSV).
+and the benchmark share them (the hits' own GeoJSON is :func:`pipelines.search.hits_geojson`). Chips with no
+georeference (``pixel_space``) cannot go on a geographic map and are left out of map layers (they stay in
+the ranked list and the CSV).
 """
 
 from __future__ import annotations
@@ -20,8 +21,22 @@ from tiles.index import Chip, Hit, SceneSummary
 #: gap (degrees, ~1 m) closed when merging neighbouring footprints, so chips that only touch become one region
 MERGE_TOLERANCE_DEG = 1e-5
 
-CSV_COLUMNS = ("rank", "score", "chip_id", "scene_id", "scene_path", "level", "col_off", "row_off", "width",
-               "height", "centroid_lon", "centroid_lat", "gsd_m", "footprint_wkt")
+CSV_COLUMNS = (
+    "rank",
+    "score",
+    "chip_id",
+    "scene_id",
+    "scene_path",
+    "level",
+    "col_off",
+    "row_off",
+    "width",
+    "height",
+    "centroid_lon",
+    "centroid_lat",
+    "gsd_m",
+    "footprint_wkt",
+)
 
 
 def chip_feature(chip: Chip, **properties: Any) -> dict[str, Any]:
@@ -29,8 +44,12 @@ def chip_feature(chip: Chip, **properties: Any) -> dict[str, Any]:
     return {
         "type": "Feature",
         "geometry": mapping(chip.footprint),
-        "properties": {"chip_id": chip.chip_id, "scene": chip.scene_path.rsplit("/", 1)[-1],
-                       "level": chip.level, **properties},
+        "properties": {
+            "chip_id": chip.chip_id,
+            "scene": chip.scene_path.rsplit("/", 1)[-1],
+            "level": chip.level,
+            **properties,
+        },
     }
 
 
@@ -51,11 +70,17 @@ def merge_regions(hits: Sequence[Hit], tolerance_deg: float = MERGE_TOLERANCE_DE
         members = [located[i] for i in tree.query(part, predicate="intersects")]
         best_rank, best = min(members, key=lambda member: member[0])
         region = part.buffer(-tolerance_deg / 2, join_style="mitre")
-        regions.append({
-            "type": "Feature",
-            "geometry": mapping(region if not region.is_empty else part),
-            "properties": {"hits": len(members), "best_score": round(best.score, 4), "best_rank": best_rank},
-        })
+        regions.append(
+            {
+                "type": "Feature",
+                "geometry": mapping(region if not region.is_empty else part),
+                "properties": {
+                    "hits": len(members),
+                    "best_score": round(best.score, 4),
+                    "best_rank": best_rank,
+                },
+            }
+        )
     regions.sort(key=lambda feature: feature["properties"]["best_rank"])
     return {"type": "FeatureCollection", "features": regions}
 
@@ -67,10 +92,24 @@ def hits_csv(hits: Sequence[Hit]) -> str:
     writer.writerow(CSV_COLUMNS)
     for rank, hit in enumerate(hits, start=1):
         centroid = hit.footprint.centroid
-        writer.writerow([rank, f"{hit.score:.6f}", hit.chip_id, hit.scene_id, hit.scene_path, hit.level,
-                         hit.col_off, hit.row_off, hit.width, hit.height, f"{centroid.x:.7f}",
-                         f"{centroid.y:.7f}", "" if hit.gsd_m is None else f"{hit.gsd_m:.3f}",
-                         hit.footprint.wkt])
+        writer.writerow(
+            [
+                rank,
+                f"{hit.score:.6f}",
+                hit.chip_id,
+                hit.scene_id,
+                hit.scene_path,
+                hit.level,
+                hit.col_off,
+                hit.row_off,
+                hit.width,
+                hit.height,
+                f"{centroid.x:.7f}",
+                f"{centroid.y:.7f}",
+                "" if hit.gsd_m is None else f"{hit.gsd_m:.3f}",
+                hit.footprint.wkt,
+            ]
+        )
     return buffer.getvalue()
 
 
@@ -83,10 +122,18 @@ def hit_at(hits: Sequence[Hit], lon: float, lat: float) -> Hit | None:
 def scenes_geojson(scenes: Sequence[SceneSummary]) -> dict[str, Any]:
     """Extents of the georeferenced scenes as a FeatureCollection (scene name, chips, CRS, GSD)."""
     features = [
-        {"type": "Feature", "geometry": mapping(box(*scene.extent)),
-         "properties": {"scene": scene.scene_path.rsplit("/", 1)[-1], "chips": scene.chips, "crs": scene.crs,
-                        "gsd_m": None if scene.gsd_m is None else round(scene.gsd_m, 3)}}
-        for scene in scenes if not scene.pixel_space
+        {
+            "type": "Feature",
+            "geometry": mapping(box(*scene.extent)),
+            "properties": {
+                "scene": scene.scene_path.rsplit("/", 1)[-1],
+                "chips": scene.chips,
+                "crs": scene.crs,
+                "gsd_m": None if scene.gsd_m is None else round(scene.gsd_m, 3),
+            },
+        }
+        for scene in scenes
+        if not scene.pixel_space
     ]
     return {"type": "FeatureCollection", "features": features}
 
@@ -94,10 +141,15 @@ def scenes_geojson(scenes: Sequence[SceneSummary]) -> dict[str, Any]:
 def scenes_table(scenes: Sequence[SceneSummary]) -> list[dict[str, Any]]:
     """One display row per scene: file, chips, CRS, GSD, levels, extent and id."""
     return [
-        {"scene": scene.scene_path.rsplit("/", 1)[-1], "chips": scene.chips,
-         "crs": scene.crs or "none (pixel space)", "gsd_m": scene.gsd_m,
-         "levels": ", ".join(map(str, scene.levels)),
-         "extent": ", ".join(f"{v:.5f}" for v in scene.extent), "scene_id": scene.scene_id,
-         "path": scene.scene_path}
+        {
+            "scene": scene.scene_path.rsplit("/", 1)[-1],
+            "chips": scene.chips,
+            "crs": scene.crs or "none (pixel space)",
+            "gsd_m": scene.gsd_m,
+            "levels": ", ".join(map(str, scene.levels)),
+            "extent": ", ".join(f"{v:.5f}" for v in scene.extent),
+            "scene_id": scene.scene_id,
+            "path": scene.scene_path,
+        }
         for scene in scenes
     ]

@@ -23,8 +23,15 @@ def write_scene(path: Path, seed: int = 0, origin: tuple[float, float] = (300000
     rng = np.random.default_rng(seed)
     blocks = rng.integers(0, 255, (3, SCENE_PX // 32, SCENE_PX // 32), dtype=np.uint8)
     data = blocks.repeat(32, axis=1).repeat(32, axis=2)
-    profile = {"driver": "GTiff", "width": SCENE_PX, "height": SCENE_PX, "count": 3, "dtype": "uint8",
-               "crs": "EPSG:32618", "transform": from_origin(*origin, 10, 10)}
+    profile = {
+        "driver": "GTiff",
+        "width": SCENE_PX,
+        "height": SCENE_PX,
+        "count": 3,
+        "dtype": "uint8",
+        "crs": "EPSG:32618",
+        "transform": from_origin(*origin, 10, 10),
+    }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
     return path

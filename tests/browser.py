@@ -1,4 +1,4 @@
-"""A real ``streamlit run`` on a free port, and Debian's chromium driven by Playwright, for the browser tests."""
+"""A real ``streamlit run`` on a free port and Debian's chromium driven by Playwright, for browser tests."""
 
 from __future__ import annotations
 
@@ -15,8 +15,13 @@ from pipelines.app_cmd import streamlit_command
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
 
@@ -57,7 +62,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float, log
                     return
         except OSError:
             time.sleep(0.3)
-    raise RuntimeError(f"streamlit did not answer {url} within {timeout_s} s:\n{log_path.read_text()[-3000:]}")
+    raise RuntimeError(
+        f"streamlit did not answer {url} within {timeout_s} s:\n{log_path.read_text()[-3000:]}"
+    )
 
 
 def is_local(url: str) -> bool:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from app_data import build_library, write_scene
 from shapely.geometry import box
 from shapely.ops import unary_union
+from test_app_services import make_hit
 
-from app_data import build_library, write_scene
 from pipelines.aoi_count import count_in_aoi, inside_fractions
 from remoteclip.counting import build_count_captions, estimate_counts
 from remoteclip.errors import InputError
-from test_app_services import make_hit
 from tiles.index import ChipIndex
 
 
@@ -44,10 +42,14 @@ def test_count_in_aoi_sums_weighted_chip_counts(library: ChipIndex, tiny_model: 
     expected_ids = {c.chip_id for c in chips if c.footprint.intersection(aoi).area > 1e-3 * c.footprint.area}
     assert {c.chip.chip_id for c in result.chips} >= expected_ids
     assert all(c.chip.level == 1 for c in result.chips)
-    assert sum(c.inside * c.chip.footprint.area for c in result.chips) == pytest.approx(aoi.intersection(whole).area, rel=1e-6)
+    assert sum(c.inside * c.chip.footprint.area for c in result.chips) == pytest.approx(
+        aoi.intersection(whole).area, rel=1e-6
+    )
 
     captions = build_count_captions(tiny_model, "cars")
-    own = estimate_counts(library.vectors([c.chip.chip_id for c in result.chips]), captions, tiny_model.logit_scale)
+    own = estimate_counts(
+        library.vectors([c.chip.chip_id for c in result.chips]), captions, tiny_model.logit_scale
+    )
     assert [c.count for c in result.chips] == [e.count for e in own]
     assert result.total == pytest.approx(sum(c.count * c.inside for c in result.chips))
 
@@ -57,7 +59,9 @@ def test_count_in_aoi_sums_weighted_chip_counts(library: ChipIndex, tiny_model: 
     assert result.rows()[0]["contribution"] == max(r["contribution"] for r in result.rows())
 
 
-def test_count_outside_library_is_zero_and_empty_object_is_refused(library: ChipIndex, tiny_model: object) -> None:
+def test_count_outside_library_is_zero_and_empty_object_is_refused(
+    library: ChipIndex, tiny_model: object
+) -> None:
     far = count_in_aoi(library, tiny_model, "ships", box(10, 10, 11, 11))
     assert far.total == 0.0 and far.chips == []
     with pytest.raises(InputError, match="empty"):

@@ -15,7 +15,11 @@ from rasterio.transform import from_origin
 from shapely.geometry import box, shape
 
 from pipelines.classify_upload import (
-    detect_image_type, mean_probabilities, parse_labels, safe_stem, store_upload,
+    detect_image_type,
+    mean_probabilities,
+    parse_labels,
+    safe_stem,
+    store_upload,
 )
 from pipelines.overview import scene_overview
 from pipelines.results import chip_feature, hit_at, hits_csv, merge_regions
@@ -23,19 +27,41 @@ from remoteclip.errors import InputError
 from tiles.index import Hit
 
 
-def make_hit(minx: float, miny: float, size: float, score: float, *, pixel_space: bool = False,
-             scene: str = "s1") -> Hit:
+def make_hit(
+    minx: float, miny: float, size: float, score: float, *, pixel_space: bool = False, scene: str = "s1"
+) -> Hit:
     footprint = box(minx, miny, minx + size, miny + size)
-    return Hit(chip_id=f"{scene}-{minx}-{miny}", scene_id=scene, scene_path=f"/data/{scene}.tif", level=1,
-               col_off=0, row_off=0, width=256, height=256, crs="EPSG:4326", bbox=footprint.bounds,
-               footprint=footprint, gsd_m=None if pixel_space else 0.5, pixel_space=pixel_space, thumbnail=b"",
-               model_id="tiny@0", score=score)
+    return Hit(
+        chip_id=f"{scene}-{minx}-{miny}",
+        scene_id=scene,
+        scene_path=f"/data/{scene}.tif",
+        level=1,
+        col_off=0,
+        row_off=0,
+        width=256,
+        height=256,
+        crs="EPSG:4326",
+        bbox=footprint.bounds,
+        footprint=footprint,
+        gsd_m=None if pixel_space else 0.5,
+        pixel_space=pixel_space,
+        thumbnail=b"",
+        model_id="tiny@0",
+        score=score,
+    )
 
 
 def write_geotiff(path: Path, *, crs: str = "EPSG:32618", size: int = 64) -> Path:
     data = np.random.default_rng(0).integers(0, 255, (3, size, size), dtype=np.uint8)
-    profile = {"driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint8", "crs": crs,
-               "transform": from_origin(220000, 2800000, 10, 10)}  # far off the central meridian: rotated
+    profile = {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": 3,
+        "dtype": "uint8",
+        "crs": crs,
+        "transform": from_origin(220000, 2800000, 10, 10),
+    }  # far off the central meridian: rotated
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
     return path
@@ -47,7 +73,8 @@ def png_bytes(size: int = 32) -> bytes:
     return buffer.getvalue()
 
 
-# --- results -------------------------------------------------------------------------------------------------
+# --- results
+
 
 def test_chip_feature_is_plain_geojson() -> None:
     hit = make_hit(0, 0, 0.01, 0.9)
@@ -59,8 +86,12 @@ def test_chip_feature_is_plain_geojson() -> None:
 
 def test_merge_regions_joins_touching_chips_only() -> None:
     # ranked hits: one far away, then three chips in a row that touch (listed out of spatial order)
-    hits = [make_hit(1, 1, 0.01, 0.95), make_hit(0.01, 0, 0.01, 0.9), make_hit(0.02, 0, 0.01, 0.6),
-            make_hit(0, 0, 0.01, 0.5)]
+    hits = [
+        make_hit(1, 1, 0.01, 0.95),
+        make_hit(0.01, 0, 0.01, 0.9),
+        make_hit(0.02, 0, 0.01, 0.6),
+        make_hit(0, 0, 0.01, 0.5),
+    ]
     regions = merge_regions(hits)["features"]
     assert [r["properties"]["hits"] for r in regions] == [1, 3]
     assert [r["properties"]["best_rank"] for r in regions] == [1, 2]
@@ -86,7 +117,8 @@ def test_hit_at_returns_best_ranked_hit_under_click() -> None:
     assert hit_at(hits, 3, 3) is None
 
 
-# --- overviews -----------------------------------------------------------------------------------------------
+# --- overviews
+
 
 def test_scene_overview_lies_on_the_scene(tmp_path: Path) -> None:
     path = write_geotiff(tmp_path / "utm.tif")
@@ -108,7 +140,8 @@ def test_scene_overview_of_plain_image_is_in_pixel_space(tmp_path: Path) -> None
     assert max(Image.open(io.BytesIO(overview.image)).size) == 16
 
 
-# --- uploads -------------------------------------------------------------------------------------------------
+# --- uploads
+
 
 def test_upload_type_comes_from_content_not_name(tmp_path: Path) -> None:
     stored = store_upload(png_bytes(), "photo.tif", tmp_path)

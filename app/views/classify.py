@@ -1,2 +1,94 @@
+"""Classify page: upload an image; see its label, a per-chip label layer, and add it to the library."""
+
 import streamlit as st
-st.title('classify')
+
+from app import maps, state, widgets
+from pipelines.classify_upload import (
+    DEFAULT_LABELS,
+    IMAGE_SIGNATURES,
+    MAX_UPLOAD_BYTES,
+    classify_scene,
+    parse_labels,
+    store_upload,
+)
+from pipelines.demo_library import DEMO_SPEC
+from pipelines.ingest import ingest_paths
+from remoteclip.errors import ExplorerError
+
+st.title("Classify an image")
+model = state.get_model()
+
+upload = st.file_uploader(
+    f"GeoTIFF, JPEG or PNG (up to {MAX_UPLOAD_BYTES // 2**20} MB)",
+    type=["tif", "tiff", "jpg", "jpeg", "png"],
+    key="classify_upload",
+)
+labels_text = st.sidebar.text_area(
+    "Labels (comma or newline separated)", ", ".join(DEFAULT_LABELS), height=180
+)
+online = st.sidebar.toggle("Online basemap (needs internet)", value=False)
+if upload is None:
+    st.info("Upload an image to label it. Accepted: " + ", ".join(sorted(IMAGE_SIGNATURES)) + ".")
+    st.stop()
+
+try:
+    labels = parse_labels(labels_text)
+    path = store_upload(upload.getvalue(), upload.name, state.settings().uploads)
+    with st.spinner("Labelling chips…"):
+        result = classify_scene(path, model, labels)
+except ExplorerError as exc:
+    st.error(str(exc))
+    st.stop()
+
+best = result.best
+st.subheader(f"Label: {best.label}")
+st.caption(
+    f"{upload.name} · probability {best.probability:.2f} · {len(result.chips['features'])} chips labelled"
+)
+colors = maps.label_colors(result.labels)
+chart, legend = st.columns([3, 1])
+chart.bar_chart(
+    {s.label: s.probability for s in result.scene}, horizontal=True, height=260, x_label="probability"
+)
+legend.html(maps.legend_html([(label, colors[label]) for label in result.labels], title="chip labels"))
+
+layer = maps.with_fill(result.chips, [colors[f["properties"]["label"]] for f in result.chips["features"]])
+found = widgets.overview(str(path))
+fmap = maps.offline_map(
+    found.bounds if found else None,
+    online_basemap=online and not result.pixel_space,
+    pixel_space=result.pixel_space,
+)
+if found is not None:
+    maps.add_image_layers(fmap, [maps.ImageLayer(upload.name, found.image, found.bounds, found.mime)])
+maps.add_geojson_layer(
+    fmap,
+    layer,
+    name="Chip labels",
+    color="#333333",
+    fill_opacity=0.45,
+    tooltip_fields=("label", "probability"),
+)
+widgets.show_map(fmap, key="classify_map", height=480)
+
+st.subheader("Add to the library")
+if st.button("Add this scene to the library", icon=":material/library_add:"):
+    bar = st.progress(0.0, text="Reading chips…")
+    try:
+        summary = ingest_paths(
+            [path],
+            state.get_index(),
+            model,
+            DEMO_SPEC,
+            progress=False,
+            on_progress=lambda done, total: bar.progress(
+                done / max(total, 1), text=f"{done} / {total} chips"
+            ),
+        )
+    except ExplorerError as exc:
+        st.error(str(exc))
+    else:
+        if summary.failed:
+            st.error(summary.failed[0][1])
+        else:
+            bar.progress(1.0, text=f"Added {summary.chips} chips to the library")

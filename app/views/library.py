@@ -20,16 +20,31 @@ first.metric("Scenes", len(scenes))
 second.metric("Chips", index.count_rows())
 third.metric("Model", index.model_id or state.get_model().model_id)
 
-fmap = maps.offline_map(maps.extent(s.extent for s in scenes if not s.pixel_space),
-                        online_basemap=st.sidebar.toggle("Online basemap (needs internet)", value=False))
+fmap = maps.offline_map(
+    maps.extent(s.extent for s in scenes if not s.pixel_space),
+    online_basemap=st.sidebar.toggle("Online basemap (needs internet)", value=False),
+)
 maps.add_image_layers(fmap, widgets.imagery_layers(s.scene_path for s in scenes))
-maps.add_geojson_layer(fmap, scenes_geojson(scenes), name="Scene extents", color=maps.AOI_COLOR,
-                       fill_opacity=0.0, tooltip_fields=("scene", "chips", "crs", "gsd_m"))
+maps.add_geojson_layer(
+    fmap,
+    scenes_geojson(scenes),
+    name="Scene extents",
+    color=maps.AOI_COLOR,
+    fill_opacity=0.0,
+    tooltip_fields=("scene", "chips", "crs", "gsd_m"),
+)
 widgets.show_map(fmap, key="library_map", height=480)
 
-st.dataframe(scenes_table(scenes), hide_index=True, width="stretch",
-             column_config={"gsd_m": st.column_config.NumberColumn("GSD (m)", format="%.3f"),
-                            "path": None, "scene_id": None})
+st.dataframe(
+    scenes_table(scenes),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "gsd_m": st.column_config.NumberColumn("GSD (m)", format="%.3f"),
+        "path": None,
+        "scene_id": None,
+    },
+)
 
 st.subheader("Ingest a folder")
 with st.form("ingest"):
@@ -41,9 +56,14 @@ if submitted and folder.strip():
     bar = st.progress(0.0, text="Reading chips…")
     try:
         summary = ingest_paths(
-            [folder.strip()], index, state.get_model(), ChipSpec(chip_px=chip_px, levels=tuple(sorted(levels))),
-            progress=False, on_progress=lambda done, total: bar.progress(done / max(total, 1),
-                                                                         text=f"{done} / {total} chips"),
+            [folder.strip()],
+            index,
+            state.get_model(),
+            ChipSpec(chip_px=chip_px, levels=tuple(sorted(levels))),
+            progress=False,
+            on_progress=lambda done, total: bar.progress(
+                done / max(total, 1), text=f"{done} / {total} chips"
+            ),
         )
     except ExplorerError as exc:
         st.error(str(exc))

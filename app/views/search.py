@@ -9,8 +9,16 @@ from pipelines.results import hit_at, hits_csv, merge_regions
 from pipelines.search import hits_geojson, search_like, search_text
 from remoteclip.errors import ExplorerError
 
-EXAMPLES = ("ships in a harbor", "cars in a parking lot", "airplanes at an airport", "a bridge over a river",
-            "dense residential houses", "trees and forest", "farmland fields", "storage tanks")
+EXAMPLES = (
+    "ships in a harbor",
+    "cars in a parking lot",
+    "airplanes at an airport",
+    "a bridge over a river",
+    "dense residential houses",
+    "trees and forest",
+    "farmland fields",
+    "storage tanks",
+)
 AOI_KEY = "search_aoi"
 LIKE_KEY = "search_like"
 COLUMNS = 4
@@ -21,8 +29,9 @@ index, model = state.get_index(), state.get_model()
 with st.sidebar:
     st.subheader("Results")
     k = st.slider("Top k", 1, 200, 24, help="How many chips to return.")
-    threshold = st.slider("Score threshold", 0.0, 1.0, 0.0, 0.01,
-                          help="Hide hits with a lower cosine score (0 shows all).")
+    threshold = st.slider(
+        "Score threshold", 0.0, 1.0, 0.0, 0.01, help="Hide hits with a lower cosine score (0 shows all)."
+    )
     show_regions = st.toggle("Merge neighbouring hits into regions", value=True)
     show_imagery = st.toggle("Show imagery", value=True)
     online = st.toggle("Online basemap (needs internet)", value=False)
@@ -34,12 +43,17 @@ def use_example(text: str) -> None:
     st.session_state.pop(LIKE_KEY, None)
 
 
-query = st.text_input("What are you looking for?", key="query", placeholder="e.g. ships in a harbor",
-                      on_change=lambda: st.session_state.pop(LIKE_KEY, None))
+query = st.text_input(
+    "What are you looking for?",
+    key="query",
+    placeholder="e.g. ships in a harbor",
+    on_change=lambda: st.session_state.pop(LIKE_KEY, None),
+)
 example_cols = st.columns(len(EXAMPLES) // 2)
 for i, example in enumerate(EXAMPLES):
-    example_cols[i % len(example_cols)].button(example, key=f"example_{i}", on_click=use_example, args=(example,),
-                                               width="stretch", type="tertiary")
+    example_cols[i % len(example_cols)].button(
+        example, key=f"example_{i}", on_click=use_example, args=(example,), width="stretch", type="tertiary"
+    )
 
 like = st.session_state.get(LIKE_KEY)
 hits = []
@@ -56,15 +70,23 @@ if threshold > 0:
     hits = [hit for hit in hits if hit.score >= threshold]
 
 bounds = maps.extent([hit.bbox for hit in hits if not hit.pixel_space]) or (aoi.bounds if aoi else None)
-fmap = maps.offline_map(bounds or maps.extent(s.extent for s in state.library_scenes() if not s.pixel_space),
-                        online_basemap=online)
+fmap = maps.offline_map(
+    bounds or maps.extent(s.extent for s in state.library_scenes() if not s.pixel_space),
+    online_basemap=online,
+)
 if show_imagery:
     scene_paths = [hit.scene_path for hit in hits] or [s.scene_path for s in state.library_scenes()]
     maps.add_image_layers(fmap, widgets.imagery_layers(scene_paths))
 collection = hits_geojson(hits)
 if show_regions and hits:
-    maps.add_geojson_layer(fmap, merge_regions(hits), name="Regions", color=maps.REGION_COLOR, fill_opacity=0.05,
-                           tooltip_fields=("hits", "best_score"))
+    maps.add_geojson_layer(
+        fmap,
+        merge_regions(hits),
+        name="Regions",
+        color=maps.REGION_COLOR,
+        fill_opacity=0.05,
+        tooltip_fields=("hits", "best_score"),
+    )
 maps.add_geojson_layer(fmap, collection, name="Hits", tooltip_fields=("rank", "score", "scene_path"))
 widgets.aoi_layer(fmap, aoi)
 maps.add_draw_control(fmap)
@@ -84,17 +106,34 @@ if not hits:
     st.stop()
 
 left, right, _ = st.columns([1, 1, 4])
-left.download_button("GeoJSON", json.dumps(collection), file_name="hits.geojson", mime="application/geo+json",
-                     icon=":material/download:")
-right.download_button("CSV", hits_csv(hits), file_name="hits.csv", mime="text/csv", icon=":material/download:")
+left.download_button(
+    "GeoJSON",
+    json.dumps(collection),
+    file_name="hits.geojson",
+    mime="application/geo+json",
+    icon=":material/download:",
+)
+right.download_button(
+    "CSV", hits_csv(hits), file_name="hits.csv", mime="text/csv", icon=":material/download:"
+)
 st.subheader(f"{len(hits)} hits")
 for start in range(0, len(hits), COLUMNS):
-    for column, (rank, hit) in zip(st.columns(COLUMNS), enumerate(hits[start:start + COLUMNS], start=start + 1)):
+    for column, (rank, hit) in zip(
+        st.columns(COLUMNS), enumerate(hits[start : start + COLUMNS], start=start + 1)
+    ):
         with column.container(border=True):
             st.image(hit.thumbnail, width="stretch")
             lon, lat = hit.footprint.centroid.x, hit.footprint.centroid.y
             where = "not georeferenced" if hit.pixel_space else f"{lat:.5f}, {lon:.5f}"
-            st.markdown(f"**#{rank}** · score **{hit.score:.3f}**  \n{hit.scene_path.rsplit('/', 1)[-1]} · "
-                        f"level {hit.level}  \n{where}", help=hit.chip_id)
-            st.button("More like this", key=f"like_{hit.chip_id}", icon=":material/image_search:",
-                      on_click=st.session_state.__setitem__, args=(LIKE_KEY, hit.chip_id))
+            st.markdown(
+                f"**#{rank}** · score **{hit.score:.3f}**  \n{hit.scene_path.rsplit('/', 1)[-1]} · "
+                f"level {hit.level}  \n{where}",
+                help=hit.chip_id,
+            )
+            st.button(
+                "More like this",
+                key=f"like_{hit.chip_id}",
+                icon=":material/image_search:",
+                on_click=st.session_state.__setitem__,
+                args=(LIKE_KEY, hit.chip_id),
+            )

@@ -1,4 +1,4 @@
-"""Regenerate ``rgb_byte_demo.tif``: rasterio's CC0 ``RGB.byte.tif`` decimated 2x, JPEG-compressed with a mask.
+"""Regenerate ``rgb_byte_demo.tif``: rasterio's CC0 ``RGB.byte.tif`` decimated 2x, JPEG-compressed, masked.
 
 Run from the project root with the shared data present: ``.venv/bin/python pipelines/demo_data/data.py``.
 """
@@ -20,14 +20,23 @@ def main() -> None:
         data = src.read(out_shape=(3, rows, cols), resampling=Resampling.average)
         mask = src.dataset_mask(out_shape=(rows, cols), resampling=Resampling.nearest)
         profile = src.profile | {
-            "width": cols, "height": rows, "transform": src.transform * src.transform.scale(FACTOR, FACTOR),
-            "compress": "jpeg", "photometric": "ycbcr", "jpeg_quality": 80, "tiled": True,
-            "blockxsize": 128, "blockysize": 128, "nodata": None,
+            "width": cols,
+            "height": rows,
+            "transform": src.transform * src.transform.scale(FACTOR, FACTOR),
+            "compress": "jpeg",
+            "photometric": "ycbcr",
+            "jpeg_quality": 80,
+            "tiled": True,
+            "blockxsize": 128,
+            "blockysize": 128,
+            "nodata": None,
         }
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(TARGET, "w", **profile) as dst:
         dst.write(data)
         dst.write_mask(mask)
-        dst.update_tags(source="rasterio/rasterio tests/data/RGB.byte.tif @ 9709d1fc (CC0)", decimation=FACTOR)
+        dst.update_tags(
+            source="rasterio/rasterio tests/data/RGB.byte.tif @ 9709d1fc (CC0)", decimation=FACTOR
+        )
 
 
 if __name__ == "__main__":
