@@ -77,7 +77,7 @@ class SceneSummary:
     levels: tuple[int, ...]
 
 
-def _sql_str(value: str) -> str:
+def sql_str(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
 
@@ -157,7 +157,7 @@ class ChipIndex:
             return
         builder = table.merge_insert("chip_id").when_matched_update_all().when_not_matched_insert_all()
         if replace_scene is not None:
-            builder = builder.when_not_matched_by_source_delete(f"scene_id = {_sql_str(replace_scene)}")
+            builder = builder.when_not_matched_by_source_delete(f"scene_id = {sql_str(replace_scene)}")
         builder.execute(rows.select(table.schema.names))
 
     def _table_for(self, rows: pa.Table) -> Table | None:
@@ -222,7 +222,7 @@ class ChipIndex:
         table = self._require_table()
         if not chip_ids:
             return table.schema.empty_table().select(columns)
-        id_list = ", ".join(_sql_str(chip_id) for chip_id in chip_ids)
+        id_list = ", ".join(sql_str(chip_id) for chip_id in chip_ids)
         found = table.search().where(f"chip_id IN ({id_list})").select(columns).limit(len(chip_ids)).to_arrow()
         missing = set(chip_ids) - set(found["chip_id"].to_pylist())
         if missing:
@@ -261,7 +261,7 @@ class ChipIndex:
     def delete_scene(self, scene_id: str) -> int:
         """Delete a scene's chips; returns how many were deleted."""
         table = self._require_table()
-        return table.delete(f"scene_id = {_sql_str(scene_id)}").num_deleted_rows
+        return table.delete(f"scene_id = {sql_str(scene_id)}").num_deleted_rows
 
 
 def _chip_fields(rows: pa.Table) -> list[dict[str, Any]]:
