@@ -92,7 +92,7 @@ def load_model(name_or_path: str | Path | None = None, *, weights: Path | None =
     source = _resolve_source(DEFAULT_MODEL if name_or_path is None else str(name_or_path), weights)
     digest = check_weights(source.weights, source.entry)
     state_dict = read_state_dict(source.weights)
-    with _open_clip_warnings_muted():  # it warns "initialized randomly": the weights come next
+    with quiet_open_clip():  # it warns "initialized randomly": the weights come next
         model = open_clip.create_model(source.arch, precision=precision, device=torch_device,
                                        force_preprocess_cfg=source.preprocess)
     load_weights(model, state_dict, source.weights, allowed_missing=source.frozen_from_package)
@@ -113,7 +113,7 @@ def load_model(name_or_path: str | Path | None = None, *, weights: Path | None =
 
 
 @contextlib.contextmanager
-def _open_clip_warnings_muted() -> Iterator[None]:
+def quiet_open_clip() -> Iterator[None]:
     """Silence open_clip's root-logger warnings (it logs through ``logging`` directly) for one call."""
     logging.disable(logging.WARNING)
     try:

@@ -1,0 +1,32 @@
+"""``bench encode`` runs end to end on a tiny architecture and writes its figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipelines.cli import cli
+from remoteclip.model_configs import register_config
+
+
+def test_bench_encode_writes_results(tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    register_config("tiny-clip-bench", json.loads((tiny_checkpoint / "open_clip_config.json").read_text())["model_cfg"])
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["bench", "encode", "--arch", "tiny-clip-bench", "--batch-sizes", "2,1",
+                                      "--device", "cpu", "--max-seconds", "0.2", "--max-iters", "3"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "benchmarks/results/encode_cpu.json").read_text())
+    assert record["device"] == "cpu" and record["precision"] == "fp32" and record["machine"]["cpu_count"]
+    assert [(row["arch"], row["batch_size"]) for row in record["results"]] == [("tiny-clip-bench", 1),
+                                                                               ("tiny-clip-bench", 2)]
+    assert all(row["images_per_s"] > 0 and 1 <= row["iterations"] <= 3 for row in record["results"])
+    assert record["results"][0]["image_size"] == [64, 64]
+
+
+def test_bench_encode_rejects_unknown_architecture() -> None:
+    result = CliRunner().invoke(cli, ["bench", "encode", "--arch", "ViT-Q-1", "--device", "cpu"])
+    assert result.exit_code == 2 and "unknown open_clip architectures ['ViT-Q-1']" in result.output
