@@ -114,20 +114,13 @@ def evaluate_zero_shot(model: LoadedModel, data: ClassificationSet, embed: Image
     return _result("zero-shot", model, data.name, len(images.paths), scores | {"templates": list(templates)}, rows)
 
 
-def _probe_features(
-    data: ClassificationSet, embed: ImageEmbedder
-) -> tuple[LabelledImages, np.ndarray, LabelledImages, np.ndarray, np.ndarray]:
-    fit, val = validation_split(data.train, data.name)
-    return fit, embed(fit.paths, "training images"), val, embed(val.paths, "validation images"), embed(
-        data.test.paths, "test images"
-    )
-
-
 def evaluate_linear_probe(model: LoadedModel, data: ClassificationSet,
                           embed: ImageEmbedder | None = None) -> dict[str, Any]:
     """Logistic regression on frozen features; ``C`` chosen on a validation part of the training images."""
-    fit, fit_x, val, val_x, test_x = _probe_features(data, embed or ImageEmbedder(model))
-    probe = metrics.linear_probe(fit_x, fit.labels, val_x, val.labels, test_x, len(data.classes))
+    embed = embed or ImageEmbedder(model)
+    fit, val = validation_split(data.train, data.name)
+    probe = metrics.linear_probe(embed(fit.paths, "training images"), fit.labels, embed(val.paths, "validation images"),
+                                 val.labels, embed(data.test.paths, "test images"), len(data.classes))
     scores, rows = _classification_outcome(probe.probs, data.test, data.classes)
     extra = {"C": probe.C, "val_top1": probe.val_top1, "n_train": len(fit.paths) + len(val.paths)}
     return _result("linear-probe", model, data.name, len(data.test.paths), scores | extra, rows)
@@ -196,8 +189,7 @@ def evaluate_counting(model: LoadedModel, data: CountSet) -> dict[str, Any]:
     text_x = counting.build_count_captions(model, data.object_name)
     chip_true, chip_scores, rows = [], [], []
     for image in tqdm(data.images, desc=f"counting {data.object_name}", unit="img", leave=False):
-        with Image.open(image.path) as im:
-            rgb = im.convert("RGB")
+        rgb = _open_rgb(image.path)
         crops = [rgb.crop((c.col_off, c.row_off, c.col_off + c.side_px, c.row_off + c.side_px)) for c in image.chips]
         estimate = counting.estimate_counts(encode_images(model, crops), text_x, model.logit_scale)
         chip_rows = []

@@ -21,13 +21,17 @@ from pipelines.options import echo_json, model_option, output_format_option, ove
 DEFAULT_DATA_ROOT = Path("../shared/data")
 
 device_option = click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda, cuda:1).")
-DATA_HELP = {
-    "zero-shot": "Folder with one subfolder per class (or train/ and test/ folders of them).",
-    "linear-probe": "Folder with one subfolder per class (or train/ and test/ folders of them).",
-    "knn": "Folder with one subfolder per class (or train/ and test/ folders of them).",
-    "few-shot": "Folder with one subfolder per class (or train/ and test/ folders of them).",
-    "retrieval": "CSV/TSV with columns filepath,caption; a folder with a Karpathy dataset_*.json; or ucm-captions.",
-    "counting": "Folder of images with boxes: annotations.csv (Airbus), annotations/*.xml (VOC) or labelTxt/ (DOTA).",
+CLASS_FOLDERS = "Folder with one subfolder per class (or train/ and test/ folders of them)."
+#: task -> (what it measures, what --data must be)
+TASK_HELP: dict[str, tuple[str, str]] = {
+    "zero-shot": ('Zero-shot top-1 with the prompt "a satellite photo of {}." per class.', CLASS_FOLDERS),
+    "linear-probe": ("Logistic regression on frozen features, C chosen on a validation split.", CLASS_FOLDERS),
+    "knn": ("Weighted k-NN (k = 20, T = 0.07) on frozen features.", CLASS_FOLDERS),
+    "few-shot": ("Linear probe on 1, 2, 4, 8, 16, 32 images per class; mean and spread over 5 seeds.", CLASS_FOLDERS),
+    "retrieval": ("Image-text retrieval: R@1/5/10 both ways and their mean mR (0..100).",
+                  "CSV/TSV with columns filepath,caption; a folder with a Karpathy dataset_*.json; or ucm-captions."),
+    "counting": ("RemoteCount top-1..10 accuracy on chips with 1..10 objects, and the MAE of area counts.",
+                 "Folder of images with boxes: annotations.csv (Airbus), annotations/*.xml (VOC) or labelTxt/ (DOTA)."),
 }
 
 
@@ -54,7 +58,7 @@ def evaluate() -> None:
 
 
 def _task_command(task: str) -> click.Command:
-    @click.option("--data", type=click.Path(exists=True, path_type=Path), required=True, help=DATA_HELP[task])
+    @click.option("--data", type=click.Path(exists=True, path_type=Path), required=True, help=TASK_HELP[task][1])
     @model_option
     @weights_option
     @device_option
@@ -79,7 +83,8 @@ def _task_command(task: str) -> click.Command:
                                help="Box label to count (airplane, boat, ship, …); default: the most common.")(command)
         command = click.option("--chip-px", type=click.IntRange(min=8), default=None,
                                help="Side of the square chips in pixels; default: whole images.")(command)
-    return click.command(task, help=f"{task} evaluation. --data: {DATA_HELP[task]}")(command)
+    summary, data_help = TASK_HELP[task]
+    return click.command(task, help=f"{summary}\n\n--data: {data_help}", short_help=summary)(command)
 
 
 for _task in TASKS:
