@@ -33,7 +33,7 @@ STATS_PX = 1024
 #: lower and upper percentiles of the stretch to uint8
 STRETCH_PERCENTILES = (2.0, 98.0)
 #: GDAL block cache, in MB
-GDAL_CACHE_MB = 256
+GDAL_CACHE_MB = 64
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,11 @@ class Scene:
             raise RasterReadError(f"{self.path}: cannot read window {window.window}: {_reason(exc)}") from exc
         if valid is not None and valid.mean() < min_valid:
             return None
-        rgb = self._to_rgb(data)
+        full = rows == cols == out_px
+        chip = np.empty((out_px, out_px, 3), dtype=np.uint8) if full else np.zeros((out_px, out_px, 3), np.uint8)
+        chip[:rows, :cols] = self._to_rgb(data)  # a grey (rows, cols, 1) broadcasts to 3 channels
         if valid is not None:
-            rgb[~valid] = 0
-        chip = np.zeros((out_px, out_px, 3), dtype=np.uint8)
-        chip[:rows, :cols] = rgb
+            chip[:rows, :cols][~valid] = 0
         return chip
 
     def _valid_mask(self, data: np.ndarray, window: ChipWindow, rows: int, cols: int) -> np.ndarray | None:
@@ -116,13 +116,12 @@ class Scene:
         return valid
 
     def _to_rgb(self, data: np.ndarray) -> np.ndarray:
-        """(bands, rows, cols) source values -> (rows, cols, 3) uint8."""
+        """(bands, rows, cols) source values -> a (rows, cols, 3 or 1) uint8 view."""
         if self._palette is not None:
             return self._palette[data[0]]
         if self.stretch is not None:
             data = self.stretch.apply(data)
-        rgb = np.moveaxis(data, 0, -1)
-        return np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else np.ascontiguousarray(rgb)
+        return np.moveaxis(data, 0, -1)
 
     def _stretch_from_overview(self) -> Stretch:
         """Percentile stretch from a decimated read of the whole scene (overviews are used when present)."""
