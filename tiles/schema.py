@@ -79,11 +79,8 @@ class ChipRecord:
     thumbnail: bytes
 
 
-def rows_table(records: Sequence[ChipRecord], vectors: np.ndarray, model_id: str) -> pa.Table:
-    """The ``chips`` rows of ``records`` with their ``(N, D)`` float32 ``vectors``."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if vectors.ndim != 2 or vectors.shape[0] != len(records):
-        raise ValueError(f"{len(records)} records but vectors of shape {vectors.shape}")
+def metadata_table(records: Sequence[ChipRecord], model_id: str) -> pa.Table:
+    """The ``chips`` columns other than ``vector`` (:data:`METADATA_FIELDS`) of ``records``."""
     columns = {
         "chip_id": [chip_id_for(r.scene_id, r.window) for r in records],
         "scene_id": [r.scene_id for r in records],
@@ -106,7 +103,19 @@ def rows_table(records: Sequence[ChipRecord], vectors: np.ndarray, model_id: str
         "thumbnail": [r.thumbnail for r in records],
         "model_id": [model_id] * len(records),
     }
-    schema = chips_schema(vectors.shape[1])
-    arrays = [pa.array(columns[name], type=schema.field(name).type) for name in METADATA_COLUMNS]
+    return pa.Table.from_pydict(columns, schema=pa.schema(METADATA_FIELDS))
+
+
+def with_vectors(metadata: pa.Table, vectors: np.ndarray) -> pa.Table:
+    """``metadata`` rows (:func:`metadata_table`) with their ``(N, D)`` float32 ``vectors``: full ``chips`` rows."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != metadata.num_rows:
+        raise ValueError(f"{metadata.num_rows} rows but vectors of shape {vectors.shape}")
     vector_array = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
-    return pa.Table.from_arrays([*arrays, vector_array], schema=schema)
+    return metadata.select(list(METADATA_COLUMNS)).append_column(chips_schema(vectors.shape[1]).field("vector"),
+                                                                 vector_array)
+
+
+def rows_table(records: Sequence[ChipRecord], vectors: np.ndarray, model_id: str) -> pa.Table:
+    """The ``chips`` rows of ``records`` with their ``(N, D)`` float32 ``vectors``."""
+    return with_vectors(metadata_table(records, model_id), vectors)
