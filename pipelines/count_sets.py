@@ -1,16 +1,16 @@
 """Counting sets built from boxes, for the RemoteCount protocol and area counts.
 
 An image is cut into non-overlapping square chips (:func:`tiles.grid.iter_windows`; ``chip_px=None`` keeps the
-whole image as one chip). A box counts in the chip that holds its centre, so the chips' true counts add up to the
-image's. Chips with 1..10 objects form the RemoteCount set (top-1..top-10 accuracy); every chip's estimate adds to
-its image's area count (mean absolute error against the image's box count).
+whole image as one chip). A box counts in the chip that holds its centre, so the chips' true counts add up
+to the image's. Chips with 1..10 objects form the RemoteCount set (top-1..top-10 accuracy); every chip's
+estimate adds to its image's area count (mean absolute error against the image's box count).
 
 Layouts understood by :func:`read_count_set` (the readers are :mod:`remoteclip.boxes`):
 
 - Airbus aircraft: ``DATA/annotations.csv`` (``id,image_id,geometry,class``) with the images in ``DATA/`` or
   ``DATA/images/``; the shared ``airbus-aircraft`` folder uses its held-out ``valid/`` images;
-- Pascal VOC: ``DATA/annotations/*.xml`` with the images in ``DATA/images/``; the shared ``ships-google-earth``
-  folder uses its held-out split (:mod:`pipelines.splits`);
+- Pascal VOC: ``DATA/annotations/*.xml`` with the images in ``DATA/images/``; the shared
+  ``ships-google-earth`` folder uses its held-out split (:mod:`pipelines.splits`);
 - DOTA: ``DATA/labelTxt/*.txt`` with the images in ``DATA/images/``.
 """
 
@@ -77,7 +77,9 @@ def count_image(annotated: box_readers.ImageBoxes, labels: set[str], chip_px: in
         side = max(width, height)
         windows = [(0, 0, side)]
     else:
-        windows = [(w.col_off, w.row_off, w.span_px) for w in iter_windows(width, height, ChipSpec(chip_px=chip_px))]
+        windows = [
+            (w.col_off, w.row_off, w.span_px) for w in iter_windows(width, height, ChipSpec(chip_px=chip_px))
+        ]
     counts: Counter[int] = Counter()
     for x, y in centres:
         # clamp into the image so boxes touching the border still land in an edge chip
@@ -98,7 +100,10 @@ def _read_annotations(root: Path) -> list[box_readers.ImageBoxes]:
             return box_readers.read_airbus_csv(root / "annotations.csv", valid[0].parent) if valid else []
         return box_readers.read_airbus_csv(root / "annotations.csv", _image_folder(root))
     if (root / "annotations").is_dir():
-        annotated = [box_readers.read_voc_xml(x, _image_folder(root)) for x in sorted((root / "annotations").glob("*.xml"))]
+        annotated = [
+            box_readers.read_voc_xml(x, _image_folder(root))
+            for x in sorted((root / "annotations").glob("*.xml"))
+        ]
         if root.name == "ships-google-earth":
             held_out = set(splits.ships_google_earth(root.parent).test)
             annotated = [a for a in annotated if a.image in held_out]
@@ -136,7 +141,9 @@ def read_count_set(root: Path, object_name: str | None = None, chip_px: int | No
         object_name = label_counts.most_common(1)[0][0]
     object_name = box_readers.canonical_label(object_name)
     if object_name not in label_counts:
-        raise InputError(f"no {object_name!r} boxes in {root}; labels there: {', '.join(sorted(label_counts))}")
+        raise InputError(
+            f"no {object_name!r} boxes in {root}; labels there: {', '.join(sorted(label_counts))}"
+        )
     kept = [a for a in annotated if any(b.label == object_name for b in a.boxes)]
     images = tuple(count_image(a, {object_name}, chip_px) for a in kept)
     return CountSet(name=root.name, object_name=object_name, images=images)

@@ -3,8 +3,9 @@
 Classification (zero-shot, linear probe, k-NN, few-shot): :func:`read_classification`
 
 - a folder per class: ``DATA/<class>/*.jpg``. The class name is the folder name made readable by
-  :func:`readable_class_name`: ``_`` becomes a space, CamelCase is split (``RiverLake`` -> ``river lake``), and an
-  ordinal letter prefix shared by all folders (RSSCN7's ``aGrass``, ``bField``, … ``gParking``) is dropped.
+  :func:`readable_class_name`: ``_`` becomes a space, CamelCase is split (``RiverLake`` -> ``river lake``),
+  and an ordinal letter prefix shared by all folders (RSSCN7's ``aGrass``, ``bField`` … ``gParking``) is
+  dropped.
   This covers EuroSAT, AID, RESISC45, UCM (``UCMerced_LandUse/Images``) and RSSCN7 as distributed.
 - ``DATA/train/<class>/…`` and ``DATA/test/<class>/…`` (optionally ``val/``): the folders are the split.
 - otherwise the held-out part is chosen with :func:`pipelines.splits.split_by_hash` (20 % of each class);
@@ -14,11 +15,11 @@ Retrieval: :func:`read_captions`
 
 - a CSV/TSV with columns ``filepath`` and ``caption`` (or open_clip's ``title``); paths relative to the file;
   several rows with the same image give it several captions;
-- a Karpathy-style JSON (``dataset_rsicd.json``, ``dataset_RSITMD.json``, UCM's ``dataset.json``) in a folder with
-  the images (or an ``images/`` subfolder): its ``test`` split;
+- a Karpathy-style JSON (``dataset_rsicd.json``, ``dataset_RSITMD.json``, UCM's ``dataset.json``) in a folder
+  with the images (or an ``images/`` subfolder): its ``test`` split;
 - ``../shared/data/ucm-captions``: held-out images with their captions from ``captions/ucm/train_*.txt``
-  (one filename line per image, five caption lines per image; :func:`read_caption_lines` reads that layout and the
-  test layout where each filename line is repeated once per caption).
+  (one filename line per image, five caption lines per image; :func:`read_caption_lines` reads that layout and
+  the test layout where each filename line is repeated once per caption).
 
 Counting sets from boxes are in :mod:`pipelines.count_sets`.
 """
@@ -75,7 +76,9 @@ class ClassificationSet:
         """The images zero-shot is scored on: the held-out part of a fixed split, else all of them."""
         if self.fixed_split:
             return self.test
-        return LabelledImages(self.train.paths + self.test.paths, np.concatenate([self.train.labels, self.test.labels]))
+        return LabelledImages(
+            self.train.paths + self.test.paths, np.concatenate([self.train.labels, self.test.labels])
+        )
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def _has_ordinal_prefix(names: list[str]) -> bool:
 
 
 def readable_class_name(folder_name: str, strip_prefix: bool = False) -> str:
-    """``Dense_Residential``/``DenseResidential`` -> ``dense residential``; ``aGrass`` -> ``grass`` with strip."""
+    """``DenseResidential`` -> ``dense residential``; with strip ``aGrass`` -> ``grass``."""
     name = folder_name[1:] if strip_prefix else folder_name
     name = _UCM_READABLE.get(name, name)
     name = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name.replace("_", " "))
@@ -125,7 +128,9 @@ def _to_labelled(pairs: list[tuple[Path, str]], classes: tuple[str, ...]) -> Lab
     return LabelledImages(tuple(p for p, _ in pairs), np.array([index[c] for _, c in pairs], dtype=np.int64))
 
 
-def _from_split(split: splits.Split, rename: dict[str, str] | None = None, fixed: bool = True) -> ClassificationSet:
+def _from_split(
+    split: splits.Split, rename: dict[str, str] | None = None, fixed: bool = True
+) -> ClassificationSet:
     rename = rename or {}
     labels = {p: rename.get(c, c) for p, c in split.labels.items()}
     classes = tuple(sorted(set(labels.values())))
@@ -147,7 +152,9 @@ def _shared_split(path: Path) -> splits.Split | None:
 
 def _require_dir(path: Path, what: str) -> None:
     if not path.is_dir():
-        raise InputError(f"{what} {path} is not a folder; pass --data pointing at a folder with one subfolder per class")
+        raise InputError(
+            f"{what} {path} is not a folder; pass --data pointing at a folder with one subfolder per class"
+        )
 
 
 def read_classification(path: Path) -> ClassificationSet:
@@ -160,14 +167,18 @@ def read_classification(path: Path) -> ClassificationSet:
         strip = _has_ordinal_prefix(names)
         return _from_split(shared, {n: readable_class_name(n, strip) for n in names})
     if (path / "train").is_dir() and (path / "test").is_dir():
-        parts = {name: _class_folders(path / name) for name in ("train", "val", "test") if (path / name).is_dir()}
+        parts = {
+            name: _class_folders(path / name) for name in ("train", "val", "test") if (path / name).is_dir()
+        }
         strip = _has_ordinal_prefix(sorted({d.name for folders in parts.values() for d in folders}))
         train = _labelled_from_folders(path / "train", strip)
         if "val" in parts:
             train += _labelled_from_folders(path / "val", strip)
         test = _labelled_from_folders(path / "test", strip)
         classes = tuple(sorted({c for _, c in train + test}))
-        return ClassificationSet(path.name, classes, _to_labelled(train, classes), _to_labelled(test, classes), True)
+        return ClassificationSet(
+            path.name, classes, _to_labelled(train, classes), _to_labelled(test, classes), True
+        )
     folders = _class_folders(path)
     if len(folders) < 2:
         raise InputError(
@@ -179,7 +190,7 @@ def read_classification(path: Path) -> ClassificationSet:
 
 
 def validation_split(train: LabelledImages, name: str) -> tuple[LabelledImages, LabelledImages]:
-    """Divide a training part into fit and validation parts (20 % of each class, by hash, as the held-out split)."""
+    """Divide a training part into fit and validation parts (20 % of each class, by hash)."""
     split = splits.split_by_hash(f"{name}/validation", zip(train.paths, train.labels.tolist(), strict=True))
     position = {p: i for i, p in enumerate(train.paths)}
 
@@ -190,7 +201,7 @@ def validation_split(train: LabelledImages, name: str) -> tuple[LabelledImages, 
     return part(split.train), part(split.test)
 
 
-# --- retrieval ------------------------------------------------------------------------------------------------
+# --- retrieval ---------------------------------------------------------------------------------------------
 
 
 def _caption_set(name: str, pairs: list[tuple[Path, str]]) -> CaptionSet:
@@ -207,7 +218,7 @@ def _caption_set(name: str, pairs: list[tuple[Path, str]]) -> CaptionSet:
 
 
 def read_caption_csv(csv_path: Path) -> CaptionSet:
-    """``filepath,caption`` rows (comma or tab separated, header required); paths relative to the CSV's folder."""
+    """``filepath,caption`` rows (comma or tab separated, with a header); paths relative to the CSV."""
     csv_path = Path(csv_path)
     with csv_path.open(newline="", encoding="utf-8") as f:
         header = f.readline()
@@ -216,7 +227,9 @@ def read_caption_csv(csv_path: Path) -> CaptionSet:
         fields = reader.fieldnames or []
         text_field = next((c for c in ("caption", "title") if c in fields), None)
         if "filepath" not in fields or text_field is None:
-            raise InputError(f"{csv_path} needs a header with columns 'filepath' and 'caption'; found {fields}")
+            raise InputError(
+                f"{csv_path} needs a header with columns 'filepath' and 'caption'; found {fields}"
+            )
         pairs = [(csv_path.parent / row["filepath"], row[text_field].strip()) for row in reader]
     missing = [str(p) for p, _ in pairs if not p.is_file()]
     if missing:
@@ -225,7 +238,7 @@ def read_caption_csv(csv_path: Path) -> CaptionSet:
 
 
 def _find_image(images_dir: Path, filename: str) -> Path:
-    """``images_dir/filename``, or the same stem with another image suffix (UCM's ``.tif`` kept as ``.jpg``)."""
+    """``images_dir/filename``, or its stem with another image suffix (UCM's ``.tif`` stored as ``.jpg``)."""
     exact = images_dir / filename
     if exact.is_file():
         return exact
@@ -237,7 +250,7 @@ def _find_image(images_dir: Path, filename: str) -> Path:
 
 
 def read_caption_lines(images_dir: Path, filenames_txt: Path, captions_txt: Path) -> list[tuple[Path, str]]:
-    """Pairs from line-aligned ``*_filename.txt`` / ``*_caps.txt`` (AMFMN layout of UCM, RSICD, RSITMD, Sydney)."""
+    """Pairs from line-aligned ``*_filename.txt``/``*_caps.txt`` (AMFMN: UCM, RSICD, RSITMD, Sydney)."""
     names = [line.strip() for line in filenames_txt.read_text().splitlines() if line.strip()]
     caps = [line.strip() for line in captions_txt.read_text().splitlines() if line.strip()]
     if len(caps) == len(names):
@@ -245,12 +258,14 @@ def read_caption_lines(images_dir: Path, filenames_txt: Path, captions_txt: Path
     elif names and len(caps) % len(names) == 0:
         per_name = len(caps) // len(names)
     else:
-        raise InputError(f"{captions_txt} has {len(caps)} captions for {len(names)} file names in {filenames_txt}")
+        raise InputError(
+            f"{captions_txt} has {len(caps)} captions for {len(names)} file names in {filenames_txt}"
+        )
     return [(_find_image(images_dir, names[i // per_name]), cap) for i, cap in enumerate(caps)]
 
 
 def read_karpathy_json(json_path: Path, split: str = "test") -> CaptionSet:
-    """The ``split`` images of a Karpathy-style caption JSON (``{"images": [{"filename", "sentences", "split"}]}``)."""
+    """The ``split`` images of a Karpathy-style JSON (``{"images": [{"filename", "sentences"…}]}``)."""
     json_path = Path(json_path)
     images_dir = json_path.parent / "images" if (json_path.parent / "images").is_dir() else json_path.parent
     records = json.loads(json_path.read_text()).get("images", [])

@@ -1,8 +1,8 @@
 """Evaluation runner: dataset -> embeddings (:mod:`remoteclip.encode`) -> metrics (:mod:`remoteclip.metrics`).
 
 Each ``evaluate_*`` function returns a JSON-ready result dict
-``{"task", "model", "dataset", "n", "metrics": {...}, "predictions": [...]}`` that keeps every prediction, so a
-result can be audited:
+``{"task", "model", "dataset", "n", "metrics": {...}, "predictions": [...]}`` that keeps every prediction, so
+a result can be audited:
 
 - classification tasks (zero-shot, linear probe, k-NN, few-shot): ``metrics.top1`` in 0..1 and one
   ``{"path", "label", "pred", "score"}`` per test image (few-shot: those of the first seed at the most shots);
@@ -37,10 +37,10 @@ from pipelines.eval_datasets import (
     validation_split,
 )
 from remoteclip import counting, metrics, zeroshot
-from remoteclip.prompts import MAX_COUNT, PAPER_TEMPLATE
 from remoteclip.encode import encode_images, encode_texts
 from remoteclip.errors import InputError, RasterReadError
 from remoteclip.factory import LoadedModel
+from remoteclip.prompts import MAX_COUNT, PAPER_TEMPLATE
 
 TASKS = ("zero-shot", "linear-probe", "knn", "few-shot", "retrieval", "counting")
 FEW_SHOTS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
@@ -79,10 +79,22 @@ class ImageEmbedder:
         return np.stack([self._cache[p] for p in paths])
 
 
-def _result(task: str, model: LoadedModel, dataset: str, n: int, metrics_: dict[str, Any],
-            predictions: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"task": task, "model": model.model_id, "dataset": dataset, "n": n, "metrics": metrics_,
-            "predictions": predictions}
+def _result(
+    task: str,
+    model: LoadedModel,
+    dataset: str,
+    n: int,
+    metrics_: dict[str, Any],
+    predictions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "task": task,
+        "model": model.model_id,
+        "dataset": dataset,
+        "n": n,
+        "metrics": metrics_,
+        "predictions": predictions,
+    }
 
 
 def _classification_outcome(
@@ -103,46 +115,71 @@ def _classification_outcome(
     return result, rows
 
 
-def evaluate_zero_shot(model: LoadedModel, data: ClassificationSet, embed: ImageEmbedder | None = None,
-                       templates: Sequence[str] = (PAPER_TEMPLATE,)) -> dict[str, Any]:
+def evaluate_zero_shot(
+    model: LoadedModel,
+    data: ClassificationSet,
+    embed: ImageEmbedder | None = None,
+    templates: Sequence[str] = (PAPER_TEMPLATE,),
+) -> dict[str, Any]:
     """Zero-shot top-1: class prompts "a satellite photo of {}." against the images."""
     embed = embed or ImageEmbedder(model)
     images = data.zero_shot_images()
     classifier = zeroshot.build_classifier(model, data.classes, templates)
     probs = zeroshot.class_probabilities(embed(images.paths, "zero-shot"), classifier, model.logit_scale)
     scores, rows = _classification_outcome(probs, images, data.classes)
-    return _result("zero-shot", model, data.name, len(images.paths), scores | {"templates": list(templates)}, rows)
+    return _result(
+        "zero-shot", model, data.name, len(images.paths), scores | {"templates": list(templates)}, rows
+    )
 
 
-def evaluate_linear_probe(model: LoadedModel, data: ClassificationSet,
-                          embed: ImageEmbedder | None = None) -> dict[str, Any]:
+def evaluate_linear_probe(
+    model: LoadedModel, data: ClassificationSet, embed: ImageEmbedder | None = None
+) -> dict[str, Any]:
     """Logistic regression on frozen features; ``C`` chosen on a validation part of the training images."""
     embed = embed or ImageEmbedder(model)
     fit, val = validation_split(data.train, data.name)
-    probe = metrics.linear_probe(embed(fit.paths, "training images"), fit.labels, embed(val.paths, "validation images"),
-                                 val.labels, embed(data.test.paths, "test images"), len(data.classes))
+    probe = metrics.linear_probe(
+        embed(fit.paths, "training images"),
+        fit.labels,
+        embed(val.paths, "validation images"),
+        val.labels,
+        embed(data.test.paths, "test images"),
+        len(data.classes),
+    )
     scores, rows = _classification_outcome(probe.probs, data.test, data.classes)
     extra = {"C": probe.C, "val_top1": probe.val_top1, "n_train": len(fit.paths) + len(val.paths)}
     return _result("linear-probe", model, data.name, len(data.test.paths), scores | extra, rows)
 
 
-def evaluate_knn(model: LoadedModel, data: ClassificationSet, embed: ImageEmbedder | None = None,
-                 k: int = KNN_K, temperature: float = KNN_TEMPERATURE) -> dict[str, Any]:
+def evaluate_knn(
+    model: LoadedModel,
+    data: ClassificationSet,
+    embed: ImageEmbedder | None = None,
+    k: int = KNN_K,
+    temperature: float = KNN_TEMPERATURE,
+) -> dict[str, Any]:
     """Weighted k-NN (k = 20, T = 0.07) of test images among the training images."""
     embed = embed or ImageEmbedder(model)
     train_x, test_x = embed(data.train.paths, "training images"), embed(data.test.paths, "test images")
-    knn = metrics.knn_scores(train_x, data.train.labels, test_x, len(data.classes), k=k, temperature=temperature)
+    knn = metrics.knn_scores(
+        train_x, data.train.labels, test_x, len(data.classes), k=k, temperature=temperature
+    )
     scores, rows = _classification_outcome(knn, data.test, data.classes)
     extra = {"k": k, "temperature": temperature, "n_train": len(data.train.paths)}
     return _result("knn", model, data.name, len(data.test.paths), scores | extra, rows)
 
 
-def evaluate_few_shot(model: LoadedModel, data: ClassificationSet, embed: ImageEmbedder | None = None,
-                      shots: Sequence[int] = FEW_SHOTS, seeds: Sequence[int] = FEW_SHOT_SEEDS) -> dict[str, Any]:
+def evaluate_few_shot(
+    model: LoadedModel,
+    data: ClassificationSet,
+    embed: ImageEmbedder | None = None,
+    shots: Sequence[int] = FEW_SHOTS,
+    seeds: Sequence[int] = FEW_SHOT_SEEDS,
+) -> dict[str, Any]:
     """Linear probes on ``shots`` images per class, several seeds; the other training images choose ``C``.
 
-    ``metrics.curve`` maps shots to the mean and standard deviation of top-1 over seeds; ``metrics.top1`` is the
-    mean at the most shots, and the predictions are those of the first seed there.
+    ``metrics.curve`` maps shots to the mean and standard deviation of top-1 over seeds; ``metrics.top1`` is
+    the mean at the most shots, and the predictions are those of the first seed there.
     """
     embed = embed or ImageEmbedder(model)
     train_x, test_x = embed(data.train.paths, "training images"), embed(data.test.paths, "test images")
@@ -153,19 +190,34 @@ def evaluate_few_shot(model: LoadedModel, data: ClassificationSet, embed: ImageE
         for seed in seeds:
             picked = metrics.few_shot_indices(data.train.labels, n_shots, seed)
             rest = np.setdiff1d(np.arange(len(data.train.paths)), picked)
-            probe = metrics.linear_probe(train_x[picked], data.train.labels[picked], train_x[rest],
-                                         data.train.labels[rest], test_x, len(data.classes), refit=False)
+            probe = metrics.linear_probe(
+                train_x[picked],
+                data.train.labels[picked],
+                train_x[rest],
+                data.train.labels[rest],
+                test_x,
+                len(data.classes),
+                refit=False,
+            )
             outcome, seed_rows = _classification_outcome(probe.probs, data.test, data.classes)
             top1s.append(outcome["top1"])
             if seed == seeds[0]:
                 rows = seed_rows
         curve[str(n_shots)] = {"mean": float(np.mean(top1s)), "std": float(np.std(top1s))}
     extra = {"curve": curve, "seeds": list(seeds)}
-    return _result("few-shot", model, data.name, len(data.test.paths), {"top1": curve[str(shots[-1])]["mean"]} | extra,
-                   rows)
+    return _result(
+        "few-shot",
+        model,
+        data.name,
+        len(data.test.paths),
+        {"top1": curve[str(shots[-1])]["mean"]} | extra,
+        rows,
+    )
 
 
-def evaluate_retrieval(model: LoadedModel, data: CaptionSet, embed: ImageEmbedder | None = None) -> dict[str, Any]:
+def evaluate_retrieval(
+    model: LoadedModel, data: CaptionSet, embed: ImageEmbedder | None = None
+) -> dict[str, Any]:
     """Image-to-text and text-to-image R@1/5/10 and their mean ``mR`` (0..100)."""
     embed = embed or ImageEmbedder(model)
     image_x = embed(data.images, "retrieval images")
@@ -190,19 +242,32 @@ def evaluate_counting(model: LoadedModel, data: CountSet) -> dict[str, Any]:
     chip_true, chip_scores, rows = [], [], []
     for image in tqdm(data.images, desc=f"counting {data.object_name}", unit="img", leave=False):
         rgb = _open_rgb(image.path)
-        crops = [rgb.crop((c.col_off, c.row_off, c.col_off + c.side_px, c.row_off + c.side_px)) for c in image.chips]
+        crops = [
+            rgb.crop((c.col_off, c.row_off, c.col_off + c.side_px, c.row_off + c.side_px))
+            for c in image.chips
+        ]
         estimate = counting.estimate_counts(encode_images(model, crops), text_x, model.logit_scale)
         chip_rows = []
         for chip, est in zip(image.chips, estimate, strict=True):
-            chip_rows.append({"window": [chip.col_off, chip.row_off, chip.side_px, chip.side_px],
-                              "true": chip.true, "pred": int(est.count)})
+            chip_rows.append(
+                {
+                    "window": [chip.col_off, chip.row_off, chip.side_px, chip.side_px],
+                    "true": chip.true,
+                    "pred": int(est.count),
+                }
+            )
             if 1 <= chip.true <= MAX_COUNT:
                 chip_true.append(chip.true)
                 chip_scores.append(est.scores_1_to_10)
         area_count = counting.aggregate_counts([r["pred"] for r in chip_rows])
-        rows.append({"path": str(image.path), "true": image.true, "pred": int(area_count), "chips": chip_rows})
-    topk = metrics.topk_accuracy(np.array(chip_scores), np.array(chip_true) - 1, range(1, MAX_COUNT + 1)) \
-        if chip_true else {}
+        rows.append(
+            {"path": str(image.path), "true": image.true, "pred": int(area_count), "chips": chip_rows}
+        )
+    topk = (
+        metrics.topk_accuracy(np.array(chip_scores), np.array(chip_true) - 1, range(1, MAX_COUNT + 1))
+        if chip_true
+        else {}
+    )
     scores = {f"top{k}": v for k, v in topk.items()} | {
         "n_chips": len(chip_true),
         "area_mae": metrics.mean_absolute_error([r["true"] for r in rows], [r["pred"] for r in rows]),
@@ -211,16 +276,26 @@ def evaluate_counting(model: LoadedModel, data: CountSet) -> dict[str, Any]:
     return _result("counting", model, data.name, len(rows), scores, rows)
 
 
-def run_task(model: LoadedModel, task: str, data: Path, embed: ImageEmbedder | None = None,
-             object_name: str | None = None, chip_px: int | None = None) -> dict[str, Any]:
+def run_task(
+    model: LoadedModel,
+    task: str,
+    data: Path,
+    embed: ImageEmbedder | None = None,
+    object_name: str | None = None,
+    chip_px: int | None = None,
+) -> dict[str, Any]:
     """Read ``data`` in the format ``task`` needs and evaluate it (the CLI and the suite both come here)."""
     embed = embed or ImageEmbedder(model)
     if task == "retrieval":
         return evaluate_retrieval(model, read_captions(data), embed)
     if task == "counting":
         return evaluate_counting(model, read_count_set(data, object_name, chip_px))
-    runners = {"zero-shot": evaluate_zero_shot, "linear-probe": evaluate_linear_probe, "knn": evaluate_knn,
-               "few-shot": evaluate_few_shot}
+    runners = {
+        "zero-shot": evaluate_zero_shot,
+        "linear-probe": evaluate_linear_probe,
+        "knn": evaluate_knn,
+        "few-shot": evaluate_few_shot,
+    }
     if task not in runners:
         raise InputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     return runners[task](model, read_classification(data), embed)
@@ -238,8 +313,11 @@ class SuiteItem:
 
 #: the held-out sets of ../shared/data behind the model card's figures (``evaluate all``)
 DEFAULT_SUITE: tuple[SuiteItem, ...] = (
-    *(SuiteItem(task, dataset) for dataset in ("rsscn7", "ucm-captions")
-      for task in ("zero-shot", "linear-probe", "knn", "few-shot")),
+    *(
+        SuiteItem(task, dataset)
+        for dataset in ("rsscn7", "ucm-captions")
+        for task in ("zero-shot", "linear-probe", "knn", "few-shot")
+    ),
     SuiteItem("retrieval", "ucm-captions"),
     SuiteItem("counting", "airbus-aircraft", "airplane", chip_px=512),
     SuiteItem("counting", "ships-google-earth", "boat"),
@@ -247,8 +325,9 @@ DEFAULT_SUITE: tuple[SuiteItem, ...] = (
 )
 
 
-def run_suite(model: LoadedModel, data_root: Path,
-              suite: Sequence[SuiteItem] = DEFAULT_SUITE) -> list[dict[str, Any]]:
+def run_suite(
+    model: LoadedModel, data_root: Path, suite: Sequence[SuiteItem] = DEFAULT_SUITE
+) -> list[dict[str, Any]]:
     """Every evaluation of ``suite`` with one shared image-embedding cache."""
     embed = ImageEmbedder(model)
     return [

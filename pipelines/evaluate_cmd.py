@@ -1,9 +1,9 @@
 """``remoteclip-explorer evaluate``: the paper's evaluation protocols on any dataset, and the full report.
 
-    remoteclip-explorer evaluate zero-shot --data ../shared/data/rsscn7 --out zs.json
-    remoteclip-explorer evaluate retrieval --model RemoteCLIP-ViT-B-32 --weights RemoteCLIP-ViT-B-32.pt --data caps.csv
-    remoteclip-explorer evaluate counting --data ../shared/data/airbus-aircraft --object airplane --chip-px 512
-    remoteclip-explorer evaluate all --out-dir docs/evaluation
+remoteclip-explorer evaluate zero-shot --data ../shared/data/rsscn7 --out zs.json
+remoteclip-explorer evaluate retrieval --model ViT-B-32 --weights RemoteCLIP-ViT-B-32.pt --data caps.csv
+remoteclip-explorer evaluate counting --data ../shared/data/airbus-aircraft --object airplane --chip-px 512
+remoteclip-explorer evaluate all --out-dir docs/evaluation
 """
 
 from __future__ import annotations
@@ -20,18 +20,30 @@ from pipelines.options import echo_json, model_option, output_format_option, ove
 
 DEFAULT_DATA_ROOT = Path("../shared/data")
 
-device_option = click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda, cuda:1).")
+device_option = click.option(
+    "--device", default="cpu", show_default=True, help="Torch device (cpu, cuda, cuda:1)."
+)
 CLASS_FOLDERS = "Folder with one subfolder per class (or train/ and test/ folders of them)."
 #: task -> (what it measures, what --data must be)
 TASK_HELP: dict[str, tuple[str, str]] = {
     "zero-shot": ('Zero-shot top-1 with the prompt "a satellite photo of {}." per class.', CLASS_FOLDERS),
-    "linear-probe": ("Logistic regression on frozen features, C chosen on a validation split.", CLASS_FOLDERS),
+    "linear-probe": (
+        "Logistic regression on frozen features, C chosen on a validation split.",
+        CLASS_FOLDERS,
+    ),
     "knn": ("Weighted k-NN (k = 20, T = 0.07) on frozen features.", CLASS_FOLDERS),
-    "few-shot": ("Linear probe on 1, 2, 4, 8, 16, 32 images per class; mean and spread over 5 seeds.", CLASS_FOLDERS),
-    "retrieval": ("Image-text retrieval: R@1/5/10 both ways and their mean mR (0..100).",
-                  "CSV/TSV with columns filepath,caption; a folder with a Karpathy dataset_*.json; or ucm-captions."),
-    "counting": ("RemoteCount top-1..10 accuracy on chips with 1..10 objects, and the MAE of area counts.",
-                 "Folder of images with boxes: annotations.csv (Airbus), annotations/*.xml (VOC) or labelTxt/ (DOTA)."),
+    "few-shot": (
+        "Linear probe on 1, 2, 4, 8, 16, 32 images per class; mean and spread over 5 seeds.",
+        CLASS_FOLDERS,
+    ),
+    "retrieval": (
+        "Image-text retrieval: R@1/5/10 both ways and their mean mR (0..100).",
+        "CSV/TSV with columns filepath,caption; a folder with a Karpathy dataset_*.json; or ucm-captions.",
+    ),
+    "counting": (
+        "RemoteCount top-1..10 accuracy on chips with 1..10 objects, and the MAE of area counts.",
+        "Folder of images with boxes: annotations.csv (Airbus), annotations/*.xml (VOC) or labelTxt/ (DOTA).",
+    ),
 }
 
 
@@ -58,16 +70,30 @@ def evaluate() -> None:
 
 
 def _task_command(task: str) -> click.Command:
-    @click.option("--data", type=click.Path(exists=True, path_type=Path), required=True, help=TASK_HELP[task][1])
+    @click.option(
+        "--data", type=click.Path(exists=True, path_type=Path), required=True, help=TASK_HELP[task][1]
+    )
     @model_option
     @weights_option
     @device_option
-    @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                  help="Write the result (metrics and every prediction) as JSON here.")
+    @click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Write the result (metrics and every prediction) as JSON here.",
+    )
     @overwrite_option
     @output_format_option("table", "json")
-    def command(data: Path, model_name: str | None, weights: Path | None, device: str, out: Path | None,
-                overwrite: bool, output_format: str, **counting_options: Any) -> None:
+    def command(
+        data: Path,
+        model_name: str | None,
+        weights: Path | None,
+        device: str,
+        out: Path | None,
+        overwrite: bool,
+        output_format: str,
+        **counting_options: Any,
+    ) -> None:
         _check_output(out, overwrite, "--out")
         result = run_task(_load(model_name, weights, device), task, data, **counting_options)
         if out is not None:
@@ -79,10 +105,18 @@ def _task_command(task: str) -> click.Command:
             click.echo(_summary(result))
 
     if task == "counting":
-        command = click.option("--object", "object_name", default=None,
-                               help="Box label to count (airplane, boat, ship, …); default: the most common.")(command)
-        command = click.option("--chip-px", type=click.IntRange(min=8), default=None,
-                               help="Side of the square chips in pixels; default: whole images.")(command)
+        command = click.option(
+            "--object",
+            "object_name",
+            default=None,
+            help="Box label to count (airplane, boat, ship, …); default: the most common.",
+        )(command)
+        command = click.option(
+            "--chip-px",
+            type=click.IntRange(min=8),
+            default=None,
+            help="Side of the square chips in pixels; default: whole images.",
+        )(command)
     summary, data_help = TASK_HELP[task]
     return click.command(task, help=f"{summary}\n\n--data: {data_help}", short_help=summary)(command)
 
@@ -95,19 +129,37 @@ for _task in TASKS:
 @model_option
 @weights_option
 @device_option
-@click.option("--data-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=DEFAULT_DATA_ROOT, show_default=True, help="The shared data folder with the held-out sets.")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for README.md, the PNG plots and results.json.")
+@click.option(
+    "--data-root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=DEFAULT_DATA_ROOT,
+    show_default=True,
+    help="The shared data folder with the held-out sets.",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for README.md, the PNG plots and results.json.",
+)
 @overwrite_option
-def evaluate_all(model_name: str | None, weights: Path | None, device: str, data_root: Path, out_dir: Path,
-                 overwrite: bool) -> None:
-    """Every task on the default held-out sets of ../shared/data, written up as a markdown report with plots."""
+def evaluate_all(
+    model_name: str | None, weights: Path | None, device: str, data_root: Path, out_dir: Path, overwrite: bool
+) -> None:
+    """Every task on the default held-out sets of ../shared/data, written up as a markdown report + plots."""
     from pipelines.report import write_report
 
     _check_output(out_dir / "README.md", overwrite, "--out-dir")
     results = run_suite(_load(model_name, weights, device), data_root)
-    argv = ["remoteclip-explorer", "evaluate", "all", "--data-root", str(data_root), "--out-dir", str(out_dir)]
+    argv = [
+        "remoteclip-explorer",
+        "evaluate",
+        "all",
+        "--data-root",
+        str(data_root),
+        "--out-dir",
+        str(out_dir),
+    ]
     argv += ["--model", model_name] if model_name else []
     argv += ["--weights", str(weights)] if weights else []
     path = write_report(results, out_dir, shlex.join(argv))

@@ -1,7 +1,8 @@
 """Markdown evaluation report with PNG plots, from the result dicts of :mod:`pipelines.evaluate`.
 
-Plots use matplotlib's object API (``Figure`` renders with Agg; no display, no pyplot state): a confusion matrix per
-zero-shot and linear-probe result, the few-shot curve, the retrieval R@k bars and the counting top-k curve.
+Plots use matplotlib's object API (``Figure`` renders with Agg; no display, no pyplot state): a confusion
+matrix per zero-shot and linear-probe result, the few-shot curve, the retrieval R@k bars and the counting
+top-k curve.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def plot_confusion_matrix(result: Result, path: Path) -> Path:
     classes = sorted({p["label"] for p in preds} | {p["pred"] for p in preds})
     index = {c: i for i, c in enumerate(classes)}
     matrix = metrics.confusion_matrix(
-        np.array([index[p["label"]] for p in preds]), np.array([index[p["pred"]] for p in preds]), len(classes)
+        np.array([index[p["label"]] for p in preds]),
+        np.array([index[p["pred"]] for p in preds]),
+        len(classes),
     )
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     side = max(4.0, 0.38 * len(classes) + 2.5)
@@ -58,8 +61,15 @@ def plot_confusion_matrix(result: Result, path: Path) -> Path:
     if len(classes) <= 12:
         for (row, col), count in np.ndenumerate(matrix):
             if count:
-                ax.text(col, row, str(count), ha="center", va="center", fontsize=8,
-                        color="white" if rates[row, col] > 0.5 else "black")
+                ax.text(
+                    col,
+                    row,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if rates[row, col] > 0.5 else "black",
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"{result['task']} on {result['dataset']}: top-1 {_pct(result['metrics']['top1'])} %")
@@ -67,7 +77,7 @@ def plot_confusion_matrix(result: Result, path: Path) -> Path:
 
 
 def plot_few_shot(results: Sequence[Result], path: Path) -> Path:
-    """Top-1 against shots per class (log scale), mean ± standard deviation over seeds, one line per dataset."""
+    """Top-1 against shots per class (log scale), mean ± std over seeds, one line per dataset."""
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
     for result in results:
@@ -96,12 +106,19 @@ def plot_retrieval(results: Sequence[Result], path: Path) -> Path:
     width = 0.8 / len(results)
     for i, result in enumerate(results):
         values = [result["metrics"][k] for k in keys]
-        bars = ax.bar(np.arange(len(keys)) + i * width, values, width, label=f"{result['dataset']} "
-                      f"(mR {result['metrics']['mR']:.2f})")
+        bars = ax.bar(
+            np.arange(len(keys)) + i * width,
+            values,
+            width,
+            label=f"{result['dataset']} (mR {result['metrics']['mR']:.2f})",
+        )
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
-    ax.set_xticks(np.arange(len(keys)) + width * (len(results) - 1) / 2,
-                  [k.replace("i2t_", "image→text ").replace("t2i_", "text→image ") for k in keys],
-                  rotation=20, fontsize=8)
+    ax.set_xticks(
+        np.arange(len(keys)) + width * (len(results) - 1) / 2,
+        [k.replace("i2t_", "image→text ").replace("t2i_", "text→image ") for k in keys],
+        rotation=20,
+        fontsize=8,
+    )
     ax.set_ylabel("recall (%)")
     ax.set_ylim(0, 100)
     ax.legend()
@@ -117,8 +134,12 @@ def plot_counting(results: Sequence[Result], path: Path) -> Path:
     for result in results:
         m = result["metrics"]
         if m["n_chips"]:
-            ax.plot(ks, [100 * m[f"top{k}"] for k in ks], marker="o",
-                    label=f"{result['dataset']} ({m['object']}, {m['n_chips']} chips)")
+            ax.plot(
+                ks,
+                [100 * m[f"top{k}"] for k in ks],
+                marker="o",
+                label=f"{result['dataset']} ({m['object']}, {m['n_chips']} chips)",
+            )
     ax.plot(ks, [10 * k for k in ks], color="grey", linestyle="--", label="chance")
     ax.set_xticks(ks)
     ax.set_xlabel("k")
@@ -135,65 +156,103 @@ def _by_task(results: Sequence[Result], task: str) -> list[Result]:
 
 
 def _classification_section(results: Sequence[Result], out_dir: Path) -> list[str]:
-    lines = ["## Scene classification", "",
-             "| dataset | task | test images | top-1 (%) | top-5 (%) | mean per class (%) | notes |",
-             "|---|---|---:|---:|---:|---:|---|"]
+    lines = [
+        "## Scene classification",
+        "",
+        "| dataset | task | test images | top-1 (%) | top-5 (%) | mean per class (%) | notes |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
     for r in results:
         if r["task"] not in CLASSIFICATION_TASKS:
             continue
         m = r["metrics"]
-        note = {"zero-shot": f"prompt “{m.get('templates', [''])[0]}”",
-                "linear-probe": f"C = {m.get('C')} (chosen on validation), {m.get('n_train')} training images",
-                "knn": f"k = {m.get('k')}, T = {m.get('temperature')}, {m.get('n_train')} training images",
-                "few-shot": f"most shots, mean of {len(m.get('seeds', []))} seeds"}[r["task"]]
-        lines.append(f"| {r['dataset']} | {r['task']} | {r['n']} | {_pct(m['top1'])} | {_pct(m.get('top5'))} | "
-                     f"{_pct(m.get('mean_per_class'))} | {note} |")
+        note = {
+            "zero-shot": f"prompt “{m.get('templates', [''])[0]}”",
+            "linear-probe": f"C = {m.get('C')} (chosen on validation), {m.get('n_train')} training images",
+            "knn": f"k = {m.get('k')}, T = {m.get('temperature')}, {m.get('n_train')} training images",
+            "few-shot": f"most shots, mean of {len(m.get('seeds', []))} seeds",
+        }[r["task"]]
+        lines.append(
+            f"| {r['dataset']} | {r['task']} | {r['n']} | {_pct(m['top1'])} | {_pct(m.get('top5'))} | "
+            f"{_pct(m.get('mean_per_class'))} | {note} |"
+        )
     lines.append("")
     for r in results:
         if r["task"] in ("zero-shot", "linear-probe"):
-            png = plot_confusion_matrix(r, out_dir / f"confusion_{_slug(r['task'])}_{_slug(r['dataset'])}.png")
+            png = plot_confusion_matrix(
+                r, out_dir / f"confusion_{_slug(r['task'])}_{_slug(r['dataset'])}.png"
+            )
             lines += [f"![{r['task']} confusion matrix on {r['dataset']}]({png.name})", ""]
     few = _by_task(results, "few-shot")
     if few:
         shots = list(few[0]["metrics"]["curve"])
-        lines += ["### Few-shot linear probe", "", "| dataset | " + " | ".join(f"{s}-shot" for s in shots) + " |",
-                  "|---|" + "---:|" * len(shots)]
+        lines += [
+            "### Few-shot linear probe",
+            "",
+            "| dataset | " + " | ".join(f"{s}-shot" for s in shots) + " |",
+            "|---|" + "---:|" * len(shots),
+        ]
         for r in few:
             curve = r["metrics"]["curve"]
-            lines.append(f"| {r['dataset']} | " + " | ".join(
-                f"{100 * curve[s]['mean']:.1f} ± {100 * curve[s]['std']:.1f}" for s in shots) + " |")
+            lines.append(
+                f"| {r['dataset']} | "
+                + " | ".join(f"{100 * curve[s]['mean']:.1f} ± {100 * curve[s]['std']:.1f}" for s in shots)
+                + " |"
+            )
         png = plot_few_shot(few, out_dir / "few_shot.png")
-        lines += ["", "Top-1 (%), mean ± standard deviation over seeds.", "", f"![few-shot curve]({png.name})", ""]
+        lines += [
+            "",
+            "Top-1 (%), mean ± standard deviation over seeds.",
+            "",
+            f"![few-shot curve]({png.name})",
+            "",
+        ]
     return lines
 
 
 def _retrieval_section(results: Sequence[Result], out_dir: Path) -> list[str]:
     keys = [k for k in results[0]["metrics"] if "_R@" in k]
-    lines = ["## Image-text retrieval", "",
-             "| dataset | images | captions | " + " | ".join(keys) + " | mR |",
-             "|---|---:|---:|" + "---:|" * (len(keys) + 1)]
+    lines = [
+        "## Image-text retrieval",
+        "",
+        "| dataset | images | captions | " + " | ".join(keys) + " | mR |",
+        "|---|---:|---:|" + "---:|" * (len(keys) + 1),
+    ]
     for r in results:
         m = r["metrics"]
-        lines.append(f"| {r['dataset']} | {r['n']} | {m['n_captions']} | "
-                     + " | ".join(f"{m[k]:.2f}" for k in keys) + f" | **{m['mR']:.2f}** |")
+        lines.append(
+            f"| {r['dataset']} | {r['n']} | {m['n_captions']} | "
+            + " | ".join(f"{m[k]:.2f}" for k in keys)
+            + f" | **{m['mR']:.2f}** |"
+        )
     png = plot_retrieval(results, out_dir / "retrieval.png")
     return lines + ["", f"![retrieval recall]({png.name})", ""]
 
 
 def _counting_section(results: Sequence[Result], out_dir: Path) -> list[str]:
-    lines = ["## Counting", "",
-             "| count set | object | images | chips (1–10) | top-1 (%) | top-3 (%) | top-5 (%) | top-10 (%) "
-             "| area MAE | true total |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "## Counting",
+        "",
+        "| count set | object | images | chips (1–10) | top-1 (%) | top-3 (%) | top-5 (%) | top-10 (%) "
+        "| area MAE | true total |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         m = r["metrics"]
         total = sum(p["true"] for p in r["predictions"])
-        lines.append(f"| {r['dataset']} | {m['object']} | {r['n']} | {m['n_chips']} | {_pct(m.get('top1'))} | "
-                     f"{_pct(m.get('top3'))} | {_pct(m.get('top5'))} | {_pct(m.get('top10'))} | "
-                     f"{m['area_mae']:.2f} | {total} |")
+        lines.append(
+            f"| {r['dataset']} | {m['object']} | {r['n']} | {m['n_chips']} | {_pct(m.get('top1'))} | "
+            f"{_pct(m.get('top3'))} | {_pct(m.get('top5'))} | {_pct(m.get('top10'))} | "
+            f"{m['area_mae']:.2f} | {total} |"
+        )
     png = plot_counting(results, out_dir / "counting_topk.png")
-    return lines + ["", "Area MAE: mean over images of |true count − sum of the per-chip estimates|.", "",
-                    f"![counting top-k]({png.name})", ""]
+    return lines + [
+        "",
+        "Area MAE: mean over images of |true count − sum of the per-chip estimates|.",
+        "",
+        f"![counting top-k]({png.name})",
+        "",
+    ]
 
 
 def _paper_section(results: Sequence[Result]) -> list[str]:
@@ -202,24 +261,34 @@ def _paper_section(results: Sequence[Result]) -> list[str]:
     retrieval = _by_task(results, "retrieval")
     ours_mr = "; ".join(f"{r['metrics']['mR']:.2f} ({r['dataset']}, {r['n']} images)" for r in retrieval)
     rows = [("zero-shot top-1 (%)", PAPER_ZERO_SHOT, ours_zero), ("retrieval mR", PAPER_RETRIEVAL, ours_mr)]
-    lines = ["## Beside the paper", "",
-             "| figure | RemoteCLIP ViT-B-32 (paper) | paper's data | this model (held-out splits of ../shared/data) |",
-             "|---|---:|---|---|"]
+    lines = [
+        "## Beside the paper",
+        "",
+        "| figure | RemoteCLIP ViT-B-32 (paper) | paper's data | this model (held-out ../shared/data) |",
+        "|---|---:|---|---|",
+    ]
     lines += [f"| {name} | {value} | {data} | {ours or '–'} |" for name, (value, data), ours in rows]
-    lines += ["",
-              "The figures are **not directly comparable**: the paper's come from official test splits of datasets "
-              "whose images are not available here (RSITMD, RSICD, the UCM-captions test images, 12 scene datasets); "
-              "ours come from the fixed held-out splits in `pipelines/splits.py` (20 % of each class of RSSCN7 and of "
-              "the UCM-captions *train* images, never used for training).", ""]
+    lines += [
+        "",
+        "The figures are **not directly comparable**: the paper's come from official test splits of "
+        "datasets whose images are not available here (RSITMD, RSICD, the UCM-captions test images, 12 scene "
+        "datasets); ours come from the fixed held-out splits in `pipelines/splits.py` (20 % of each class of "
+        "RSSCN7 and of the UCM-captions *train* images, never used for training).",
+        "",
+    ]
     return lines
 
 
 def write_report(results: Sequence[Result], out_dir: Path, command: str) -> Path:
-    """Write ``README.md``, the PNG plots and ``results.json`` (every result, predictions included) to ``out_dir``."""
+    """Write ``README.md``, the PNG plots and ``results.json`` (with every prediction) in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     models = sorted({r["model"] for r in results})
-    lines = [f"# Evaluation report: `{', '.join(models)}`", "",
-             f"Generated by `{command}`. Every prediction is kept in [results.json](results.json).", ""]
+    lines = [
+        f"# Evaluation report: `{', '.join(models)}`",
+        "",
+        f"Generated by `{command}`. Every prediction is kept in [results.json](results.json).",
+        "",
+    ]
     lines += _paper_section(results)
     if any(r["task"] in CLASSIFICATION_TASKS for r in results):
         lines += _classification_section(results, out_dir)

@@ -3,7 +3,7 @@
 Everything here takes numpy arrays (never models or images) and returns numbers or arrays:
 
 - classification: :func:`topk_accuracy`, :func:`confusion_matrix`;
-- image-text retrieval: :func:`retrieval_ranks` and :func:`recall_at_k`, or both at once :func:`retrieval_recall`
+- image-text retrieval: :func:`retrieval_ranks` then :func:`recall_at_k`, or both in :func:`retrieval_recall`
   (R@k both directions, several captions per image, and the mean recall ``mR`` of the six figures, in 0..100);
 - probes on frozen features: :func:`knn_scores` (k = 20, T = 0.07, similarity-weighted votes),
   :func:`linear_probe` (scikit-learn logistic regression, ``C`` chosen on a validation split),
@@ -90,7 +90,9 @@ def retrieval_ranks(
     if len(images) == 0 or len(texts) == 0:
         raise InputError("retrieval needs at least one image and one caption")
     if text_image.min() < 0 or text_image.max() >= len(images):
-        raise InputError(f"text_image must index 0..{len(images) - 1}, got {text_image.min()}..{text_image.max()}")
+        raise InputError(
+            f"text_image must index 0..{len(images) - 1}, got {text_image.min()}..{text_image.max()}"
+        )
 
     image_ranks = np.empty(len(images), dtype=np.int64)
     for start in range(0, len(images), chunk_size):
@@ -107,7 +109,9 @@ def retrieval_ranks(
     return image_ranks, text_ranks
 
 
-def recall_at_k(image_ranks: np.ndarray, text_ranks: np.ndarray, ks: Sequence[int] = RETRIEVAL_KS) -> dict[str, float]:
+def recall_at_k(
+    image_ranks: np.ndarray, text_ranks: np.ndarray, ks: Sequence[int] = RETRIEVAL_KS
+) -> dict[str, float]:
     """R@k in both directions from :func:`retrieval_ranks`, and their mean ``mR``, in 0..100 as the paper.
 
     Returns:
@@ -126,7 +130,7 @@ def retrieval_recall(
     ks: Sequence[int] = RETRIEVAL_KS,
     chunk_size: int = 1024,
 ) -> dict[str, float]:
-    """Image-to-text and text-to-image R@k and ``mR`` (0..100) for captions ``text_image``-indexed to images."""
+    """R@k both ways and ``mR`` (0..100) for captions whose images are ``text_image``; see the two above."""
     return recall_at_k(*retrieval_ranks(image_emb, text_emb, text_image, chunk_size), ks)
 
 
@@ -139,7 +143,7 @@ def knn_scores(
     temperature: float = 0.07,
     chunk_size: int = 1024,
 ) -> np.ndarray:
-    """Weighted k-NN class scores ``(N_test, C)``: each of the ``k`` nearest neighbours votes ``exp(sim / T)``.
+    """Weighted k-NN class scores ``(N_test, C)``: each of the ``k`` nearest neighbours votes ``exp(sim/T)``.
 
     Scores are normalised to sum to 1 per row; ``argmax`` gives the prediction.
     """
@@ -182,8 +186,8 @@ def linear_probe(
 ) -> ProbeResult:
     """Logistic regression on frozen features: pick ``C`` on the validation split, then refit on train + val.
 
-    Features are L2-normalised. Classes missing from the training data get probability 0. ``refit=False`` keeps
-    the final fit on the training part only (few-shot: the validation images only choose ``C``).
+    Features are L2-normalised. Classes missing from the training data get probability 0. ``refit=False``
+    keeps the final fit on the training part only (few-shot: the validation images only choose ``C``).
     """
     from sklearn.linear_model import LogisticRegression
 

@@ -55,12 +55,25 @@ def _check_classification(result: dict[str, Any], task: str, n: int) -> None:
 
 def test_zero_shot_json_and_out_file(class_folders: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "zs.json"
-    result = _run(["zero-shot", "--data", str(class_folders), "--model", str(tiny_checkpoint), "--out", str(out)])
+    result = _run(
+        ["zero-shot", "--data", str(class_folders), "--model", str(tiny_checkpoint), "--out", str(out)]
+    )
     _check_classification(result, "zero-shot", 30)  # a plain folder: zero-shot scores every image
     assert json.loads(out.read_text()) == result
     assert result["metrics"]["templates"] == ["a satellite photo of {}."]
-    again = CliRunner().invoke(cli, ["evaluate", "zero-shot", "--data", str(class_folders), "--model",
-                                     str(tiny_checkpoint), "--out", str(out)])
+    again = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            "zero-shot",
+            "--data",
+            str(class_folders),
+            "--model",
+            str(tiny_checkpoint),
+            "--out",
+            str(out),
+        ],
+    )
     assert again.exit_code != 0 and "--overwrite" in again.output
 
 
@@ -80,7 +93,9 @@ def test_few_shot_curve(class_folders: Path, tiny_checkpoint: Path) -> None:
     assert result["metrics"]["top1"] == curve["32"]["mean"]
 
 
-def test_retrieval_csv_matches_direct_computation(tmp_path: Path, tiny_checkpoint: Path, tiny_model: Any) -> None:
+def test_retrieval_csv_matches_direct_computation(
+    tmp_path: Path, tiny_checkpoint: Path, tiny_model: Any
+) -> None:
     colours = [*COLOURS.values(), (200, 200, 200), (10, 10, 10)]
     lines, paths, captions = ["filepath,caption"], [], []
     for i, colour in enumerate(colours):
@@ -93,11 +108,16 @@ def test_retrieval_csv_matches_direct_computation(tmp_path: Path, tiny_checkpoin
     assert set(result) == {"task", "model", "dataset", "n", "metrics", "predictions"}
     assert result["n"] == 5 and result["metrics"]["n_captions"] == 10
     images = encode_images(tiny_model, [Image.open(p).convert("RGB") for p in paths])
-    expected = metrics.retrieval_recall(images, encode_texts(tiny_model, captions), np.repeat(np.arange(5), 2))
+    expected = metrics.retrieval_recall(
+        images, encode_texts(tiny_model, captions), np.repeat(np.arange(5), 2)
+    )
     for key, value in expected.items():
         assert result["metrics"][key] == pytest.approx(value, abs=1e-6)
     assert 0 <= result["metrics"]["mR"] <= 100
-    assert [row["captions"] for row in result["predictions"]][0] == ["a photo number 0", "another caption for 0"]
+    assert [row["captions"] for row in result["predictions"]][0] == [
+        "a photo number 0",
+        "another caption for 0",
+    ]
     assert all(len(row["t2i_ranks"]) == 2 and 0 <= row["i2t_rank"] < 10 for row in result["predictions"])
 
 
@@ -115,7 +135,11 @@ def test_counting_voc_known_counts(tmp_path: Path, tiny_checkpoint: Path) -> Non
     truth = {"a": 1, "b": 3, "c": 12}  # image c is outside RemoteCount's 1..10: area count only
     for i, (name, n) in enumerate(truth.items()):
         _image(tmp_path / "images" / f"{name}.png", (30, 60, 120), seed=i, size=64)
-        _voc(tmp_path / "annotations" / f"{name}.xml", f"{name}.png", [(2 + 5 * j, 2, 6 + 5 * j, 6) for j in range(n)])
+        _voc(
+            tmp_path / "annotations" / f"{name}.xml",
+            f"{name}.png",
+            [(2 + 5 * j, 2, 6 + 5 * j, 6) for j in range(n)],
+        )
     result = _run(["counting", "--data", str(tmp_path), "--model", str(tiny_checkpoint)])
     assert set(result) == {"task", "model", "dataset", "n", "metrics", "predictions"}
     rows = {Path(r["path"]).stem: r for r in result["predictions"]}
@@ -131,7 +155,9 @@ def test_counting_voc_known_counts(tmp_path: Path, tiny_checkpoint: Path) -> Non
     assert {Path(r["path"]).stem: sum(c["true"] for c in r["chips"]) for r in chipped["predictions"]} == truth
 
 
-def test_bad_data_is_one_line_error(tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture) -> None:
+def test_bad_data_is_one_line_error(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture
+) -> None:
     from pipelines.cli import main
 
     (tmp_path / "empty").mkdir()

@@ -123,7 +123,11 @@ def test_karpathy_json_test_split(tmp_path: Path) -> None:
     _png(tmp_path / "images" / "airport_1.jpg")
     _png(tmp_path / "images" / "beach_2.jpg")
     records = [
-        {"filename": "airport_1.jpg", "split": "test", "sentences": [{"raw": "planes ."}, {"raw": "a runway ."}]},
+        {
+            "filename": "airport_1.jpg",
+            "split": "test",
+            "sentences": [{"raw": "planes ."}, {"raw": "a runway ."}],
+        },
         {"filename": "beach_2.jpg", "split": "train", "sentences": [{"raw": "sand ."}]},
     ]
     (tmp_path / "dataset_rsicd.json").write_text(json.dumps({"images": records}))
@@ -165,8 +169,13 @@ def test_count_set_known_chip_counts(tmp_path: Path) -> None:
     _voc(
         root / "annotations" / "one.xml",
         "one.png",
-        [(5, 5, 15, 15, "boat"), (55, 5, 65, 15, "boat"), (65, 15, 75, 25, "boat"), (85, 45, 95, 55, "boat"),
-         (5, 40, 15, 50, "car")],
+        [
+            (5, 5, 15, 15, "boat"),
+            (55, 5, 65, 15, "boat"),
+            (65, 15, 75, 25, "boat"),
+            (85, 45, 95, 55, "boat"),
+            (5, 40, 15, 50, "car"),
+        ],
     )
     whole = count_sets.read_count_set(root)
     assert whole.object_name == "boat"
@@ -175,7 +184,12 @@ def test_count_set_known_chip_counts(tmp_path: Path) -> None:
     image = chipped.images[0]
     assert image.true == 4
     # 2 x 2 chips of 50 px: top-left 1, top-right 2, bottom-left 0, bottom-right 1
-    assert [(c.col_off, c.row_off, c.true) for c in image.chips] == [(0, 0, 1), (50, 0, 2), (0, 50, 0), (50, 50, 1)]
+    assert [(c.col_off, c.row_off, c.true) for c in image.chips] == [
+        (0, 0, 1),
+        (50, 0, 2),
+        (0, 50, 0),
+        (50, 50, 1),
+    ]
     assert sum(c.true for c in image.chips) == image.true
     assert [chip.true for _, chip in chipped.remotecount_chips()] == [1, 2, 1]
     assert count_sets.read_count_set(root, object_name="car").images[0].true == 1

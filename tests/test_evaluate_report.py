@@ -19,8 +19,14 @@ from pipelines.report import write_report
 def _classification(task: str, dataset: str, pairs: list[tuple[str, str]], **extra: Any) -> dict[str, Any]:
     rows = [{"path": f"{i}.jpg", "label": a, "pred": b, "score": 0.5} for i, (a, b) in enumerate(pairs)]
     top1 = float(np.mean([a == b for a, b in pairs]))
-    return {"task": task, "model": "demo@123", "dataset": dataset, "n": len(rows),
-            "metrics": {"top1": top1, "mean_per_class": top1, **extra}, "predictions": rows}
+    return {
+        "task": task,
+        "model": "demo@123",
+        "dataset": dataset,
+        "n": len(rows),
+        "metrics": {"top1": top1, "mean_per_class": top1, **extra},
+        "predictions": rows,
+    }
 
 
 def _known_results() -> list[dict[str, Any]]:
@@ -31,12 +37,34 @@ def _known_results() -> list[dict[str, Any]]:
         _classification("zero-shot", "scenes", pairs, templates=["a satellite photo of {}."]),
         _classification("linear-probe", "scenes", pairs, C=10.0, n_train=40, val_top1=0.9),
         _classification("few-shot", "scenes", pairs, curve=curve, seeds=[0, 1]),
-        {"task": "retrieval", "model": "demo@123", "dataset": "captions", "n": 3, "predictions": [],
-         "metrics": {"i2t_R@1": 10.0, "i2t_R@5": 20.0, "i2t_R@10": 30.0, "t2i_R@1": 40.0, "t2i_R@5": 50.0,
-                     "t2i_R@10": 60.0, "mR": 35.0, "n_captions": 15}},
-        {"task": "counting", "model": "demo@123", "dataset": "harbour", "n": 2, "metrics": counting,
-         "predictions": [{"path": "a.jpg", "true": 3, "pred": 4, "chips": []},
-                         {"path": "b.jpg", "true": 5, "pred": 3, "chips": []}]},
+        {
+            "task": "retrieval",
+            "model": "demo@123",
+            "dataset": "captions",
+            "n": 3,
+            "predictions": [],
+            "metrics": {
+                "i2t_R@1": 10.0,
+                "i2t_R@5": 20.0,
+                "i2t_R@10": 30.0,
+                "t2i_R@1": 40.0,
+                "t2i_R@5": 50.0,
+                "t2i_R@10": 60.0,
+                "mR": 35.0,
+                "n_captions": 15,
+            },
+        },
+        {
+            "task": "counting",
+            "model": "demo@123",
+            "dataset": "harbour",
+            "n": 2,
+            "metrics": counting,
+            "predictions": [
+                {"path": "a.jpg", "true": 3, "pred": 4, "chips": []},
+                {"path": "b.jpg", "true": 5, "pred": 3, "chips": []},
+            ],
+        },
     ]
 
 
@@ -53,8 +81,13 @@ def test_report_tables_and_plots(tmp_path: Path) -> None:
     assert "62.41" in text and "56.36" in text and "not directly comparable" in text
     assert "75.00 (scenes, 4 images)" in text
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert pngs == ["confusion_linear-probe_scenes.png", "confusion_zero-shot_scenes.png", "counting_topk.png",
-                    "few_shot.png", "retrieval.png"]
+    assert pngs == [
+        "confusion_linear-probe_scenes.png",
+        "confusion_zero-shot_scenes.png",
+        "counting_topk.png",
+        "few_shot.png",
+        "retrieval.png",
+    ]
     for name in pngs:
         assert f"]({name})" in text
         with Image.open(tmp_path / name) as im:
@@ -80,8 +113,9 @@ def _mini_shared_data(root: Path) -> Path:
         image(root / "ucm-captions" / "images" / f"{i}.jpg")
     (root / "captions" / "ucm").mkdir(parents=True)
     (root / "captions" / "ucm" / "train_filename.txt").write_text("".join(f"{i}.tif\n" for i in ids))
-    (root / "captions" / "ucm" / "train_caps.txt").write_text("".join(f"caption {j} of {i} .\n" for i in ids
-                                                                      for j in range(5)))
+    (root / "captions" / "ucm" / "train_caps.txt").write_text(
+        "".join(f"caption {j} of {i} .\n" for i in ids for j in range(5))
+    )
     image(root / "airbus-aircraft" / "train" / "t.jpg", 64)
     image(root / "airbus-aircraft" / "valid" / "v.jpg", 1024)
     (root / "airbus-aircraft" / "annotations.csv").write_text(
@@ -98,8 +132,8 @@ def _mini_shared_data(root: Path) -> Path:
     image(root / "dota" / "dota_devkit" / "images" / "P1.png", 320)
     (root / "dota" / "dota_devkit" / "labelTxt").mkdir(parents=True)
     (root / "dota" / "dota_devkit" / "labelTxt" / "P1.txt").write_text(
-        "imagesource:GoogleEarth\ngsd:0.25\n" + "".join(f"{x} 5 {x + 8} 5 {x + 8} 13 {x} 13 ship 0\n"
-                                                         for x in (5, 30, 200))
+        "imagesource:GoogleEarth\ngsd:0.25\n"
+        + "".join(f"{x} 5 {x + 8} 5 {x + 8} 13 {x} 13 ship 0\n" for x in (5, 30, 200))
     )
     return root
 
@@ -108,7 +142,16 @@ def _mini_shared_data(root: Path) -> Path:
 def test_evaluate_all_end_to_end(tmp_path: Path, tiny_checkpoint: Path) -> None:
     data = _mini_shared_data(tmp_path / "data")
     out = tmp_path / "report"
-    args = ["evaluate", "all", "--model", str(tiny_checkpoint), "--data-root", str(data), "--out-dir", str(out)]
+    args = [
+        "evaluate",
+        "all",
+        "--model",
+        str(tiny_checkpoint),
+        "--data-root",
+        str(data),
+        "--out-dir",
+        str(out),
+    ]
     run = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert run.exit_code == 0, run.output
     results = json.loads((out / "results.json").read_text())
@@ -118,17 +161,24 @@ def test_evaluate_all_end_to_end(tmp_path: Path, tiny_checkpoint: Path) -> None:
     for r in results:
         assert set(r) == {"task", "model", "dataset", "n", "metrics", "predictions"}
         assert r["n"] == len(r["predictions"]) > 0
-    counts = {r["dataset"]: [(p["true"], Path(p["path"]).name) for p in r["predictions"]]
-              for r in results if r["task"] == "counting"}
+    counts = {
+        r["dataset"]: [(p["true"], Path(p["path"]).name) for p in r["predictions"]]
+        for r in results
+        if r["task"] == "counting"
+    }
     assert counts["airbus-aircraft"] == [(2, "v.jpg")]  # valid/ only, truncated planes count too
     assert counts["dota_devkit"] == [(3, "P1.png")]
     assert len(counts["ships-google-earth"]) == 1  # the held-out fifth
     retrieval = next(r for r in results if r["task"] == "retrieval")
     assert retrieval["n"] == 2 and retrieval["metrics"]["n_captions"] == 10
     assert sorted(p.name for p in out.glob("*.png")) == [
-        "confusion_linear-probe_rsscn7.png", "confusion_linear-probe_ucm-captions.png",
-        "confusion_zero-shot_rsscn7.png", "confusion_zero-shot_ucm-captions.png",
-        "counting_topk.png", "few_shot.png", "retrieval.png",
+        "confusion_linear-probe_rsscn7.png",
+        "confusion_linear-probe_ucm-captions.png",
+        "confusion_zero-shot_rsscn7.png",
+        "confusion_zero-shot_ucm-captions.png",
+        "counting_topk.png",
+        "few_shot.png",
+        "retrieval.png",
     ]
     assert "| rsscn7 | zero-shot | 2 |" in (out / "README.md").read_text()
     again = CliRunner().invoke(cli, args)

@@ -11,12 +11,16 @@ from remoteclip import metrics
 from remoteclip.errors import InputError
 
 
-def _naive_recall(images: np.ndarray, texts: np.ndarray, text_image: np.ndarray, k: int) -> tuple[float, float]:
+def _naive_recall(
+    images: np.ndarray, texts: np.ndarray, text_image: np.ndarray, k: int
+) -> tuple[float, float]:
     """Full-matrix R@k by sorting every row (the definition, no shortcuts)."""
     images = images / np.linalg.norm(images, axis=1, keepdims=True)
     texts = texts / np.linalg.norm(texts, axis=1, keepdims=True)
     sims = images @ texts.T
-    i2t = [bool(set(np.argsort(-sims[i])[:k]) & set(np.flatnonzero(text_image == i))) for i in range(len(images))]
+    i2t = [
+        bool(set(np.argsort(-sims[i])[:k]) & set(np.flatnonzero(text_image == i))) for i in range(len(images))
+    ]
     t2i = [text_image[t] in np.argsort(-sims[:, t])[:k] for t in range(len(texts))]
     return 100 * float(np.mean(i2t)), 100 * float(np.mean(t2i))
 
@@ -91,7 +95,9 @@ def test_knn_weighted_vote_known_answer() -> None:
     train_y = np.array([1, 0, 0, 0, 1])
     test = np.array([[1.0, 0.02]])
     scores = metrics.knn_scores(train, train_y, test, n_classes=2, k=4, temperature=0.07)
-    sims = (train[:4] / np.linalg.norm(train[:4], axis=1, keepdims=True)) @ (test[0] / np.linalg.norm(test[0]))
+    sims = (train[:4] / np.linalg.norm(train[:4], axis=1, keepdims=True)) @ (
+        test[0] / np.linalg.norm(test[0])
+    )
     w = np.exp(sims / 0.07)
     np.testing.assert_allclose(scores[0], [w[1:].sum() / w.sum(), w[0] / w.sum()], rtol=1e-5)
     # with k = 1 only the nearest neighbour votes
@@ -157,6 +163,8 @@ def test_counting_topk_and_mae_known_answer() -> None:
     scores[1, [4, 0]] = [0.9, 0.5]  # predicts 5, true 1 second: top-2 hit
     scores[2, :] = np.linspace(1, 0, 10)  # true 10 ranked last: top-10 only
     acc = metrics.topk_accuracy(scores, np.array([3, 1, 10]) - 1, ks=range(1, 11))
-    assert acc[1] == pytest.approx(1 / 3) and acc[2] == pytest.approx(2 / 3) and acc[9] == pytest.approx(2 / 3)
+    assert (
+        acc[1] == pytest.approx(1 / 3) and acc[2] == pytest.approx(2 / 3) and acc[9] == pytest.approx(2 / 3)
+    )
     assert acc[10] == 1.0
     assert metrics.mean_absolute_error([3, 1, 10], [3, 5, 1]) == pytest.approx((0 + 4 + 9) / 3)
