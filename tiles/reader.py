@@ -95,7 +95,9 @@ class Scene:
             return None
         full = rows == cols == out_px
         chip = np.empty((out_px, out_px, 3), dtype=np.uint8) if full else np.zeros((out_px, out_px, 3), np.uint8)
-        chip[:rows, :cols] = self._to_rgb(data)  # a grey (rows, cols, 1) broadcasts to 3 channels
+        planes = self._to_planes(data)
+        for channel in range(3):  # band by band: much faster than one transposing copy
+            chip[:rows, :cols, channel] = planes[channel if len(planes) == 3 else 0]
         if valid is not None:
             chip[:rows, :cols][~valid] = 0
         return chip
@@ -115,13 +117,11 @@ class Scene:
             valid = finite if valid is None else valid & finite
         return valid
 
-    def _to_rgb(self, data: np.ndarray) -> np.ndarray:
-        """(bands, rows, cols) source values -> a (rows, cols, 3 or 1) uint8 view."""
+    def _to_planes(self, data: np.ndarray) -> np.ndarray:
+        """(bands, rows, cols) source values -> (3 or 1 grey, rows, cols) uint8."""
         if self._palette is not None:
-            return self._palette[data[0]]
-        if self.stretch is not None:
-            data = self.stretch.apply(data)
-        return np.moveaxis(data, 0, -1)
+            return np.moveaxis(self._palette[data[0]], -1, 0)
+        return self.stretch.apply(data) if self.stretch is not None else data
 
     def _stretch_from_overview(self) -> Stretch:
         """Percentile stretch from a decimated read of the whole scene (overviews are used when present)."""
