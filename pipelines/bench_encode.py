@@ -1,9 +1,9 @@
 """``remoteclip-explorer bench encode``: model-only image encoding throughput (images/s) per architecture.
 
-Random weights (nothing is downloaded), random input tensors at the model's image size, ``torch.inference_mode``;
-on CUDA channels-last inputs and ``torch.cuda.synchronize`` around the timed loop. Needs only torch, open_clip
-and click. Batch sizes whose one batch would take longer than ``--max-seconds`` (estimated from the previous
-batch size) are skipped and reported, so CPU runs stay short.
+Random weights (nothing is downloaded), random input tensors at the model's image size,
+``torch.inference_mode``; on CUDA channels-last inputs and ``torch.cuda.synchronize`` around the timed loop.
+Needs only torch, open_clip and click. Batch sizes whose one batch would take longer than ``--max-seconds``
+(estimated from the previous batch size) are skipped and reported, so CPU runs stay short.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[in
     try:
         numbers = sorted({int(part) for part in value.split(",") if part.strip()})
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers such as 1,32,256") from None
+        raise click.BadParameter(
+            f"{value!r} is not a comma-separated list of integers such as 1,32,256"
+        ) from None
     if not numbers or numbers[0] < 1:
         raise click.BadParameter(f"{value!r} must list positive integers such as 1,32,256")
     return numbers
@@ -43,12 +45,21 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_encoder(model: torch.nn.Module, batch: torch.Tensor, autocast_dtype: torch.dtype | None,
-                 warmup: int, max_seconds: float, max_iters: int) -> tuple[int, float]:
-    """Run ``model.encode_image`` ``warmup`` times, then until ``max_seconds`` or ``max_iters``: (iterations, s)."""
+def time_encoder(
+    model: torch.nn.Module,
+    batch: torch.Tensor,
+    autocast_dtype: torch.dtype | None,
+    warmup: int,
+    max_seconds: float,
+    max_iters: int,
+) -> tuple[int, float]:
+    """Run ``encode_image`` ``warmup`` times, then until ``max_seconds`` or ``max_iters``: (iterations, s)."""
     device = batch.device
-    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(device.type, dtype=autocast_dtype)
+        if autocast_dtype is not None
+        else contextlib.nullcontext()
+    )
     with torch.inference_mode(), autocast:
         for _ in range(warmup):
             model.encode_image(batch)
@@ -61,8 +72,14 @@ def time_encoder(model: torch.nn.Module, batch: torch.Tensor, autocast_dtype: to
     return iterations, time.perf_counter() - started
 
 
-def bench_arch(arch: str, batch_sizes: list[int], device: torch.device, precision: str, max_seconds: float,
-               max_iters: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def bench_arch(
+    arch: str,
+    batch_sizes: list[int],
+    device: torch.device,
+    precision: str,
+    max_seconds: float,
+    max_iters: int,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Images/s of one architecture at each batch size: (measured rows, skipped rows)."""
     model_precision, autocast_dtype = PRECISIONS[precision]
     torch.manual_seed(0)
@@ -82,16 +99,30 @@ def bench_arch(arch: str, batch_sizes: list[int], device: torch.device, precisio
             estimate_s = batch_size / rows[-1]["images_per_s"] * (1 + warmup)
             if estimate_s > max_seconds:
                 skipped.append({"arch": arch, "batch_size": batch_size, "estimated_s": round(estimate_s, 1)})
-                click.echo(f"{arch:<10} batch {batch_size:>4}: skipped (about {estimate_s:.0f} s > --max-seconds)")
+                click.echo(
+                    f"{arch:<10} batch {batch_size:>4}: skipped (about {estimate_s:.0f} s > --max-seconds)"
+                )
                 continue
-        batch = torch.randn(batch_size, 3, *size, device=device, dtype=input_dtype).to(memory_format=memory_format)
+        batch = torch.randn(batch_size, 3, *size, device=device, dtype=input_dtype).to(
+            memory_format=memory_format
+        )
         iterations, seconds = time_encoder(model, batch, autocast_dtype, warmup, max_seconds, max_iters)
         images_per_s = iterations * batch_size / seconds
-        rows.append({"arch": arch, "batch_size": batch_size, "images_per_s": round(images_per_s, 2),
-                     "iterations": iterations, "seconds": round(seconds, 3), "vision_params_m": round(params_m, 1),
-                     "image_size": list(size)})
-        click.echo(f"{arch:<10} batch {batch_size:>4}: {images_per_s:10.1f} images/s "
-                   f"({iterations} x {seconds / iterations * 1000:.1f} ms)")
+        rows.append(
+            {
+                "arch": arch,
+                "batch_size": batch_size,
+                "images_per_s": round(images_per_s, 2),
+                "iterations": iterations,
+                "seconds": round(seconds, 3),
+                "vision_params_m": round(params_m, 1),
+                "image_size": list(size),
+            }
+        )
+        click.echo(
+            f"{arch:<10} batch {batch_size:>4}: {images_per_s:10.1f} images/s "
+            f"({iterations} x {seconds / iterations * 1000:.1f} ms)"
+        )
     del model
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -99,20 +130,49 @@ def bench_arch(arch: str, batch_sizes: list[int], device: torch.device, precisio
 
 
 @click.command()
-@click.option("--arch", "archs", default="RN50,ViT-B-32,ViT-L-14", show_default=True,
-              help="Comma-separated open_clip architectures.")
+@click.option(
+    "--arch",
+    "archs",
+    default="RN50,ViT-B-32,ViT-L-14",
+    show_default=True,
+    help="Comma-separated open_clip architectures.",
+)
 @click.option("--batch-sizes", default="1,32,256", show_default=True, callback=_int_list)
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
-              help="Default: cuda when available, else cpu.")
-@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True,
-              help="fp32, amp (fp32 weights + fp16 autocast), fp16 or bf16 weights.")
-@click.option("--max-seconds", type=click.FloatRange(min=0.1), default=None,
-              help="Time budget per batch size (default 10 on CPU, 5 on CUDA).")
-@click.option("--max-iters", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Most timed iterations per batch size.")
-def encode(archs: str, batch_sizes: list[int], device: str | None, precision: str, max_seconds: float | None,
-           max_iters: int) -> None:
-    """Image-encoder throughput with random weights; writes benchmarks/results/encode_<device>[_<precision>].json."""
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default=None,
+    help="Default: cuda when available, else cpu.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(list(PRECISIONS)),
+    default="fp32",
+    show_default=True,
+    help="fp32, amp (fp32 weights + fp16 autocast), fp16 or bf16 weights.",
+)
+@click.option(
+    "--max-seconds",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Time budget per batch size (default 10 on CPU, 5 on CUDA).",
+)
+@click.option(
+    "--max-iters",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Most timed iterations per batch size.",
+)
+def encode(
+    archs: str,
+    batch_sizes: list[int],
+    device: str | None,
+    precision: str,
+    max_seconds: float | None,
+    max_iters: int,
+) -> None:
+    """Image-encoder throughput with random weights; writes benchmarks/results/encode_<device>*.json."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise click.BadParameter("no CUDA GPU is available here; use --device cpu", param_hint="--device")
@@ -128,7 +188,16 @@ def encode(archs: str, batch_sizes: list[int], device: str | None, precision: st
         results += rows
         skipped += skips
     name = f"encode_{device}" if precision == "fp32" else f"encode_{device}_{precision}"
-    path = write_result(name, {"device": device, "precision": precision, "torch": torch.__version__,
-                               "threads": torch.get_num_threads(), "max_seconds": budget,
-                               "results": results, "skipped": skipped})
+    path = write_result(
+        name,
+        {
+            "device": device,
+            "precision": precision,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "max_seconds": budget,
+            "results": results,
+            "skipped": skipped,
+        },
+    )
     click.echo(f"wrote {path}")

@@ -28,9 +28,12 @@ from tiles.georef import chip_georef
 from tiles.grid import ChipSpec, ChipWindow, iter_windows
 from tiles.reader import open_scene
 
-device_option = click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, cuda:1.")
-images_argument = click.argument("images", nargs=-1, required=True,
-                                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
+device_option = click.option(
+    "--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, cuda:1."
+)
+images_argument = click.argument(
+    "images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 
 
 def _load(model_name: str | None, weights: Path | None, device: str) -> LoadedModel:
@@ -43,8 +46,10 @@ def read_image(path: Path) -> Image.Image:
         with Image.open(path) as image:
             return image.convert("RGB")
     except (UnidentifiedImageError, OSError) as exc:
-        raise RasterReadError(f"{path}: not an image Pillow can read ({exc}); for multi-band or 16-bit rasters "
-                              f"use `remoteclip-explorer ingest`") from exc
+        raise RasterReadError(
+            f"{path}: not an image Pillow can read ({exc}); for multi-band or 16-bit rasters "
+            f"use `remoteclip-explorer ingest`"
+        ) from exc
 
 
 @click.command()
@@ -55,15 +60,24 @@ def models(output_format: str) -> None:
     rows = []
     for entry in REGISTRY.values():
         cached = cached_weights(entry)
-        rows.append({"name": entry.name, "alias": aliases.get(entry.name), "arch": entry.arch,
-                     "source": entry.source, "cached": str(cached) if cached else None,
-                     "description": entry.description})
+        rows.append(
+            {
+                "name": entry.name,
+                "alias": aliases.get(entry.name),
+                "arch": entry.arch,
+                "source": entry.source,
+                "cached": str(cached) if cached else None,
+                "description": entry.description,
+            }
+        )
     if output_format == "json":
         echo_json(rows)
         return
     for row in rows:
         name = f"{row['name']} ({row['alias']})" if row["alias"] else row["name"]
-        click.echo(f"{name:<32} {row['arch']:<16} {'cached' if row['cached'] else 'not cached':<11} {row['source']}")
+        click.echo(
+            f"{name:<32} {row['arch']:<16} {'cached' if row['cached'] else 'not cached':<11} {row['source']}"
+        )
 
 
 @click.command()
@@ -73,17 +87,32 @@ def models(output_format: str) -> None:
 @device_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @output_format_option("json", "table")
-def embed(images: tuple[Path, ...], model_name: str | None, weights: Path | None, device: str, batch_size: int,
-          output_format: str) -> None:
+def embed(
+    images: tuple[Path, ...],
+    model_name: str | None,
+    weights: Path | None,
+    device: str,
+    batch_size: int,
+    output_format: str,
+) -> None:
     """Print one L2-normalised embedding per IMAGE (through the model's own preprocessing)."""
     model = _load(model_name, weights, device)
     vectors = encode_images(model, [read_image(path) for path in images], batch_size=batch_size)
     if output_format == "json":
-        echo_json({"model_id": model.model_id, "dim": model.embed_dim,
-                   "images": [{"path": str(path), "vector": vector.tolist()} for path, vector in zip(images, vectors)]})
+        echo_json(
+            {
+                "model_id": model.model_id,
+                "dim": model.embed_dim,
+                "images": [
+                    {"path": str(path), "vector": vector.tolist()} for path, vector in zip(images, vectors)
+                ],
+            }
+        )
         return
     for path, vector in zip(images, vectors):
-        click.echo(f"{path}\t{model.model_id}\t[{', '.join(f'{v:.4f}' for v in vector[:4])}, …] ({len(vector)})")
+        click.echo(
+            f"{path}\t{model.model_id}\t[{', '.join(f'{v:.4f}' for v in vector[:4])}, …] ({len(vector)})"
+        )
 
 
 def _parse_labels(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
@@ -96,24 +125,49 @@ def _parse_labels(ctx: click.Context, param: click.Parameter, value: str) -> lis
 @click.command()
 @images_argument
 @click.option("--labels", required=True, callback=_parse_labels, help="Comma-separated class names.")
-@click.option("--templates", type=click.Choice(["ensemble", "paper"]), default="ensemble", show_default=True,
-              help="Average the remote-sensing prompt set, or only 'a satellite photo of {}.'.")
-@click.option("--top-k", "k", type=click.IntRange(min=1), default=3, show_default=True, help="Labels shown per image.")
+@click.option(
+    "--templates",
+    type=click.Choice(["ensemble", "paper"]),
+    default="ensemble",
+    show_default=True,
+    help="Average the remote-sensing prompt set, or only 'a satellite photo of {}.'.",
+)
+@click.option(
+    "--top-k", "k", type=click.IntRange(min=1), default=3, show_default=True, help="Labels shown per image."
+)
 @model_option
 @weights_option
 @device_option
 @output_format_option("table", "json")
-def classify(images: tuple[Path, ...], labels: list[str], templates: str, k: int, model_name: str | None,
-             weights: Path | None, device: str, output_format: str) -> None:
+def classify(
+    images: tuple[Path, ...],
+    labels: list[str],
+    templates: str,
+    k: int,
+    model_name: str | None,
+    weights: Path | None,
+    device: str,
+    output_format: str,
+) -> None:
     """Label each IMAGE with the most probable of --labels (zero-shot)."""
     model = _load(model_name, weights, device)
-    class_weights = build_classifier(model, labels, ZEROSHOT_TEMPLATES if templates == "ensemble" else (PAPER_TEMPLATE,))
+    class_weights = build_classifier(
+        model, labels, ZEROSHOT_TEMPLATES if templates == "ensemble" else (PAPER_TEMPLATE,)
+    )
     vectors = encode_images(model, [read_image(path) for path in images])
     ranked = top_k(vectors, class_weights, labels, model.logit_scale, k=k)
     if output_format == "json":
-        echo_json({"model_id": model.model_id, "labels": labels, "templates": templates,
-                   "images": [{"path": str(path), "top": [asdict(p) for p in predictions]}
-                              for path, predictions in zip(images, ranked)]})
+        echo_json(
+            {
+                "model_id": model.model_id,
+                "labels": labels,
+                "templates": templates,
+                "images": [
+                    {"path": str(path), "top": [asdict(p) for p in predictions]}
+                    for path, predictions in zip(images, ranked)
+                ],
+            }
+        )
         return
     for path, predictions in zip(images, ranked):
         click.echo(f"{path}\t" + ", ".join(f"{p.label} {p.probability:.1%}" for p in predictions))
@@ -140,11 +194,15 @@ class ImageCount:
     chips: list[ChipCount] = field(default_factory=list)
 
 
-def _aoi_chips(path: Path, spec: ChipSpec, aoi: BaseGeometry | None) -> Iterator[tuple[ChipWindow, np.ndarray, float]]:
+def _aoi_chips(
+    path: Path, spec: ChipSpec, aoi: BaseGeometry | None
+) -> Iterator[tuple[ChipWindow, np.ndarray, float]]:
     """Non-overlapping chips of ``path`` with the share of each inside ``aoi`` (chips outside are skipped)."""
     with open_scene(path) as scene:
         if aoi is not None and not scene.georeferenced:
-            raise InputError(f"{path} has no georeference, so --aoi cannot be applied; drop --aoi or use a GeoTIFF")
+            raise InputError(
+                f"{path} has no georeference, so --aoi cannot be applied; drop --aoi or use a GeoTIFF"
+            )
         for window in iter_windows(scene.width, scene.height, spec):
             fraction = 1.0
             if aoi is not None:
@@ -157,8 +215,14 @@ def _aoi_chips(path: Path, spec: ChipSpec, aoi: BaseGeometry | None) -> Iterator
                 yield window, chip, fraction
 
 
-def count_image(model: LoadedModel, path: Path, caption_embeddings: np.ndarray, chip_px: int = 256,
-                aoi: BaseGeometry | None = None, batch_size: int = 64) -> ImageCount:
+def count_image(
+    model: LoadedModel,
+    path: Path,
+    caption_embeddings: np.ndarray,
+    chip_px: int = 256,
+    aoi: BaseGeometry | None = None,
+    batch_size: int = 64,
+) -> ImageCount:
     """Count objects in one image: RemoteCount per non-overlapping chip, summed with AOI weights."""
     spec = ChipSpec(chip_px=chip_px, overlap_px=0, levels=(1,))
     chips = list(_aoi_chips(path, spec, aoi))
@@ -166,8 +230,10 @@ def count_image(model: LoadedModel, path: Path, caption_embeddings: np.ndarray, 
         return ImageCount(path=str(path), total=0.0)
     embeddings = encode_images(model, [chip for _, chip, _ in chips], batch_size=batch_size)
     estimates = estimate_counts(embeddings, caption_embeddings, model.logit_scale)
-    counted = [ChipCount(w.col_off, w.row_off, w.width, w.height, e.count, round(fraction, 4))
-               for (w, _, fraction), e in zip(chips, estimates)]
+    counted = [
+        ChipCount(w.col_off, w.row_off, w.width, w.height, e.count, round(fraction, 4))
+        for (w, _, fraction), e in zip(chips, estimates)
+    ]
     total = aggregate_counts([c.count for c in counted], [c.inside_fraction for c in counted])
     return ImageCount(path=str(path), total=round(total, 2), chips=counted)
 
@@ -176,14 +242,28 @@ def count_image(model: LoadedModel, path: Path, caption_embeddings: np.ndarray, 
 @images_argument
 @click.option("--object", "noun", required=True, help="What to count, a noun such as airplane, ship, car.")
 @aoi_option
-@click.option("--chip-size", "chip_px", type=click.IntRange(min=8), default=256, show_default=True,
-              help="Side of the non-overlapping chips, in pixels (RemoteCount ranks 0-10 objects per chip).")
+@click.option(
+    "--chip-size",
+    "chip_px",
+    type=click.IntRange(min=8),
+    default=256,
+    show_default=True,
+    help="Side of the non-overlapping chips, in pixels (RemoteCount ranks 0-10 objects per chip).",
+)
 @model_option
 @weights_option
 @device_option
 @output_format_option("table", "json")
-def count(images: tuple[Path, ...], noun: str, aoi: Path | None, chip_px: int, model_name: str | None,
-          weights: Path | None, device: str, output_format: str) -> None:
+def count(
+    images: tuple[Path, ...],
+    noun: str,
+    aoi: Path | None,
+    chip_px: int,
+    model_name: str | None,
+    weights: Path | None,
+    device: str,
+    output_format: str,
+) -> None:
     """Count --object in each IMAGE by ranking "a satellite photo of {n} {objects}." per chip."""
     area = load_aoi(aoi) if aoi is not None else None
     model = _load(model_name, weights, device)
@@ -191,8 +271,15 @@ def count(images: tuple[Path, ...], noun: str, aoi: Path | None, chip_px: int, m
     results = [count_image(model, path, captions, chip_px=chip_px, aoi=area) for path in images]
     total = round(sum(result.total for result in results), 2)
     if output_format == "json":
-        echo_json({"model_id": model.model_id, "object": noun, "chip_px": chip_px, "total": total,
-                   "images": [asdict(result) for result in results]})
+        echo_json(
+            {
+                "model_id": model.model_id,
+                "object": noun,
+                "chip_px": chip_px,
+                "total": total,
+                "images": [asdict(result) for result in results],
+            }
+        )
         return
     for result in results:
         click.echo(f"{result.path}\t{result.total:g} {noun} in {len(result.chips)} chips")

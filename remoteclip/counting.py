@@ -43,11 +43,14 @@ def build_count_captions(model: LoadedModel, noun: str) -> np.ndarray:
     return encode_texts(model, count_captions(noun))
 
 
-def estimate_counts(image_embeddings: np.ndarray, caption_embeddings: np.ndarray,
-                    logit_scale: float) -> list[CountEstimate]:
+def estimate_counts(
+    image_embeddings: np.ndarray, caption_embeddings: np.ndarray, logit_scale: float
+) -> list[CountEstimate]:
     """Rank the counting captions for each image: the best n and the distribution over 0..MAX_COUNT."""
     if len(caption_embeddings) != MAX_COUNT + 1:
-        raise InputError(f"expected {MAX_COUNT + 1} counting captions (0..{MAX_COUNT}), got {len(caption_embeddings)}")
+        raise InputError(
+            f"expected {MAX_COUNT + 1} counting captions (0..{MAX_COUNT}), got {len(caption_embeddings)}"
+        )
     probabilities = class_probabilities(image_embeddings, caption_embeddings, logit_scale)
     return [CountEstimate(int(row.argmax()), tuple(float(p) for p in row)) for row in probabilities]
 
@@ -55,9 +58,13 @@ def estimate_counts(image_embeddings: np.ndarray, caption_embeddings: np.ndarray
 def aggregate_counts(chip_counts: Sequence[float], inside_fractions: Sequence[float] | None = None) -> float:
     """Total over non-overlapping chips: ``sum(count * fraction of the chip inside the AOI)``."""
     counts = np.asarray(chip_counts, dtype=np.float64)
-    fractions = np.ones_like(counts) if inside_fractions is None else np.asarray(inside_fractions, dtype=np.float64)
+    fractions = (
+        np.ones_like(counts) if inside_fractions is None else np.asarray(inside_fractions, dtype=np.float64)
+    )
     if counts.shape != fractions.shape:
         raise InputError(f"{counts.size} chip counts but {fractions.size} AOI fractions; give one per chip")
     if np.any((fractions < 0) | (fractions > 1)):
-        raise InputError(f"AOI fractions must lie in [0, 1], got {fractions.min():.3g}..{fractions.max():.3g}")
+        raise InputError(
+            f"AOI fractions must lie in [0, 1], got {fractions.min():.3g}..{fractions.max():.3g}"
+        )
     return float(np.dot(counts, fractions))

@@ -1,7 +1,7 @@
 """Batched image and text encoding: L2-normalised float32 arrays of shape ``(N, D)``.
 
-Runs under ``torch.inference_mode``; on CUDA with autocast (fp16) and channels-last inputs. On the CPU the same
-inputs give the same vectors on every call.
+Runs under ``torch.inference_mode``; on CUDA with autocast (fp16) and channels-last inputs. On the CPU the
+same inputs give the same vectors on every call.
 """
 
 from __future__ import annotations
@@ -23,17 +23,23 @@ ImageLike = np.ndarray | Image.Image
 
 def encode_images(model: LoadedModel, images: Sequence[ImageLike], batch_size: int = 64) -> np.ndarray:
     """Embed images (uint8 ``(H, W, 3)`` arrays or PIL images) through the model's own preprocessing."""
-    batches = (torch.stack([model.preprocess(as_pil(image)) for image in images[start:start + batch_size]])
-               for start in range(0, len(images), batch_size))
+    batches = (
+        torch.stack([model.preprocess(as_pil(image)) for image in images[start : start + batch_size]])
+        for start in range(0, len(images), batch_size)
+    )
     return _encode(model, model.model.encode_image, batches)
 
 
 def encode_texts(model: LoadedModel, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
     """Embed texts with the model's own tokenizer."""
     if isinstance(texts, str):
-        raise InputError(f"encode_texts takes a sequence of texts, not one string ({texts!r}); wrap it in a list")
+        raise InputError(
+            f"encode_texts takes a sequence of texts, not one string ({texts!r}); wrap it in a list"
+        )
     texts = list(texts)
-    batches = (model.tokenizer(texts[start:start + batch_size]) for start in range(0, len(texts), batch_size))
+    batches = (
+        model.tokenizer(texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)
+    )
     return _encode(model, model.model.encode_text, batches)
 
 
@@ -43,13 +49,18 @@ def as_pil(image: ImageLike) -> Image.Image:
         return image.convert("RGB")
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
         return Image.fromarray(image, mode="RGB")
-    described = f"array {image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-    raise InputError(f"an image must be a PIL image or a uint8 (H, W, 3) array, got {described}; "
-                     f"convert it with tiles.reader or PIL first")
+    described = (
+        f"array {image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+    )
+    raise InputError(
+        f"an image must be a PIL image or a uint8 (H, W, 3) array, got {described}; "
+        f"convert it with tiles.reader or PIL first"
+    )
 
 
-def _encode(model: LoadedModel, forward: Callable[[torch.Tensor], torch.Tensor],
-            batches: Iterable[torch.Tensor]) -> np.ndarray:
+def _encode(
+    model: LoadedModel, forward: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[torch.Tensor]
+) -> np.ndarray:
     """Run ``forward`` over batches (made lazily, one at a time) and return L2-normalised float32 features."""
     on_cuda = model.device.type == "cuda"
     input_dtype = get_input_dtype(model.precision)
@@ -57,8 +68,12 @@ def _encode(model: LoadedModel, forward: Callable[[torch.Tensor], torch.Tensor],
     with torch.inference_mode(), _autocast(model):
         for batch in batches:
             if batch.is_floating_point():
-                batch = batch.to(model.device, dtype=input_dtype, non_blocking=on_cuda,
-                                 memory_format=torch.channels_last if on_cuda else torch.preserve_format)
+                batch = batch.to(
+                    model.device,
+                    dtype=input_dtype,
+                    non_blocking=on_cuda,
+                    memory_format=torch.channels_last if on_cuda else torch.preserve_format,
+                )
             else:
                 batch = batch.to(model.device, non_blocking=on_cuda)
             outputs.append(F.normalize(forward(batch).float(), dim=-1).cpu().numpy())

@@ -38,8 +38,14 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 FOLDER_CONFIG = "open_clip_config.json"
 #: weights file names looked for in a model folder, best first (safetensors preferred)
-FOLDER_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "model.safetensors",
-                  "open_clip_pytorch_model.bin", "open_clip_pytorch_model.pt", "pytorch_model.bin")
+FOLDER_WEIGHTS = (
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.safetensors",
+    "model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "open_clip_pytorch_model.pt",
+    "pytorch_model.bin",
+)
 
 
 @dataclass
@@ -74,14 +80,19 @@ class _Source:
     frozen_from_package: tuple[str, ...] = ()
 
 
-def load_model(name_or_path: str | Path | None = None, *, weights: Path | None = None, device: str = "cpu",
-               precision: str = "fp32") -> LoadedModel:
+def load_model(
+    name_or_path: str | Path | None = None,
+    *,
+    weights: Path | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+) -> LoadedModel:
     """Load a model by registry name (``None``: the project default), weights file or folder with a config.
 
     Args:
-        name_or_path: registry name or alias (``RemoteCLIP-ViT-B-32``, ``ViT-B-32``), an open_clip architecture
-            (then ``weights`` is required), a weights file named like an official one, or a model folder holding
-            ``open_clip_config.json`` and weights.
+        name_or_path: registry name or alias (``RemoteCLIP-ViT-B-32``, ``ViT-B-32``), an open_clip
+            architecture (then ``weights`` is required), a weights file named like an official one, or a model
+            folder holding ``open_clip_config.json`` and weights.
         weights: local weights file to use instead of the Hub / shipped file.
         device: torch device (``cpu``, ``cuda``, ``cuda:1``).
         precision: ``fp32``, ``fp16`` or ``bf16``.
@@ -93,8 +104,9 @@ def load_model(name_or_path: str | Path | None = None, *, weights: Path | None =
     digest = check_weights(source.weights, source.entry)
     state_dict = read_state_dict(source.weights)
     with quiet_open_clip():  # it warns "initialized randomly": the weights come next
-        model = open_clip.create_model(source.arch, precision=precision, device=torch_device,
-                                       force_preprocess_cfg=source.preprocess)
+        model = open_clip.create_model(
+            source.arch, precision=precision, device=torch_device, force_preprocess_cfg=source.preprocess
+        )
     load_weights(model, state_dict, source.weights, allowed_missing=source.frozen_from_package)
     model.eval()
     if torch_device.type == "cuda":
@@ -139,20 +151,30 @@ def _resolve_source(name_or_path: str, weights: Path | None) -> _Source:
         return _folder_source(path, weights)
     if path.is_file():
         if weights is not None:
-            raise InputError(f"both a weights file as the model ({name_or_path!r}) and --weights {weights} were "
-                             f"given; pass the architecture or registry name as --model instead")
+            raise InputError(
+                f"both a weights file as the model ({name_or_path!r}) and --weights {weights} were "
+                f"given; pass the architecture or registry name as --model instead"
+            )
         entry = entry_for_filename(path)
         if entry is None:
-            raise InputError(f"cannot tell which architecture {path.name!r} is; pass --model NAME --weights "
-                             f"{path} (NAME: a registry name such as ViT-B-32, or an open_clip architecture), or "
-                             f"a folder holding {FOLDER_CONFIG} and the weights")
+            raise InputError(
+                f"cannot tell which architecture {path.name!r} is; pass --model NAME --weights "
+                f"{path} (NAME: a registry name such as ViT-B-32, or an open_clip architecture), or "
+                f"a folder holding {FOLDER_CONFIG} and the weights"
+            )
         return _entry_source(entry, path)
     if path.suffix in WEIGHTS_SUFFIXES or len(path.parts) > 1:
         raise ModelNotFoundError(f"model file or folder {name_or_path!r} does not exist; check the path")
-    if name_or_path in open_clip.list_models() and name_or_path not in REGISTRY and name_or_path not in ALIASES:
+    if (
+        name_or_path in open_clip.list_models()
+        and name_or_path not in REGISTRY
+        and name_or_path not in ALIASES
+    ):
         if weights is None:
-            raise ModelNotFoundError(f"{name_or_path!r} is an architecture without registered weights; pass a "
-                                     f"weights file with --weights PATH")
+            raise ModelNotFoundError(
+                f"{name_or_path!r} is an architecture without registered weights; pass a "
+                f"weights file with --weights PATH"
+            )
         return _Source(name=name_or_path, arch=name_or_path, weights=weights, preprocess={})
     entry = get_entry(name_or_path)
     return _entry_source(entry, weights if weights is not None else find_weights(entry))
@@ -160,24 +182,34 @@ def _resolve_source(name_or_path: str, weights: Path | None) -> _Source:
 
 def _entry_source(entry: WeightsEntry, weights: Path) -> _Source:
     preprocess = {key: value for key, value in asdict(entry.preprocess).items() if key != "size"}
-    return _Source(name=entry.name, arch=entry.arch, weights=weights, preprocess=preprocess, entry=entry,
-                   frozen_from_package=entry.frozen_from_package)
+    return _Source(
+        name=entry.name,
+        arch=entry.arch,
+        weights=weights,
+        preprocess=preprocess,
+        entry=entry,
+        frozen_from_package=entry.frozen_from_package,
+    )
 
 
 def _folder_source(folder: Path, weights: Path | None) -> _Source:
-    """A folder in open_clip's Hub layout: ``open_clip_config.json`` (``model_cfg``, ``preprocess_cfg``) + weights."""
+    """A folder in open_clip's Hub layout: ``open_clip_config.json`` (with ``model_cfg``) + weights."""
     config_file = folder / FOLDER_CONFIG
     try:
         config = json.loads(config_file.read_text())
         model_cfg = config["model_cfg"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelNotFoundError(f"model folder {str(folder)!r} needs a readable {FOLDER_CONFIG} with a "
-                                 f"'model_cfg' entry ({exc!r}); write one as open_clip's push_to_hf_hub does") from exc
+        raise ModelNotFoundError(
+            f"model folder {str(folder)!r} needs a readable {FOLDER_CONFIG} with a "
+            f"'model_cfg' entry ({exc!r}); write one as open_clip's push_to_hf_hub does"
+        ) from exc
     if weights is None:
         weights = next((folder / name for name in FOLDER_WEIGHTS if (folder / name).is_file()), None)
         if weights is None:
-            raise ModelNotFoundError(f"model folder {str(folder)!r} holds no weights file (looked for "
-                                     f"{', '.join(FOLDER_WEIGHTS)}); add one or pass --weights PATH")
+            raise ModelNotFoundError(
+                f"model folder {str(folder)!r} holds no weights file (looked for "
+                f"{', '.join(FOLDER_WEIGHTS)}); add one or pass --weights PATH"
+            )
     # one architecture name per folder, so two folders with equal names never share a config
     arch = f"{folder.name}-{hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:8]}"
     register_config(arch, model_cfg)
@@ -197,43 +229,64 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         else:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise WeightsError(f"{path} is not a plain weights file: unpickling it would run code or build objects "
-                           f"other than tensors, so it was refused ({str(exc).splitlines()[0]}); use a "
-                           f"safetensors file or a state dict saved with torch.save") from exc
+        raise WeightsError(
+            f"{path} is not a plain weights file: unpickling it would run code or build objects "
+            f"other than tensors, so it was refused ({str(exc).splitlines()[0]}); use a "
+            f"safetensors file or a state dict saved with torch.save"
+        ) from exc
     except Exception as exc:  # torch and safetensors raise RuntimeError, EOFError, OSError, SafetensorError
-        raise WeightsError(f"{path} cannot be read as a weights file ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); it is truncated or "
-                           f"corrupt: download or export it again") from exc
+        raise WeightsError(
+            f"{path} cannot be read as a weights file ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); it is truncated or "
+            f"corrupt: download or export it again"
+        ) from exc
     if isinstance(checkpoint, Mapping) and "state_dict" in checkpoint:
         checkpoint = checkpoint["state_dict"]
-    if not isinstance(checkpoint, Mapping) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        raise WeightsError(f"{path} does not hold a state dict (a mapping of names to tensors); export one with "
-                           f"torch.save(model.state_dict(), path)")
+    if not isinstance(checkpoint, Mapping) or not all(
+        isinstance(v, torch.Tensor) for v in checkpoint.values()
+    ):
+        raise WeightsError(
+            f"{path} does not hold a state dict (a mapping of names to tensors); export one with "
+            f"torch.save(model.state_dict(), path)"
+        )
     return {key.removeprefix("module."): value for key, value in checkpoint.items()}
 
 
-def load_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], path: Path,
-                 allowed_missing: tuple[str, ...] = ()) -> None:
+def load_weights(
+    model: torch.nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    path: Path,
+    allowed_missing: tuple[str, ...] = (),
+) -> None:
     """Load ``state_dict`` strictly; only keys starting with ``allowed_missing`` prefixes may be absent."""
     try:
         result = model.load_state_dict(state_dict, strict=False)
     except RuntimeError as exc:
         mismatches = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
-        raise WeightsError(f"{path} does not fit this architecture: {'; '.join(mismatches[:3]) or exc}; "
-                           f"choose the --model the weights were trained with") from exc
+        raise WeightsError(
+            f"{path} does not fit this architecture: {'; '.join(mismatches[:3]) or exc}; "
+            f"choose the --model the weights were trained with"
+        ) from exc
     missing = [key for key in result.missing_keys if not key.startswith(allowed_missing)]
     if missing or result.unexpected_keys:
-        raise WeightsError(f"{path} does not fit this architecture: {len(missing)} missing keys "
-                           f"{missing[:3]}, {len(result.unexpected_keys)} unexpected keys "
-                           f"{result.unexpected_keys[:3]}; choose the --model the weights were trained with")
+        raise WeightsError(
+            f"{path} does not fit this architecture: {len(missing)} missing keys "
+            f"{missing[:3]}, {len(result.unexpected_keys)} unexpected keys "
+            f"{result.unexpected_keys[:3]}; choose the --model the weights were trained with"
+        )
 
 
-def save_weights(state_dict: Mapping[str, torch.Tensor], path: Path, drop_prefixes: tuple[str, ...] = ()) -> Path:
-    """Write a state dict as safetensors, leaving out keys under ``drop_prefixes`` (towers shipped by a package)."""
+def save_weights(
+    state_dict: Mapping[str, torch.Tensor], path: Path, drop_prefixes: tuple[str, ...] = ()
+) -> Path:
+    """Write a state dict as safetensors without keys under ``drop_prefixes`` (towers a package ships)."""
     from safetensors.torch import save_file
 
-    tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()
-               if not key.startswith(drop_prefixes)}
+    tensors = {
+        key: value.detach().cpu().contiguous()
+        for key, value in state_dict.items()
+        if not key.startswith(drop_prefixes)
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path))
     return path

@@ -1,8 +1,8 @@
 """The weights table: every model the project can load by name, and where its weights come from.
 
-Finding (:func:`find_weights`), checking (:func:`check_weights`) and loading (``remoteclip.factory``) are three
-separate steps. Official RemoteCLIP checkpoints come from the Hugging Face Hub (cache under ``HF_HOME``, the Hub's
-own layout); the project's own model ships inside the package.
+Finding (:func:`find_weights`), checking (:func:`check_weights`) and loading (``remoteclip.factory``) are
+three separate steps. Official RemoteCLIP checkpoints come from the Hugging Face Hub (cached under ``HF_HOME``
+in the Hub's own layout); the project's own model ships inside the package.
 """
 
 from __future__ import annotations
@@ -30,13 +30,17 @@ HUB_PROBE_TIMEOUT_S = 4.0
 
 #: RemoteCLIP was trained with OpenAI CLIP's preprocessing at 224 px.
 OPENAI_CLIP_PREPROCESS = PreprocessCfg(
-    size=224, mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD, interpolation="bicubic", resize_mode="shortest"
+    size=224,
+    mean=OPENAI_DATASET_MEAN,
+    std=OPENAI_DATASET_STD,
+    interpolation="bicubic",
+    resize_mode="shortest",
 )
 
 
 @dataclass(frozen=True)
 class WeightsEntry:
-    """One loadable model: its open_clip architecture, where its weights live, and how images are preprocessed."""
+    """One loadable model: its open_clip architecture, where its weights live, how images are preprocessed."""
 
     name: str
     arch: str
@@ -63,8 +67,13 @@ class WeightsEntry:
 
 def _official(arch: str, description: str) -> WeightsEntry:
     return WeightsEntry(
-        name=f"RemoteCLIP-{arch}", arch=arch, preprocess=OPENAI_CLIP_PREPROCESS, description=description,
-        hub_repo=REMOTECLIP_HUB_REPO, filename=f"RemoteCLIP-{arch}.pt", revision=REMOTECLIP_REVISION,
+        name=f"RemoteCLIP-{arch}",
+        arch=arch,
+        preprocess=OPENAI_CLIP_PREPROCESS,
+        description=description,
+        hub_repo=REMOTECLIP_HUB_REPO,
+        filename=f"RemoteCLIP-{arch}.pt",
+        revision=REMOTECLIP_REVISION,
     )
 
 
@@ -77,9 +86,10 @@ REGISTRY: dict[str, WeightsEntry] = {
         _official("ViT-B-32", "RemoteCLIP ViT-B/32 (official, 151M params)"),
         _official("ViT-L-14", "RemoteCLIP ViT-L/14 (official, 428M params)"),
         WeightsEntry(
-            name="explorer-small", arch="explorer-small",
+            name="explorer-small",
+            arch="explorer-small",
             preprocess=PreprocessCfg(size=224, interpolation="bicubic", resize_mode="shortest"),
-            description="project model: EfficientNet-Lite0 + all-MiniLM-L6-v2, trained on ../shared/data captions",
+            description="project model: EfficientNet-Lite0 + MiniLM-L6 text, trained on shared-data captions",
             package_file=f"{PKG_SCHEME}remoteclip/weights/explorer-small.safetensors",
             frozen_from_package=("text.transformer.",),
         ),
@@ -93,8 +103,10 @@ def get_entry(name: str) -> WeightsEntry:
     entry = REGISTRY.get(ALIASES.get(name, name))
     if entry is None:
         known = ", ".join([*REGISTRY, *ALIASES])
-        raise ModelNotFoundError(f"unknown model {name!r}; known models: {known}; or pass a weights file or "
-                                 f"a folder with open_clip_config.json")
+        raise ModelNotFoundError(
+            f"unknown model {name!r}; known models: {known}; or pass a weights file or "
+            f"a folder with open_clip_config.json"
+        )
     return entry
 
 
@@ -107,12 +119,15 @@ def hub_cache_dir() -> Path:
     """The Hub cache folder as the Hub resolves it now (``HF_HUB_CACHE``, else ``HF_HOME/hub``)."""
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"])
-    hf_home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "huggingface"
+    hf_home = (
+        os.environ.get("HF_HOME")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "huggingface"
+    )
     return Path(hf_home) / "hub"
 
 
 def cached_weights(entry: WeightsEntry) -> Path | None:
-    """The local file of ``entry`` if it is shipped or already in the Hub cache, without touching the network."""
+    """The local file of ``entry`` if shipped or already in the Hub cache, without touching the network."""
     if entry.package_file:
         try:
             return package_path(entry.package_file)
@@ -120,7 +135,9 @@ def cached_weights(entry: WeightsEntry) -> Path | None:
             return None
     from huggingface_hub import try_to_load_from_cache
 
-    hit = try_to_load_from_cache(entry.hub_repo, entry.filename, cache_dir=hub_cache_dir(), revision=entry.revision)
+    hit = try_to_load_from_cache(
+        entry.hub_repo, entry.filename, cache_dir=hub_cache_dir(), revision=entry.revision
+    )
     return Path(hit) if isinstance(hit, str) else None
 
 
@@ -138,18 +155,25 @@ def find_weights(entry: WeightsEntry) -> Path:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        return Path(hf_hub_download(entry.hub_repo, entry.filename, revision=entry.revision,
-                                    cache_dir=hub_cache_dir(), etag_timeout=HUB_PROBE_TIMEOUT_S))
+        return Path(
+            hf_hub_download(
+                entry.hub_repo,
+                entry.filename,
+                revision=entry.revision,
+                cache_dir=hub_cache_dir(),
+                etag_timeout=HUB_PROBE_TIMEOUT_S,
+            )
+        )
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
         raise _not_downloadable(entry, str(exc).splitlines()[0]) from exc
 
 
 def _not_downloadable(entry: WeightsEntry, reason: str) -> ModelNotFoundError:
     return ModelNotFoundError(
-        f"weights {entry.filename!r} of model {entry.name!r} are not cached under {hub_cache_dir()} and cannot be "
-        f"downloaded from the Hugging Face Hub repo {entry.hub_repo!r} ({reason}); download "
-        f"https://huggingface.co/{entry.hub_repo}/resolve/{entry.revision or 'main'}/{entry.filename} elsewhere "
-        f"and pass it with --model {entry.name} --weights PATH"
+        f"weights {entry.filename!r} of model {entry.name!r} are not cached under {hub_cache_dir()} and "
+        f"cannot be downloaded from the Hugging Face Hub repo {entry.hub_repo!r} ({reason}); download "
+        f"https://huggingface.co/{entry.hub_repo}/resolve/{entry.revision or 'main'}/{entry.filename} "
+        f"elsewhere and pass it with --model {entry.name} --weights PATH"
     )
 
 
@@ -158,7 +182,10 @@ def _hub_offline_reason() -> str | None:
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         return "HF_HUB_OFFLINE is set"
     endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    address = (endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443))
+    address = (
+        endpoint.hostname or "huggingface.co",
+        endpoint.port or (80 if endpoint.scheme == "http" else 443),
+    )
 
     def connect() -> None:
         socket.create_connection(address, timeout=HUB_PROBE_TIMEOUT_S).close()
@@ -185,12 +212,18 @@ def file_sha256(path: Path) -> str:
 def check_weights(path: Path, entry: WeightsEntry | None = None) -> str:
     """Check a weights file against ``entry``'s expected size and SHA-256; return its SHA-256."""
     if not path.is_file():
-        raise ModelNotFoundError(f"weights file {str(path)!r} does not exist; pass an existing file with --weights")
+        raise ModelNotFoundError(
+            f"weights file {str(path)!r} does not exist; pass an existing file with --weights"
+        )
     if entry is not None and entry.size_bytes is not None and path.stat().st_size != entry.size_bytes:
-        raise WeightsError(f"{path} has {path.stat().st_size} bytes but {entry.name} weights have "
-                           f"{entry.size_bytes}; the file is truncated or not {entry.filename}; download it again")
+        raise WeightsError(
+            f"{path} has {path.stat().st_size} bytes but {entry.name} weights have "
+            f"{entry.size_bytes}; the file is truncated or not {entry.filename}; download it again"
+        )
     digest = file_sha256(path)
     if entry is not None and entry.sha256 is not None and digest != entry.sha256:
-        raise WeightsError(f"{path} has SHA-256 {digest[:12]}… but {entry.name} weights have "
-                           f"{entry.sha256[:12]}…; download {entry.filename} again")
+        raise WeightsError(
+            f"{path} has SHA-256 {digest[:12]}… but {entry.name} weights have "
+            f"{entry.sha256[:12]}…; download {entry.filename} again"
+        )
     return digest

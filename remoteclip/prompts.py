@@ -1,7 +1,7 @@
 """Prompt templates: zero-shot classification and counting by captions (text only, no model code).
 
-Counting captions use the digit wording of the B2C training captions (``remoteclip.captions``), so the project's
-own model is asked in the words it was trained on.
+Counting captions use the digit wording of the B2C training captions (``remoteclip.captions``), so the
+project's own model is asked in the words it was trained on.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ NO_OBJECTS_CAPTION = "a satellite photo of no {}."
 
 
 def singular(noun: str) -> str:
-    """The singular a user meant (``airplanes`` -> ``airplane``, ``buses`` -> ``bus``; ``glass`` unchanged)."""
+    """The singular a user meant: ``airplanes`` -> ``airplane``, ``buses`` -> ``bus``, ``glass`` unchanged."""
     for cut in (2, 1):
         if len(noun) > cut + 1 and plural(noun[:-cut]) == noun:
             return noun[:-cut]
@@ -42,10 +42,12 @@ def singular(noun: str) -> str:
 
 
 def count_captions(noun: str) -> tuple[str, ...]:
-    """Captions for 0..MAX_COUNT objects: ``no airplanes``, ``1 airplane``, ``2 airplanes`` ... ``10 airplanes``."""
+    """Captions for 0..MAX_COUNT objects: ``no airplanes``, ``1 airplane``, ``2 airplanes`` ... ``10 ...``."""
     noun = singular(noun.strip())
-    return (NO_OBJECTS_CAPTION.format(plural(noun)),
-            *(COUNT_TEMPLATE.format(count_phrase(noun, n, digits=True)) for n in range(1, MAX_COUNT + 1)))
+    return (
+        NO_OBJECTS_CAPTION.format(plural(noun)),
+        *(COUNT_TEMPLATE.format(count_phrase(noun, n, digits=True)) for n in range(1, MAX_COUNT + 1)),
+    )
 
 
 def class_prompts(class_names: Sequence[str], templates: Sequence[str] = ZEROSHOT_TEMPLATES) -> list[str]:

@@ -1,4 +1,4 @@
-"""Zero-shot classification: class weights from prompt templates, scaled cosine logits, top-k with probabilities.
+"""Zero-shot classification: class weights from prompt templates, scaled cosine logits, top-k probabilities.
 
 Everything here takes arrays except :func:`build_classifier`, which encodes the prompts once.
 """
@@ -31,18 +31,23 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
 
 
 def classifier_weights(prompt_embeddings: np.ndarray) -> np.ndarray:
-    """Class weights ``(C, D)`` from per-template prompt embeddings ``(C, T, D)``: mean per class, renormalised."""
+    """Class weights ``(C, D)`` from prompt embeddings ``(C, T, D)``: mean per class, renormalised."""
     if prompt_embeddings.ndim != 3:
-        raise InputError(f"prompt embeddings must be (classes, templates, dim), got shape {prompt_embeddings.shape}")
+        raise InputError(
+            f"prompt embeddings must be (classes, templates, dim), got shape {prompt_embeddings.shape}"
+        )
     return l2_normalize(l2_normalize(prompt_embeddings).mean(axis=1))
 
 
-def build_classifier(model: LoadedModel, class_names: Sequence[str],
-                     templates: Sequence[str] = ZEROSHOT_TEMPLATES) -> np.ndarray:
+def build_classifier(
+    model: LoadedModel, class_names: Sequence[str], templates: Sequence[str] = ZEROSHOT_TEMPLATES
+) -> np.ndarray:
     """Encode every class name in every template and average per class: ``(C, D)``."""
     names = [name.strip() for name in class_names]
     if not names or any(not name for name in names):
-        raise InputError(f"class names must be non-empty, got {list(class_names)!r}; pass e.g. --labels 'forest,river'")
+        raise InputError(
+            f"class names must be non-empty, got {list(class_names)!r}; pass e.g. --labels 'forest,river'"
+        )
     embeddings = encode_texts(model, class_prompts(names, templates))
     return classifier_weights(embeddings.reshape(len(names), len(templates), -1))
 
@@ -58,11 +63,14 @@ def class_probabilities(image_embeddings: np.ndarray, weights: np.ndarray, logit
     return softmax(logit_scale * (l2_normalize(image_embeddings) @ l2_normalize(weights).T))
 
 
-def top_k(image_embeddings: np.ndarray, weights: np.ndarray, labels: Sequence[str], logit_scale: float,
-          k: int = 5) -> list[list[Prediction]]:
+def top_k(
+    image_embeddings: np.ndarray, weights: np.ndarray, labels: Sequence[str], logit_scale: float, k: int = 5
+) -> list[list[Prediction]]:
     """The ``k`` most probable labels per image, best first."""
     if len(labels) != len(weights):
         raise InputError(f"{len(labels)} labels for {len(weights)} class weights; they must match")
     probabilities = class_probabilities(image_embeddings, weights, logit_scale)
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    return [[Prediction(labels[j], float(row[j])) for j in ranked] for row, ranked in zip(probabilities, order)]
+    return [
+        [Prediction(labels[j], float(row[j])) for j in ranked] for row, ranked in zip(probabilities, order)
+    ]

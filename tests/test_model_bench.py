@@ -12,19 +12,25 @@ from pipelines.cli import cli
 from remoteclip.model_configs import register_config
 
 
-def test_bench_encode_writes_results(tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    register_config("tiny-clip-bench", json.loads((tiny_checkpoint / "open_clip_config.json").read_text())["model_cfg"])
+def test_bench_encode_writes_results(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_config(
+        "tiny-clip-bench", json.loads((tiny_checkpoint / "open_clip_config.json").read_text())["model_cfg"]
+    )
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["bench", "encode", "--arch", "tiny-clip-bench", "--batch-sizes", "2,1",
-                                      "--device", "cpu", "--max-seconds", "0.2", "--max-iters", "3"],
-                                catch_exceptions=False)
+    args = "bench encode --arch tiny-clip-bench --batch-sizes 2,1,100000 --device cpu --max-seconds 5 --max-iters 2"
+    result = CliRunner().invoke(cli, args.split(), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "benchmarks/results/encode_cpu.json").read_text())
     assert record["device"] == "cpu" and record["precision"] == "fp32" and record["machine"]["cpu_count"]
-    assert [(row["arch"], row["batch_size"]) for row in record["results"]] == [("tiny-clip-bench", 1),
-                                                                               ("tiny-clip-bench", 2)]
-    assert all(row["images_per_s"] > 0 and 1 <= row["iterations"] <= 3 for row in record["results"])
+    measured = [(row["arch"], row["batch_size"]) for row in record["results"]]
+    assert measured == [("tiny-clip-bench", 1), ("tiny-clip-bench", 2)]
+    assert all(row["images_per_s"] > 0 and 1 <= row["iterations"] <= 2 for row in record["results"])
     assert record["results"][0]["image_size"] == [64, 64]
+    # one batch of 100,000 images would take far longer than --max-seconds: skipped, with its estimate
+    assert [row["batch_size"] for row in record["skipped"]] == [100000]
+    assert record["skipped"][0]["estimated_s"] > 5
 
 
 def test_bench_encode_rejects_unknown_architecture() -> None:

