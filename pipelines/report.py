@@ -23,6 +23,17 @@ Result = dict[str, Any]
 #: RemoteCLIP ViT-B-32 figures from the paper (arXiv 2306.11029): (figure, value, the paper's data)
 PAPER_ZERO_SHOT = ("62.41", "mean top-1 over 12 scene datasets")
 PAPER_RETRIEVAL = ("49.38 / 35.26 / 56.36", "RSITMD / RSICD / UCM-captions test splits")
+#: where the default suite's sets come from (datasets in ../shared/data; splits in pipelines/splits.py)
+DATA_NOTES: dict[str, str] = {
+    "rsscn7": "RSSCN7 scenes, 7 classes: the held-out 20 % of each class is the test set, the rest "
+    "trains the probes.",
+    "ucm-captions": "UC Merced images of the UCM-captions *train* split, 21 classes, 5 human captions each: "
+    "the held-out 20 % of each class is the test set (the official test images are not available here).",
+    "airbus-aircraft": "Airbus Pléiades airport scenes (0.5 m): `valid/`, held out entirely.",
+    "ships-google-earth": "Google Earth crops of boats and ships: the held-out 20 %.",
+    "dota_devkit": "DOTA v1 harbour scene P0706 (0.26 m, 531 ships). Not held out: `build-trainset` also "
+    "uses DOTA, so this set was seen in training and its figures are optimistic.",
+}
 CLASSIFICATION_TASKS = ("zero-shot", "linear-probe", "knn", "few-shot")
 
 
@@ -233,17 +244,19 @@ def _counting_section(results: Sequence[Result], out_dir: Path) -> list[str]:
     lines = [
         "## Counting",
         "",
-        "| count set | object | images | chips (1–10) | top-1 (%) | top-3 (%) | top-5 (%) | top-10 (%) "
-        "| area MAE | true total |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| count set | object | images | chip side | chips (1–10) | top-1 (%) | top-3 (%) | top-5 (%) "
+        "| top-10 (%) | area MAE | true total |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         m = r["metrics"]
         total = sum(p["true"] for p in r["predictions"])
+        chips = r["predictions"][0]["chips"] if r["predictions"] else []
+        side = f"{chips[0]['window'][2]} px" if len(chips) > 1 else "whole image"
         lines.append(
-            f"| {r['dataset']} | {m['object']} | {r['n']} | {m['n_chips']} | {_pct(m.get('top1'))} | "
-            f"{_pct(m.get('top3'))} | {_pct(m.get('top5'))} | {_pct(m.get('top10'))} | "
-            f"{m['area_mae']:.2f} | {total} |"
+            f"| {r['dataset']} | {m['object']} | {r['n']} | {side} | {m['n_chips']} | "
+            + "".join(f"{_pct(m.get(f'top{k}'))} | " for k in (1, 3, 5, 10))
+            + f"{m['area_mae']:.2f} | {total} |"
         )
     png = plot_counting(results, out_dir / "counting_topk.png")
     return lines + [
@@ -279,6 +292,13 @@ def _paper_section(results: Sequence[Result]) -> list[str]:
     return lines
 
 
+def _data_section(results: Sequence[Result]) -> list[str]:
+    datasets = dict.fromkeys(r["dataset"] for r in results)
+    lines = ["## Data", ""]
+    lines += [f"- **{name}**: {DATA_NOTES.get(name, 'user data')}" for name in datasets]
+    return [*lines, ""]
+
+
 def write_report(results: Sequence[Result], out_dir: Path, command: str) -> Path:
     """Write ``README.md``, the PNG plots and ``results.json`` (with every prediction) in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -290,6 +310,7 @@ def write_report(results: Sequence[Result], out_dir: Path, command: str) -> Path
         "",
     ]
     lines += _paper_section(results)
+    lines += _data_section(results)
     if any(r["task"] in CLASSIFICATION_TASKS for r in results):
         lines += _classification_section(results, out_dir)
     if _by_task(results, "retrieval"):

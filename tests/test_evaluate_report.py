@@ -77,7 +77,8 @@ def test_report_tables_and_plots(tmp_path: Path) -> None:
     assert "C = 10.0 (chosen on validation), 40 training images" in text
     assert "| scenes | 10.0 ± 1.0 | 20.0 ± 1.0 |" in text  # few-shot means and spreads in %
     assert "| captions | 3 | 15 | 10.00 | 20.00 | 30.00 | 40.00 | 50.00 | 60.00 | **35.00** |" in text
-    assert "| harbour | boat | 2 | 12 | 10.00 | 30.00 | 50.00 | 100.00 | 1.50 | 8 |" in text
+    assert "| harbour | boat | 2 | whole image | 12 | 10.00 | 30.00 | 50.00 | 100.00 | 1.50 | 8 |" in text
+    assert "- **scenes**: user data" in text
     assert "62.41" in text and "56.36" in text and "not directly comparable" in text
     assert "75.00 (scenes, 4 images)" in text
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
