@@ -9,8 +9,9 @@ Layouts understood by :func:`read_count_set` (the readers are :mod:`remoteclip.b
 
 - Airbus aircraft: ``DATA/annotations.csv`` (``id,image_id,geometry,class``) with the images in ``DATA/`` or
   ``DATA/images/``; the shared ``airbus-aircraft`` folder uses its held-out ``valid/`` images;
-- Pascal VOC: ``DATA/annotations/*.xml`` with the images in ``DATA/images/``; the shared
-  ``ships-google-earth`` folder uses its held-out split (:mod:`pipelines.splits`);
+- Pascal VOC: ``DATA/annotations/*.xml`` (or ``Annotations/``) with the images in ``DATA/images/``
+  (or ``JPEGImages/``); the shared ``ships-google-earth`` folder uses its held-out split
+  (:mod:`pipelines.splits`);
 - DOTA: ``DATA/labelTxt/*.txt`` with the images in ``DATA/images/``.
 """
 
@@ -89,8 +90,12 @@ def count_image(annotated: box_readers.ImageBoxes, labels: set[str], chip_px: in
     return CountImage(annotated.image, len(centres), chips)
 
 
+def _subfolder(root: Path, names: tuple[str, ...]) -> Path | None:
+    return next((root / name for name in names if (root / name).is_dir()), None)
+
+
 def _image_folder(root: Path) -> Path:
-    return root / "images" if (root / "images").is_dir() else root
+    return _subfolder(root, ("images", "JPEGImages")) or root
 
 
 def _read_annotations(root: Path) -> list[box_readers.ImageBoxes]:
@@ -99,11 +104,9 @@ def _read_annotations(root: Path) -> list[box_readers.ImageBoxes]:
             valid = splits.airbus_aircraft(root.parent).test
             return box_readers.read_airbus_csv(root / "annotations.csv", valid[0].parent) if valid else []
         return box_readers.read_airbus_csv(root / "annotations.csv", _image_folder(root))
-    if (root / "annotations").is_dir():
-        annotated = [
-            box_readers.read_voc_xml(x, _image_folder(root))
-            for x in sorted((root / "annotations").glob("*.xml"))
-        ]
+    voc = _subfolder(root, ("annotations", "Annotations"))
+    if voc is not None:
+        annotated = [box_readers.read_voc_xml(x, _image_folder(root)) for x in sorted(voc.glob("*.xml"))]
         if root.name == "ships-google-earth":
             held_out = set(splits.ships_google_earth(root.parent).test)
             annotated = [a for a in annotated if a.image in held_out]

@@ -197,6 +197,13 @@ def test_count_set_known_chip_counts(tmp_path: Path) -> None:
         count_sets.read_count_set(root, object_name="truck")
 
 
+def test_count_set_pascal_voc_folder_names(tmp_path: Path) -> None:
+    _png(tmp_path / "JPEGImages" / "x.png", size=(20, 20))
+    _voc(tmp_path / "Annotations" / "x.xml", "x.png", [(1, 1, 5, 5, "ship"), (10, 10, 15, 15, "ship")])
+    data = count_sets.read_count_set(tmp_path)
+    assert data.images[0].path == tmp_path / "JPEGImages" / "x.png" and data.images[0].true == 2
+
+
 def test_count_set_dota_layout(tmp_path: Path) -> None:
     _png(tmp_path / "images" / "P1.png", size=(40, 40))
     (tmp_path / "labelTxt").mkdir()
