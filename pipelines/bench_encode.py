@@ -15,6 +15,7 @@ from typing import Any
 import click
 import open_clip
 import torch
+from open_clip.model import CLIP, CustomTextCLIP
 
 from pipelines.bench import write_result
 from remoteclip.factory import quiet_open_clip
@@ -46,7 +47,7 @@ def _sync(device: torch.device) -> None:
 
 
 def time_encoder(
-    model: torch.nn.Module,
+    model: CLIP | CustomTextCLIP,
     batch: torch.Tensor,
     autocast_dtype: torch.dtype | None,
     warmup: int,

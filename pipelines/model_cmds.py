@@ -65,7 +65,7 @@ def models(output_format: str) -> None:
                 "name": entry.name,
                 "alias": aliases.get(entry.name),
                 "arch": entry.arch,
-                "source": entry.source,
+                "source": entry.location,
                 "cached": str(cached) if cached else None,
                 "description": entry.description,
             }

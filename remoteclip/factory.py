@@ -18,6 +18,7 @@ from typing import Any
 
 import open_clip
 import torch
+from open_clip.model import CLIP, CustomTextCLIP
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
@@ -52,7 +53,7 @@ FOLDER_WEIGHTS = (
 class LoadedModel:
     """A model ready to encode: the open_clip model, its own preprocessing and tokenizer, and a stable id."""
 
-    model: torch.nn.Module
+    model: CLIP | CustomTextCLIP
     preprocess: Callable[[Image.Image], torch.Tensor]
     tokenizer: Callable[..., torch.Tensor]
     #: names model and weights (``RemoteCLIP-ViT-B-32@<sha256[:12]>``); stored with every vector

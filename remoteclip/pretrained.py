@@ -39,6 +39,20 @@ OPENAI_CLIP_PREPROCESS = PreprocessCfg(
 
 
 @dataclass(frozen=True)
+class HubFile:
+    """A file in a Hugging Face Hub repo, at a pinned commit (``None``: the main branch)."""
+
+    repo: str
+    filename: str
+    revision: str | None = None
+
+    @property
+    def url(self) -> str:
+        """Where a browser downloads it."""
+        return f"https://huggingface.co/{self.repo}/resolve/{self.revision or 'main'}/{self.filename}"
+
+
+@dataclass(frozen=True)
 class WeightsEntry:
     """One loadable model: its open_clip architecture, where its weights live, how images are preprocessed."""
 
@@ -46,11 +60,8 @@ class WeightsEntry:
     arch: str
     preprocess: PreprocessCfg
     description: str
-    #: Hub source (``hub_repo``/``filename`` at ``revision``), or ``package_file`` as ``pkg://package/path``
-    hub_repo: str | None = None
-    filename: str | None = None
-    revision: str | None = None
-    package_file: str | None = None
+    #: a Hub file, or a file shipped inside an installed package as ``pkg://package/path``
+    source: HubFile | str
     #: expected file size and SHA-256 (None where not published)
     size_bytes: int | None = None
     sha256: str | None = None
@@ -58,11 +69,11 @@ class WeightsEntry:
     frozen_from_package: tuple[str, ...] = field(default=())
 
     @property
-    def source(self) -> str:
+    def location(self) -> str:
         """Where the weights come from, for messages and ``models`` listings."""
-        if self.package_file:
-            return self.package_file
-        return f"hf://{self.hub_repo}/{self.filename}@{(self.revision or 'main')[:7]}"
+        if isinstance(self.source, str):
+            return self.source
+        return f"hf://{self.source.repo}/{self.source.filename}@{(self.source.revision or 'main')[:7]}"
 
 
 def _official(arch: str, description: str) -> WeightsEntry:
@@ -71,9 +82,7 @@ def _official(arch: str, description: str) -> WeightsEntry:
         arch=arch,
         preprocess=OPENAI_CLIP_PREPROCESS,
         description=description,
-        hub_repo=REMOTECLIP_HUB_REPO,
-        filename=f"RemoteCLIP-{arch}.pt",
-        revision=REMOTECLIP_REVISION,
+        source=HubFile(REMOTECLIP_HUB_REPO, f"RemoteCLIP-{arch}.pt", REMOTECLIP_REVISION),
     )
 
 
@@ -90,7 +99,7 @@ REGISTRY: dict[str, WeightsEntry] = {
             arch="explorer-small",
             preprocess=PreprocessCfg(size=224, interpolation="bicubic", resize_mode="shortest"),
             description="project model: EfficientNet-Lite0 + MiniLM-L6 text, trained on shared-data captions",
-            package_file=f"{PKG_SCHEME}remoteclip/weights/explorer-small.safetensors",
+            source=f"{PKG_SCHEME}remoteclip/weights/explorer-small.safetensors",
             frozen_from_package=("text.transformer.",),
         ),
     )
@@ -112,7 +121,10 @@ def get_entry(name: str) -> WeightsEntry:
 
 def entry_for_filename(path: Path) -> WeightsEntry | None:
     """The entry whose official file name ``path`` carries (``RemoteCLIP-ViT-B-32.pt``), if any."""
-    return next((entry for entry in REGISTRY.values() if entry.filename == path.name), None)
+    return next(
+        (e for e in REGISTRY.values() if isinstance(e.source, HubFile) and e.source.filename == path.name),
+        None,
+    )
 
 
 def hub_cache_dir() -> Path:
@@ -128,52 +140,50 @@ def hub_cache_dir() -> Path:
 
 def cached_weights(entry: WeightsEntry) -> Path | None:
     """The local file of ``entry`` if shipped or already in the Hub cache, without touching the network."""
-    if entry.package_file:
+    if isinstance(entry.source, str):
         try:
-            return package_path(entry.package_file)
+            return package_path(entry.source)
         except ModelNotFoundError:
             return None
     from huggingface_hub import try_to_load_from_cache
 
-    hit = try_to_load_from_cache(
-        entry.hub_repo, entry.filename, cache_dir=hub_cache_dir(), revision=entry.revision
-    )
+    hub = entry.source
+    hit = try_to_load_from_cache(hub.repo, hub.filename, cache_dir=hub_cache_dir(), revision=hub.revision)
     return Path(hit) if isinstance(hit, str) else None
 
 
 def find_weights(entry: WeightsEntry) -> Path:
     """Local path of ``entry``'s weights: shipped, cached, or downloaded from the Hub (fails fast offline)."""
-    if entry.package_file:
-        return package_path(entry.package_file)
+    if isinstance(entry.source, str):
+        return package_path(entry.source)
     cached = cached_weights(entry)
     if cached is not None:
         return cached
+    hub = entry.source
     offline_reason = _hub_offline_reason()
     if offline_reason:
-        raise _not_downloadable(entry, offline_reason)
+        raise _not_downloadable(entry.name, hub, offline_reason)
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        return Path(
-            hf_hub_download(
-                entry.hub_repo,
-                entry.filename,
-                revision=entry.revision,
-                cache_dir=hub_cache_dir(),
-                etag_timeout=HUB_PROBE_TIMEOUT_S,
-            )
+        downloaded = hf_hub_download(
+            hub.repo,
+            hub.filename,
+            revision=hub.revision,
+            cache_dir=hub_cache_dir(),
+            etag_timeout=HUB_PROBE_TIMEOUT_S,
         )
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
-        raise _not_downloadable(entry, str(exc).splitlines()[0]) from exc
+        raise _not_downloadable(entry.name, hub, str(exc).splitlines()[0]) from exc
+    return Path(downloaded)
 
 
-def _not_downloadable(entry: WeightsEntry, reason: str) -> ModelNotFoundError:
+def _not_downloadable(name: str, hub: HubFile, reason: str) -> ModelNotFoundError:
     return ModelNotFoundError(
-        f"weights {entry.filename!r} of model {entry.name!r} are not cached under {hub_cache_dir()} and "
-        f"cannot be downloaded from the Hugging Face Hub repo {entry.hub_repo!r} ({reason}); download "
-        f"https://huggingface.co/{entry.hub_repo}/resolve/{entry.revision or 'main'}/{entry.filename} "
-        f"elsewhere and pass it with --model {entry.name} --weights PATH"
+        f"weights {hub.filename!r} of model {name!r} are not cached under {hub_cache_dir()} and cannot be "
+        f"downloaded from the Hugging Face Hub repo {hub.repo!r} ({reason}); download {hub.url} elsewhere "
+        f"and pass it with --model {name} --weights PATH"
     )
 
 
@@ -218,12 +228,12 @@ def check_weights(path: Path, entry: WeightsEntry | None = None) -> str:
     if entry is not None and entry.size_bytes is not None and path.stat().st_size != entry.size_bytes:
         raise WeightsError(
             f"{path} has {path.stat().st_size} bytes but {entry.name} weights have "
-            f"{entry.size_bytes}; the file is truncated or not {entry.filename}; download it again"
+            f"{entry.size_bytes}; the file is truncated or not {entry.location}; download it again"
         )
     digest = file_sha256(path)
     if entry is not None and entry.sha256 is not None and digest != entry.sha256:
         raise WeightsError(
             f"{path} has SHA-256 {digest[:12]}… but {entry.name} weights have "
-            f"{entry.sha256[:12]}…; download {entry.filename} again"
+            f"{entry.sha256[:12]}…; download {entry.location} again"
         )
     return digest

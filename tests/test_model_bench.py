@@ -19,7 +19,8 @@ def test_bench_encode_writes_results(
         "tiny-clip-bench", json.loads((tiny_checkpoint / "open_clip_config.json").read_text())["model_cfg"]
     )
     monkeypatch.chdir(tmp_path)
-    args = "bench encode --arch tiny-clip-bench --batch-sizes 2,1,100000 --device cpu --max-seconds 5 --max-iters 2"
+    args = "bench encode --arch tiny-clip-bench --batch-sizes 2,1,100000 --device cpu --max-seconds 5"
+    args += " --max-iters 2"
     result = CliRunner().invoke(cli, args.split(), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "benchmarks/results/encode_cpu.json").read_text())

@@ -167,6 +167,7 @@ def test_frozen_text_tower_comes_from_package(
         arch="tiny-minilm",
         preprocess=get_entry("RN50").preprocess,
         description="test",
+        source="pkg://remoteclip/weights/tiny-minilm.safetensors",  # not shipped: --weights replaces it
         frozen_from_package=("text.transformer.",),
     )
     monkeypatch.setitem(REGISTRY, "tiny-minilm", entry)
