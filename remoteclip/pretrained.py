@@ -155,7 +155,13 @@ def cached_weights(entry: WeightsEntry) -> Path | None:
 def find_weights(entry: WeightsEntry) -> Path:
     """Local path of ``entry``'s weights: shipped, cached, or downloaded from the Hub (fails fast offline)."""
     if isinstance(entry.source, str):
-        return package_path(entry.source)
+        try:
+            return package_path(entry.source)
+        except ModelNotFoundError as exc:
+            raise ModelNotFoundError(
+                f"weights of model {entry.name!r} ({entry.source}) are not installed; train them with "
+                f"`remoteclip-explorer train`, or choose another model with --model NAME [--weights PATH]"
+            ) from exc
     cached = cached_weights(entry)
     if cached is not None:
         return cached

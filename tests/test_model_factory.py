@@ -236,3 +236,16 @@ def test_user_errors_name_the_bad_value(tiny_checkpoint: Path, tmp_path: Path) -
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="no CUDA GPU"):
             load_model(tiny_checkpoint, device="cuda")
+
+
+def test_missing_shipped_weights_say_how_to_get_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = WeightsEntry(
+        name="unshipped",
+        arch="RN50",
+        preprocess=get_entry("RN50").preprocess,
+        description="test",
+        source="pkg://remoteclip/weights/unshipped.safetensors",
+    )
+    monkeypatch.setitem(REGISTRY, "unshipped", entry)
+    with pytest.raises(ModelNotFoundError, match="not installed; train them with `remoteclip-explorer"):
+        load_model("unshipped")
