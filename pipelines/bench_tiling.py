@@ -1,9 +1,9 @@
-"""``remoteclip-explorer bench tiling``: chips/s of tiling vs plain rasterio reads, and peak memory vs scene size.
+"""``remoteclip-explorer bench tiling``: chips/s of tiling vs plain rasterio reads; peak memory vs scene size.
 
 Writes synthetic RGB COGs (8k², 16k², and 30k² with ``--huge``) to a temporary folder, then
 
-* throughput: tiles the smallest one (``tiles.reader``: read, mask, pad, RGB) and reads the same windows with a
-  plain ``rasterio`` ``DatasetReader.read``; reports both in chips/s and their ratio (target >= 0.8);
+* throughput: tiles the smallest one (``tiles.reader``: read, mask, pad, RGB) and reads the same windows
+  with a plain ``rasterio`` ``DatasetReader.read``; reports both in chips/s and their ratio (target >= 0.8);
 * memory: tiles each scene in a fresh process and reports how far its peak RSS grew past the RSS after opening
   the scene and reading one chip; flat growth across sizes shows that memory does not follow the scene.
 """
@@ -34,9 +34,20 @@ BLOCK_PX = 1024
 def write_synthetic_cog(path: Path, size_px: int) -> Path:
     """A ``size_px``² 3-band uint8 COG (DEFLATE, 512-px blocks, overviews) with texture in every block."""
     staging = path.with_suffix(".staging.tif")
-    profile = {"driver": "GTiff", "width": size_px, "height": size_px, "count": 3, "dtype": "uint8",
-               "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate", "zlevel": 1,
-               "crs": "EPSG:32616", "transform": rasterio.transform.from_origin(700000.0, 3800000.0, 0.5, 0.5)}
+    profile = {
+        "driver": "GTiff",
+        "width": size_px,
+        "height": size_px,
+        "count": 3,
+        "dtype": "uint8",
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "deflate",
+        "zlevel": 1,
+        "crs": "EPSG:32616",
+        "transform": rasterio.transform.from_origin(700000.0, 3800000.0, 0.5, 0.5),
+    }
     rng = np.random.default_rng(0)
     texture = rng.integers(0, 255, size=(3, BLOCK_PX, BLOCK_PX), dtype=np.uint8)
     with rasterio.open(staging, "w", **profile) as dst:
@@ -45,8 +56,9 @@ def write_synthetic_cog(path: Path, size_px: int) -> Path:
                 win = Window(col, row, min(BLOCK_PX, size_px - col), min(BLOCK_PX, size_px - row))
                 block = texture[:, : win.height, : win.width] // 2 + (row + col) // BLOCK_PX % 128
                 dst.write(block, window=win)
-    rasterio.shutil.copy(staging, path, driver="COG", compress="deflate", level=1, blocksize=512,
-                         overview_resampling="average")
+    rasterio.shutil.copy(
+        staging, path, driver="COG", compress="deflate", level=1, blocksize=512, overview_resampling="average"
+    )
     staging.unlink()
     return path
 
@@ -54,8 +66,9 @@ def write_synthetic_cog(path: Path, size_px: int) -> Path:
 def _throughput(path: Path, spec: ChipSpec, repeats: int) -> dict[str, float]:
     """chips/s of tiles.reader vs plain rasterio reads of the same windows.
 
-    The two alternate chip by chip (which goes first alternates too), each on its own dataset handle so neither
-    reuses the other's GDAL block cache; on a machine shared with other work, load changes then hit both alike.
+    The two alternate chip by chip (which goes first alternates too), each on its own dataset handle so
+    neither reuses the other's GDAL block cache; on a machine shared with other work, load changes then hit
+    both alike.
     """
     spent = {"plain": 0.0, "tiling": 0.0}
     with gdal_env(), rasterio.open(path) as src:
@@ -63,8 +76,12 @@ def _throughput(path: Path, spec: ChipSpec, repeats: int) -> dict[str, float]:
         for _ in range(repeats):
             with open_scene(path) as scene:
                 readers = {
-                    "plain": lambda w: src.read([1, 2, 3], window=w.window, out_shape=(3, *w.out_shape(spec.chip_px)),
-                                                resampling=Resampling.bilinear),
+                    "plain": lambda w: src.read(
+                        [1, 2, 3],
+                        window=w.window,
+                        out_shape=(3, *w.out_shape(spec.chip_px)),
+                        resampling=Resampling.bilinear,
+                    ),
                     "tiling": lambda w: scene.read_chip(w, spec.chip_px, spec.min_valid),
                 }
                 for i, window in enumerate(windows):
@@ -73,9 +90,13 @@ def _throughput(path: Path, spec: ChipSpec, repeats: int) -> dict[str, float]:
                         readers[name](window)
                         spent[name] += time.perf_counter() - start
     chips = len(windows) * repeats
-    return {"chips": len(windows), "repeats": repeats, "tiling_chips_per_s": round(chips / spent["tiling"], 1),
-            "plain_read_chips_per_s": round(chips / spent["plain"], 1),
-            "ratio": round(spent["plain"] / spent["tiling"], 3)}
+    return {
+        "chips": len(windows),
+        "repeats": repeats,
+        "tiling_chips_per_s": round(chips / spent["tiling"], 1),
+        "plain_read_chips_per_s": round(chips / spent["plain"], 1),
+        "ratio": round(spent["plain"] / spent["tiling"], 3),
+    }
 
 
 def _rss_mb() -> float:
@@ -97,24 +118,36 @@ def _tile_whole_scene(path: str, chip_px: int) -> dict[str, float]:
             chips += 1
             peak = max(peak, _rss_mb())
         seconds = time.perf_counter() - start
-    return {"chips": chips, "seconds": round(seconds, 2), "chips_per_s": round(chips / seconds, 1),
-            "rss_after_first_chip_mb": round(base, 1), "peak_rss_mb": round(peak, 1),
-            "peak_growth_mb": round(peak - base, 1)}
+    return {
+        "chips": chips,
+        "seconds": round(seconds, 2),
+        "chips_per_s": round(chips / seconds, 1),
+        "rss_after_first_chip_mb": round(base, 1),
+        "peak_rss_mb": round(peak, 1),
+        "peak_growth_mb": round(peak - base, 1),
+    }
 
 
 @click.command()
-@click.option("--sizes", default="8192,16384", show_default=True, help="Scene sides in pixels, comma-separated.")
+@click.option(
+    "--sizes", default="8192,16384", show_default=True, help="Scene sides in pixels, comma-separated."
+)
 @click.option("--huge", is_flag=True, help="Also measure a 30,000 x 30,000 scene (several minutes).")
 @click.option("--chip-size", type=click.IntRange(min=8), default=256, show_default=True)
-@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Throughput runs (best kept).")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=RESULTS_DIR,
-              show_default=True)
+@click.option(
+    "--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Throughput runs (best kept)."
+)
+@click.option(
+    "--results-dir", type=click.Path(file_okay=False, path_type=Path), default=RESULTS_DIR, show_default=True
+)
 def tiling(sizes: str, huge: bool, chip_size: int, repeats: int, results_dir: Path) -> None:
     """Tiling throughput vs plain rasterio reads, and peak memory vs scene size; writes tiling.json."""
     try:
         sides = sorted({int(s) for s in sizes.split(",") if s.strip()} | ({30_000} if huge else set()))
     except ValueError:
-        raise click.BadParameter(f"{sizes!r} is not a comma-separated list of integers", param_hint="--sizes") from None
+        raise click.BadParameter(
+            f"{sizes!r} is not a comma-separated list of integers", param_hint="--sizes"
+        ) from None
     spec = ChipSpec(chip_px=chip_size)
     payload: dict[str, Any] = {"chip_px": chip_size, "throughput": {}, "memory": []}
     with tempfile.TemporaryDirectory(prefix="bench-tiling-") as tmp:
@@ -122,22 +155,35 @@ def tiling(sizes: str, huge: bool, chip_size: int, repeats: int, results_dir: Pa
         for side in sides:
             start = time.perf_counter()
             scenes[side] = write_synthetic_cog(Path(tmp) / f"synthetic_{side}.tif", side)
-            click.echo(f"wrote {side}² COG ({scenes[side].stat().st_size / 2**20:.0f} MB) "
-                       f"in {time.perf_counter() - start:.0f} s", err=True)
+            click.echo(
+                f"wrote {side}² COG ({scenes[side].stat().st_size / 2**20:.0f} MB) "
+                f"in {time.perf_counter() - start:.0f} s",
+                err=True,
+            )
         smallest = scenes[sides[0]]
         for level in (1, 2):
             level_spec = ChipSpec(chip_px=chip_size, levels=(level,))
             figures = _throughput(smallest, level_spec, repeats)
             payload["throughput"][f"level_{level}"] = {"scene_px": sides[0], **figures}
-            click.echo(f"level {level} on {sides[0]}²: tiling {figures['tiling_chips_per_s']} chips/s, plain read "
-                       f"{figures['plain_read_chips_per_s']} chips/s, ratio {figures['ratio']} (target >= 0.8)")
+            click.echo(
+                f"level {level} on {sides[0]}²: tiling {figures['tiling_chips_per_s']} chips/s, plain read "
+                f"{figures['plain_read_chips_per_s']} chips/s, ratio {figures['ratio']} (target >= 0.8)"
+            )
         with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
             for side, path in scenes.items():
                 figures = pool.apply(_tile_whole_scene, (str(path), spec.chip_px))
-                payload["memory"].append({"scene_px": side, "file_mb": round(path.stat().st_size / 2**20, 1),
-                                          "raw_mb": round(side * side * 3 / 2**20, 1), **figures})
-                click.echo(f"{side}²: {figures['chips']} chips at {figures['chips_per_s']} chips/s, peak RSS "
-                           f"+{figures['peak_growth_mb']} MB over {figures['rss_after_first_chip_mb']} MB "
-                           f"(raw scene {side * side * 3 / 2**20:.0f} MB)")
+                payload["memory"].append(
+                    {
+                        "scene_px": side,
+                        "file_mb": round(path.stat().st_size / 2**20, 1),
+                        "raw_mb": round(side * side * 3 / 2**20, 1),
+                        **figures,
+                    }
+                )
+                click.echo(
+                    f"{side}²: {figures['chips']} chips at {figures['chips_per_s']} chips/s, peak RSS "
+                    f"+{figures['peak_growth_mb']} MB over {figures['rss_after_first_chip_mb']} MB "
+                    f"(raw scene {side * side * 3 / 2**20:.0f} MB)"
+                )
     path = write_result("tiling", payload, results_dir)
     click.echo(f"wrote {path}")

@@ -20,7 +20,9 @@ def _parse_levels(ctx: click.Context, param: click.Parameter, value: str) -> tup
     try:
         levels = tuple(int(part) for part in value.split(",") if part.strip())
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers such as 1,2,4") from None
+        raise click.BadParameter(
+            f"{value!r} is not a comma-separated list of integers such as 1,2,4"
+        ) from None
     if not levels:
         raise click.BadParameter("give at least one level, such as 1 or 1,2,4")
     return levels
@@ -34,30 +36,57 @@ def _report_failure(path: str, reason: str) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @db_option
 @click.option("--chip-size", type=int, default=256, show_default=True, help="Chip side in output pixels.")
-@click.option("--overlap", type=int, default=0, show_default=True, help="Overlap of neighbouring chips in pixels.")
-@click.option("--levels", default="1", show_default=True, callback=_parse_levels,
-              help="Scales: a level-L chip covers L x chip-size source pixels (e.g. 1,2,4).")
-@click.option("--min-valid", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Skip chips whose share of valid (not nodata / transparent) pixels is lower.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Chips per encoder batch.")
+@click.option(
+    "--overlap", type=int, default=0, show_default=True, help="Overlap of neighbouring chips in pixels."
+)
+@click.option(
+    "--levels",
+    default="1",
+    show_default=True,
+    callback=_parse_levels,
+    help="Scales: a level-L chip covers L x chip-size source pixels (e.g. 1,2,4).",
+)
+@click.option(
+    "--min-valid",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Skip chips whose share of valid (not nodata / transparent) pixels is lower.",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Chips per encoder batch."
+)
 @model_option
 @weights_option
 @output_format_option("table", "json")
-def ingest(paths: tuple[str, ...], db: Path, chip_size: int, overlap: int, levels: tuple[int, ...],
-           min_valid: float, batch_size: int, model_name: str | None, weights: Path | None,
-           output_format: str) -> None:
+def ingest(
+    paths: tuple[str, ...],
+    db: Path,
+    chip_size: int,
+    overlap: int,
+    levels: tuple[int, ...],
+    min_valid: float,
+    batch_size: int,
+    model_name: str | None,
+    weights: Path | None,
+    output_format: str,
+) -> None:
     """Ingest PATH... (files, folders, globs: GeoTIFF, COG, VRT, JPEG, PNG) into the chip index at --db.
 
     Exits 1 if any file failed; the others are ingested all the same.
     """
     spec = ChipSpec(chip_px=chip_size, overlap_px=overlap, levels=levels, min_valid=min_valid)
     model = load_model(model_name, weights=weights)
-    summary = ingest_paths(paths, ChipIndex(db), model, spec, batch_size=batch_size, on_failure=_report_failure)
+    summary = ingest_paths(
+        paths, ChipIndex(db), model, spec, batch_size=batch_size, on_failure=_report_failure
+    )
     if output_format == "json":
         echo_json({"db": str(db), "model_id": model.model_id, **summary.to_dict()})
     else:
-        click.echo(f"{summary.scenes} scenes, {summary.chips} chips ({summary.skipped} skipped as mostly empty), "
-                   f"{len(summary.failed)} failed, {summary.chips_per_s:.1f} chips/s in {summary.seconds:.1f} s "
-                   f"-> {db}")
+        click.echo(
+            f"{summary.scenes} scenes, {summary.chips} chips ({summary.skipped} skipped as mostly empty), "
+            f"{len(summary.failed)} failed, {summary.chips_per_s:.1f} chips/s in {summary.seconds:.1f} s "
+            f"-> {db}"
+        )
     if summary.failed:
         raise click.exceptions.Exit(1)

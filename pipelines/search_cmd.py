@@ -20,24 +20,52 @@ def _table(hits: list[Hit]) -> str:
     rows: list[list[Any]] = []
     for rank, hit in enumerate(hits, start=1):
         bbox = ", ".join(f"{v:.6f}" if not hit.pixel_space else f"{v:.0f}" for v in hit.bbox)
-        rows.append([rank, f"{hit.score:.4f}", Path(hit.scene_path).name, hit.level,
-                     f"{hit.col_off},{hit.row_off} {hit.width}x{hit.height}",
-                     f"({bbox})" + (" px" if hit.pixel_space else ""), hit.chip_id])
-    return tabulate(rows, headers=["#", "score", "scene", "level", "window (col,row wxh)",
-                                   "footprint bbox (lon/lat)", "chip_id"])
+        rows.append(
+            [
+                rank,
+                f"{hit.score:.4f}",
+                Path(hit.scene_path).name,
+                hit.level,
+                f"{hit.col_off},{hit.row_off} {hit.width}x{hit.height}",
+                f"({bbox})" + (" px" if hit.pixel_space else ""),
+                hit.chip_id,
+            ]
+        )
+    return tabulate(
+        rows,
+        headers=[
+            "#",
+            "score",
+            "scene",
+            "level",
+            "window (col,row wxh)",
+            "footprint bbox (lon/lat)",
+            "chip_id",
+        ],
+    )
 
 
 @click.command()
 @click.argument("query", required=False)
-@click.option("--like", "like_chip", metavar="CHIP_ID", help="Find chips that look like this chip (no QUERY).")
+@click.option(
+    "--like", "like_chip", metavar="CHIP_ID", help="Find chips that look like this chip (no QUERY)."
+)
 @db_option
 @click.option("-k", "k", type=click.IntRange(min=1), default=20, show_default=True, help="Number of results.")
 @aoi_option
 @model_option
 @weights_option
 @format_option
-def search(query: str | None, like_chip: str | None, db: Path, k: int, aoi: Path | None, model_name: str | None,
-           weights: Path | None, output_format: str) -> None:
+def search(
+    query: str | None,
+    like_chip: str | None,
+    db: Path,
+    k: int,
+    aoi: Path | None,
+    model_name: str | None,
+    weights: Path | None,
+    output_format: str,
+) -> None:
     """Print the chips at --db that best match QUERY (plain English, e.g. "ships in harbor")."""
     if (query is None) == (like_chip is None):
         raise click.UsageError("give either a QUERY or --like CHIP_ID")

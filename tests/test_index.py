@@ -1,4 +1,4 @@
-"""tiles.index.ChipIndex on real LanceDB tables in tmp_path: upsert, replace, model guard, search, AOI, scenes."""
+"""tiles.index.ChipIndex on real LanceDB tables: upsert, replace, model guard, search, AOI, scenes."""
 
 from __future__ import annotations
 
@@ -23,14 +23,28 @@ WGS84 = CRS.from_epsg(4326)
 pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
 
 
-def scene_rows(scene_id: str, origin: tuple[float, float] | None, *, size: int = 64, chip_px: int = 16,
-               model_id: str = "model-a", seed: int = 0, dim: int = DIM) -> pa.Table:
-    """Chips of a ``size``² scene with 0.001° pixels at ``origin`` (None: pixel space), random unit vectors."""
+def scene_rows(
+    scene_id: str,
+    origin: tuple[float, float] | None,
+    *,
+    size: int = 64,
+    chip_px: int = 16,
+    model_id: str = "model-a",
+    seed: int = 0,
+    dim: int = DIM,
+) -> pa.Table:
+    """Chips of a ``size``² scene of 0.001° pixels at ``origin`` (None: pixel space), random unit vectors."""
     transform = from_origin(*origin, 0.001, 0.001) if origin else from_origin(0, 0, 1, -1)
     crs = WGS84 if origin else None
     records = [
-        ChipRecord(scene_id=scene_id, scene_path=f"/data/{scene_id}.tif", window=w,
-                   georef=chip_georef(w, transform, crs), crs="EPSG:4326" if origin else None, thumbnail=b"jpg")
+        ChipRecord(
+            scene_id=scene_id,
+            scene_path=f"/data/{scene_id}.tif",
+            window=w,
+            georef=chip_georef(w, transform, crs),
+            crs="EPSG:4326" if origin else None,
+            thumbnail=b"jpg",
+        )
         for w in iter_windows(size, size, ChipSpec(chip_px=chip_px, levels=(1, 2)))
     ]
     vectors = np.random.default_rng(seed).normal(size=(len(records), dim)).astype(np.float32)
@@ -75,7 +89,9 @@ def test_replace_scene_refuses_rows_of_other_scenes(index: ChipIndex) -> None:
 def test_a_second_model_is_refused_naming_both(index: ChipIndex) -> None:
     with pytest.raises(ChipIndexError, match="'model-a', not 'model-b'"):
         index.upsert(scene_rows("d", (11.0, 50.0), model_id="model-b"))
-    mixed = pa.concat_tables([scene_rows("d", (11.0, 50.0)), scene_rows("e", (12.0, 50.0), model_id="model-b")])
+    mixed = pa.concat_tables(
+        [scene_rows("d", (11.0, 50.0)), scene_rows("e", (12.0, 50.0), model_id="model-b")]
+    )
     with pytest.raises(ChipIndexError, match="several models"):
         index.upsert(mixed)
     with pytest.raises(ChipIndexError, match="8-d vectors, these rows have 4-d"):
@@ -103,8 +119,12 @@ def test_aoi_search_equals_brute_force(index: ChipIndex) -> None:
     query /= np.linalg.norm(query)
     chips = index.get(rows["chip_id"].to_pylist())
     inside = [i for i, chip in enumerate(chips) if not chip.pixel_space and chip.footprint.intersects(aoi)]
-    bbox_only = [i for i, chip in enumerate(chips)
-                 if not chip.pixel_space and Polygon.from_bounds(*chip.bbox).intersects(Polygon.from_bounds(*aoi.bounds))]
+    bbox_only = [
+        i
+        for i, chip in enumerate(chips)
+        if not chip.pixel_space
+        and Polygon.from_bounds(*chip.bbox).intersects(Polygon.from_bounds(*aoi.bounds))
+    ]
     assert 0 < len(inside) < len(bbox_only)  # the exact test matters
     ranked = sorted(inside, key=lambda i: -float(vectors[i] @ query))
     for k in (3, len(inside), 100):

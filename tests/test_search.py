@@ -26,8 +26,13 @@ SCENES = ["rgb_4326.tif", "pan_uint16_32616.tif", "rgbn_3395.tif", "plain.png"]
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory, tiny_model) -> Path:
     folder = tmp_path_factory.mktemp("search") / "db"
-    summary = ingest_paths([RASTERS / name for name in SCENES], ChipIndex(folder), tiny_model,
-                           ChipSpec(chip_px=16, levels=(1, 2)), progress=False)
+    summary = ingest_paths(
+        [RASTERS / name for name in SCENES],
+        ChipIndex(folder),
+        tiny_model,
+        ChipSpec(chip_px=16, levels=(1, 2)),
+        progress=False,
+    )
     assert summary.chips == 4 * 8 and not summary.failed
     return folder
 
@@ -74,15 +79,19 @@ def test_geojson_has_lonlat_footprints_and_no_pixel_geometry(db: Path, tiny_mode
     hits = search_text(ChipIndex(db), tiny_model, "field", k=32)
     collection = json.loads(json.dumps(hits_geojson(hits)))
     assert collection["type"] == "FeatureCollection" and len(collection["features"]) == 32
-    for hit, feature in zip(hits, collection["features"]):
+    for hit, feature in zip(hits, collection["features"], strict=True):
         assert feature["id"] == hit.chip_id
         assert feature["properties"]["rank"] == hits.index(hit) + 1
         if hit.pixel_space:
             assert feature["geometry"] is None
         else:
             assert shape(feature["geometry"]).equals(hit.footprint)
-    assert hit_record(hits[0], 1)["window"] == {"col_off": hits[0].col_off, "row_off": hits[0].row_off,
-                                                "width": hits[0].width, "height": hits[0].height}
+    assert hit_record(hits[0], 1)["window"] == {
+        "col_off": hits[0].col_off,
+        "row_off": hits[0].row_off,
+        "width": hits[0].width,
+        "height": hits[0].height,
+    }
 
 
 def test_cli_search_formats(db: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
@@ -99,7 +108,9 @@ def test_cli_search_formats(db: Path, tiny_checkpoint: Path, tmp_path: Path) -> 
     aoi.write_text(json.dumps(box(-94.5, 37.0699, -94.49985, 37.07).__geo_interface__))
     geo = json.loads(runner.invoke(cli, [*base, "--format", "geojson", "--aoi", str(aoi)]).stdout)
     assert {f["properties"]["window"]["col_off"] for f in geo["features"]} == {0}
-    like = runner.invoke(cli, ["search", "--like", as_json[0]["chip_id"], "--db", str(db), "--format", "json"])
+    like = runner.invoke(
+        cli, ["search", "--like", as_json[0]["chip_id"], "--db", str(db), "--format", "json"]
+    )
     assert like.exit_code == 0 and as_json[0]["chip_id"] not in like.stdout
     usage = runner.invoke(cli, ["search", "--db", str(db)])
     assert usage.exit_code == 2 and "give either a QUERY or --like CHIP_ID" in usage.output

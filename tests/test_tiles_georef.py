@@ -37,8 +37,9 @@ def test_chip_bboxes_match_rasterio_transform_bounds(shared_data: Path, name: st
     with rasterio.open(shared_data / "scenes" / name) as src:
         for w in iter_windows(src.width, src.height, ChipSpec(levels=(1, 2))):
             geo = chip_georef(w, src.transform, src.crs)
-            expected = transform_bounds(src.crs, "EPSG:4326", *window_bounds(w.window, src.transform),
-                                        densify_pts=DENSIFY_PTS)
+            expected = transform_bounds(
+                src.crs, "EPSG:4326", *window_bounds(w.window, src.transform), densify_pts=DENSIFY_PTS
+            )
             np.testing.assert_allclose(geo.bbox, expected, rtol=0, atol=1e-9)
             assert geo.footprint.is_valid and not geo.pixel_space
 
@@ -46,8 +47,16 @@ def test_chip_bboxes_match_rasterio_transform_bounds(shared_data: Path, name: st
 def test_rgb_byte_extent_matches_the_rasterio_docs(shared_data: Path) -> None:
     """``rio bounds --geographic RGB.byte.tif`` as printed in rasterio's documentation."""
     with rasterio.open(shared_data / "scenes/rasterio/RGB.byte.tif") as src:
-        boxes = [chip_georef(w, src.transform, src.crs).bbox for w in iter_windows(src.width, src.height, ChipSpec())]
-    extent = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+        boxes = [
+            chip_georef(w, src.transform, src.crs).bbox
+            for w in iter_windows(src.width, src.height, ChipSpec())
+        ]
+    extent = (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
     docs = (-78.95864996545055, 23.564991210854686, -76.57492370013823, 25.550873767433984)
     np.testing.assert_allclose(extent, docs, rtol=0, atol=1e-8)
 
@@ -79,9 +88,14 @@ def test_world_mercator_longitudes_by_hand(shared_data: Path) -> None:
     assert geo.gsd_m == pytest.approx(nominal * math.cos(math.radians(lat)), rel=5e-3)
 
 
-@pytest.mark.parametrize(("name", "gsd_m"), [("solaris_spacenet/pan1.tif", 0.5),
-                                             ("xview2_joplin/pre/tile_337-9136.tif", 0.6),
-                                             ("xview2_joplin/post/tile_31500-5137.tif", 0.6)])
+@pytest.mark.parametrize(
+    ("name", "gsd_m"),
+    [
+        ("solaris_spacenet/pan1.tif", 0.5),
+        ("xview2_joplin/pre/tile_337-9136.tif", 0.6),
+        ("xview2_joplin/post/tile_31500-5137.tif", 0.6),
+    ],
+)
 def test_gsd_in_metres_scales_with_the_level(shared_data: Path, name: str, gsd_m: float) -> None:
     with rasterio.open(shared_data / "scenes" / name) as src:
         level1 = chip_georef(ChipWindow(1, 0, 0, 256, 256, 256), src.transform, src.crs)
@@ -98,8 +112,10 @@ def test_pixel_space_footprint_is_the_window() -> None:
 
 
 def test_aoi_union_of_features(tmp_path: Path) -> None:
-    features = [{"type": "Feature", "properties": {}, "geometry": box(x, 0, x + 1, 1).__geo_interface__}
-                for x in (0, 2)]
+    features = [
+        {"type": "Feature", "properties": {}, "geometry": box(x, 0, x + 1, 1).__geo_interface__}
+        for x in (0, 2)
+    ]
     path = tmp_path / "aoi.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     aoi = load_aoi(path)
@@ -109,10 +125,12 @@ def test_aoi_union_of_features(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("obj", "match"),
-    [({"type": "Point", "coordinates": [1, 2]}, "no area"),
-     ({"type": "Polygon", "coordinates": "nonsense"}, "not valid GeoJSON"),
-     ({"type": "FeatureCollection", "features": []}, "no area"),
-     (box(500000, 4000000, 501000, 4001000).__geo_interface__, "reproject the GeoJSON to EPSG:4326")],
+    [
+        ({"type": "Point", "coordinates": [1, 2]}, "no area"),
+        ({"type": "Polygon", "coordinates": "nonsense"}, "not valid GeoJSON"),
+        ({"type": "FeatureCollection", "features": []}, "no area"),
+        (box(500000, 4000000, 501000, 4001000).__geo_interface__, "reproject the GeoJSON to EPSG:4326"),
+    ],
 )
 def test_bad_aois_are_refused(obj: dict, match: str) -> None:
     with pytest.raises(InputError, match=match):
@@ -128,4 +146,5 @@ def test_unreadable_aoi_file_names_it(tmp_path: Path) -> None:
 
 def test_bbox_where_is_an_intersection_test() -> None:
     assert bbox_where((1.0, 2.0, 3.0, 4.0)) == (
-        "NOT pixel_space AND maxx >= 1.0 AND minx <= 3.0 AND maxy >= 2.0 AND miny <= 4.0")
+        "NOT pixel_space AND maxx >= 1.0 AND minx <= 3.0 AND maxy >= 2.0 AND miny <= 4.0"
+    )

@@ -30,7 +30,7 @@ def test_windows_cover_every_pixel_and_stay_inside(width: int, height: int, spec
             assert w.col_off >= 0 and w.row_off >= 0 and w.width >= 1 and w.height >= 1
             assert w.col_off + w.width <= width and w.row_off + w.height <= height
             assert w.width <= w.span_px == spec.span_px(level) and w.height <= w.span_px
-            coverage[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width] += 1
+            coverage[w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width] += 1
         assert coverage.min() >= 1
         if spec.overlap_px == 0:
             assert coverage.max() == 1  # chips of one level partition the raster
@@ -39,8 +39,11 @@ def test_windows_cover_every_pixel_and_stay_inside(width: int, height: int, spec
 @given(width=sizes, height=sizes, spec=specs())
 def test_window_count_matches_formula(width: int, height: int, spec: ChipSpec) -> None:
     windows = list(iter_windows(width, height, spec))
-    expected = sum(chip_count(width, spec.span_px(lv), spec.stride_px(lv))
-                   * chip_count(height, spec.span_px(lv), spec.stride_px(lv)) for lv in spec.levels)
+    expected = sum(
+        chip_count(width, spec.span_px(lv), spec.stride_px(lv))
+        * chip_count(height, spec.span_px(lv), spec.stride_px(lv))
+        for lv in spec.levels
+    )
     assert len(windows) == expected
     assert len(set(windows)) == len(windows)
 
@@ -56,8 +59,14 @@ def test_chip_count_is_the_fewest_that_reach_the_edge(size: int, span: int, data
 def test_full_and_clipped_windows_of_a_small_raster() -> None:
     windows = list(iter_windows(40, 24, ChipSpec(chip_px=16, levels=(1, 2))))
     level1 = [(w.col_off, w.row_off, w.width, w.height) for w in windows if w.level == 1]
-    assert level1 == [(0, 0, 16, 16), (16, 0, 16, 16), (32, 0, 8, 16), (0, 16, 16, 8), (16, 16, 16, 8),
-                      (32, 16, 8, 8)]
+    assert level1 == [
+        (0, 0, 16, 16),
+        (16, 0, 16, 16),
+        (32, 0, 8, 16),
+        (0, 16, 16, 8),
+        (16, 16, 16, 8),
+        (32, 16, 8, 8),
+    ]
     level2 = [(w.col_off, w.row_off, w.width, w.height, w.span_px) for w in windows if w.level == 2]
     assert level2 == [(0, 0, 32, 24, 32), (32, 0, 8, 24, 32)]
 
@@ -70,9 +79,15 @@ def test_out_shape_scales_clipped_windows_with_the_level() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"chip_px": 4}, "chip size 4"), ({"overlap_px": 256}, "overlap 256"), ({"overlap_px": -1}, "overlap -1"),
-     ({"levels": ()}, "levels"), ({"levels": (1, 1)}, "levels"), ({"levels": (0,)}, "levels"),
-     ({"min_valid": 1.5}, "min_valid 1.5")],
+    [
+        ({"chip_px": 4}, "chip size 4"),
+        ({"overlap_px": 256}, "overlap 256"),
+        ({"overlap_px": -1}, "overlap -1"),
+        ({"levels": ()}, "levels"),
+        ({"levels": (1, 1)}, "levels"),
+        ({"levels": (0,)}, "levels"),
+        ({"min_valid": 1.5}, "min_valid 1.5"),
+    ],
 )
 def test_bad_specs_name_the_bad_value(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(InputError, match=match):

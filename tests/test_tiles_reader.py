@@ -1,4 +1,4 @@
-"""tiles.reader on the fixture rasters of tests/data/rasters and on every real scene in ../shared/data/scenes."""
+"""tiles.reader on the fixture rasters of tests/data/rasters and on every real scene in shared data."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ def source_rgb(path: Path, win: ChipWindow) -> np.ndarray:
             return np.moveaxis(src.read([1, 2, 3], window=win.window), 0, -1)
 
 
-@pytest.mark.parametrize("name", ["rgb_4326.tif", "cog_4326.tif", "rgb_4326.vrt", "plain.png", "rgbn_3395.tif"])
+@pytest.mark.parametrize(
+    "name", ["rgb_4326.tif", "cog_4326.tif", "rgb_4326.vrt", "plain.png", "rgbn_3395.tif"]
+)
 def test_uint8_chips_are_the_source_pixels(name: str) -> None:
     with open_scene(RASTERS / name) as scene:
         assert scene.bands == (1, 2, 3)
@@ -52,7 +54,9 @@ def test_level_2_chip_is_a_bilinear_decimated_read() -> None:
     with open_scene(RASTERS / "cog_4326.tif") as scene:
         chip = scene.read_chip(win, 16)
     with rasterio.open(RASTERS / "cog_4326.tif") as src:
-        expected = src.read([1, 2, 3], window=win.window, out_shape=(3, 12, 16), resampling=Resampling.bilinear)
+        expected = src.read(
+            [1, 2, 3], window=win.window, out_shape=(3, 12, 16), resampling=Resampling.bilinear
+        )
     assert chip is not None
     np.testing.assert_array_equal(chip[:12], np.moveaxis(expected, 0, -1))
     assert not chip[12:].any()
@@ -76,7 +80,11 @@ def test_uint16_pan_is_stretched_to_grey() -> None:
 
 def test_nodata_chips_are_skipped_and_blacked_out() -> None:
     with open_scene(RASTERS / "nodata_32618.tif") as scene:
-        kept = {(w.col_off, w.row_off) for w in iter_windows(40, 24, SPEC) if scene.read_chip(w, 16, 0.5) is not None}
+        kept = {
+            (w.col_off, w.row_off)
+            for w in iter_windows(40, 24, SPEC)
+            if scene.read_chip(w, 16, 0.5) is not None
+        }
         partial = scene.read_chip(window(16, 0), 16, min_valid=0.2)  # columns 16-19 valid: 25 %
     assert kept == {(0, 0), (0, 16)}
     assert partial is not None
@@ -127,7 +135,9 @@ def test_every_real_scene_reads(shared_data: Path) -> None:
     for path in paths:
         with open_scene(path) as scene:
             assert scene.georeferenced
-            chips = [scene.read_chip(w, 256, 0.5) for w in iter_windows(scene.width, scene.height, ChipSpec())]
+            chips = [
+                scene.read_chip(w, 256, 0.5) for w in iter_windows(scene.width, scene.height, ChipSpec())
+            ]
         kept = [c for c in chips if c is not None]
         assert kept, path
         assert all(c.dtype == np.uint8 and c.shape == (256, 256, 3) for c in kept)

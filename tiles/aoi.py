@@ -27,7 +27,9 @@ def aoi_from_geojson(obj: dict[str, Any]) -> BaseGeometry:
     try:
         shapes = [make_valid(shape(g)) for g in geometries if g]
     except (GeometryTypeError, AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"AOI is not valid GeoJSON geometry ({exc}); give a Polygon or MultiPolygon") from exc
+        raise InputError(
+            f"AOI is not valid GeoJSON geometry ({exc}); give a Polygon or MultiPolygon"
+        ) from exc
     aoi = unary_union(shapes) if shapes else None
     if aoi is None or aoi.is_empty or aoi.area == 0:
         raise InputError("AOI has no area; give a GeoJSON Polygon or MultiPolygon in EPSG:4326 (lon, lat)")
@@ -51,5 +53,6 @@ def load_aoi(path: Path) -> BaseGeometry:
 def bbox_where(bounds: tuple[float, float, float, float]) -> str:
     """SQL selecting georeferenced chips whose bbox intersects ``bounds`` (minx, miny, maxx, maxy)."""
     minx, miny, maxx, maxy = (float(v) for v in bounds)
-    return (f"NOT pixel_space AND maxx >= {minx!r} AND minx <= {maxx!r} "
-            f"AND maxy >= {miny!r} AND miny <= {maxy!r}")
+    return (
+        f"NOT pixel_space AND maxx >= {minx!r} AND minx <= {maxx!r} AND maxy >= {miny!r} AND miny <= {maxy!r}"
+    )

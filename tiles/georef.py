@@ -27,7 +27,7 @@ _GEOD = Geod(ellps="WGS84")
 
 @dataclass(frozen=True)
 class ChipGeoref:
-    """Where a chip lies: EPSG:4326 (lon, lat), or pixel (col, row) space when the scene has no georeference."""
+    """Where a chip lies: EPSG:4326 (lon, lat), or pixel (col, row) space without a georeference."""
 
     footprint: Polygon
     #: (minx, miny, maxx, maxy) of the footprint
@@ -50,14 +50,30 @@ def window_outline(window: ChipWindow, densify_pts: int = DENSIFY_PTS) -> tuple[
     steps = np.linspace(0.0, 1.0, densify_pts + 2)[:-1]
     c0, r0 = float(window.col_off), float(window.row_off)
     c1, r1 = c0 + window.width, r0 + window.height
-    cols = np.concatenate([c0 + steps * (c1 - c0), np.full_like(steps, c1), c1 - steps * (c1 - c0),
-                           np.full_like(steps, c0), [c0]])
-    rows = np.concatenate([np.full_like(steps, r0), r0 + steps * (r1 - r0), np.full_like(steps, r1),
-                           r1 - steps * (r1 - r0), [r0]])
+    cols = np.concatenate(
+        [
+            c0 + steps * (c1 - c0),
+            np.full_like(steps, c1),
+            c1 - steps * (c1 - c0),
+            np.full_like(steps, c0),
+            [c0],
+        ]
+    )
+    rows = np.concatenate(
+        [
+            np.full_like(steps, r0),
+            r0 + steps * (r1 - r0),
+            np.full_like(steps, r1),
+            r1 - steps * (r1 - r0),
+            [r0],
+        ]
+    )
     return cols, rows
 
 
-def pixels_to_lonlat(cols: np.ndarray, rows: np.ndarray, transform: Affine, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
+def pixels_to_lonlat(
+    cols: np.ndarray, rows: np.ndarray, transform: Affine, crs: CRS
+) -> tuple[np.ndarray, np.ndarray]:
     """Pixel (col, row) coordinates -> (lon, lat) in EPSG:4326."""
     xs, ys = transform @ (np.asarray(cols, dtype=np.float64), np.asarray(rows, dtype=np.float64))
     return _to_wgs84(crs.to_wkt()).transform(xs, ys)
@@ -70,17 +86,23 @@ def ground_sample_distance_m(col: float, row: float, transform: Affine, crs: CRS
     return float(np.mean(dists))
 
 
-def chip_georef(window: ChipWindow, transform: Affine, crs: CRS | None,
-                densify_pts: int = DENSIFY_PTS) -> ChipGeoref:
+def chip_georef(
+    window: ChipWindow, transform: Affine, crs: CRS | None, densify_pts: int = DENSIFY_PTS
+) -> ChipGeoref:
     """Footprint, bbox, centroid and GSD of ``window``; in pixel space when ``crs`` is None."""
     cols, rows = window_outline(window, densify_pts)
     if crs is None:
-        footprint, gsd_m = Polygon(zip(cols, rows)), None
+        footprint, gsd_m = Polygon(zip(cols, rows, strict=True)), None
     else:
         lon, lat = pixels_to_lonlat(cols, rows, transform, crs)
-        footprint = Polygon(zip(lon, lat))
+        footprint = Polygon(zip(lon, lat, strict=True))
         centre = (window.col_off + window.width / 2, window.row_off + window.height / 2)
         gsd_m = ground_sample_distance_m(*centre, transform, crs) * window.level
     centroid = footprint.centroid
-    return ChipGeoref(footprint=footprint, bbox=tuple(footprint.bounds), centroid=(centroid.x, centroid.y),
-                      gsd_m=gsd_m, pixel_space=crs is None)
+    return ChipGeoref(
+        footprint=footprint,
+        bbox=tuple(footprint.bounds),
+        centroid=(centroid.x, centroid.y),
+        gsd_m=gsd_m,
+        pixel_space=crs is None,
+    )

@@ -1,8 +1,8 @@
 """Chip grids: which source-pixel windows a raster is cut into, at one or more scales.
 
 All sizes here are in source **pixels** (``*_px``). A level-``L`` chip covers ``L * chip_px`` source pixels on
-each side and is resampled to ``chip_px`` output pixels, so levels 1, 2, 4 give chips 1x, 2x, 4x as large on the
-ground at the same output size.
+each side and is resampled to ``chip_px`` output pixels, so levels 1, 2, 4 give chips 1x, 2x, 4x as large on
+the ground at the same output size.
 """
 
 from __future__ import annotations
@@ -31,12 +31,18 @@ class ChipSpec:
 
     def __post_init__(self) -> None:
         if self.chip_px < 8:
-            raise InputError(f"chip size {self.chip_px} px is too small; use at least 8 (e.g. --chip-size 256)")
+            raise InputError(
+                f"chip size {self.chip_px} px is too small; use at least 8 (e.g. --chip-size 256)"
+            )
         if not 0 <= self.overlap_px < self.chip_px:
             raise InputError(
                 f"overlap {self.overlap_px} px must be >= 0 and smaller than the chip size {self.chip_px} px"
             )
-        if not self.levels or any(level < 1 for level in self.levels) or len(set(self.levels)) != len(self.levels):
+        if (
+            not self.levels
+            or any(level < 1 for level in self.levels)
+            or len(set(self.levels)) != len(self.levels)
+        ):
             raise InputError(f"levels {self.levels} must be distinct integers >= 1 (e.g. --levels 1,2,4)")
         if not 0.0 <= self.min_valid <= 1.0:
             raise InputError(f"min_valid {self.min_valid} must lie between 0 and 1")
@@ -52,7 +58,7 @@ class ChipSpec:
 
 @dataclass(frozen=True)
 class ChipWindow:
-    """One chip's window in the source raster (pixels), clipped to the raster at its right and bottom edges."""
+    """One chip's window in the source raster (pixels), clipped at the raster's right and bottom edges."""
 
     level: int
     col_off: int

@@ -1,8 +1,8 @@
 """The chip index: a LanceDB table of georeferenced chip embeddings (schema in :mod:`tiles.schema`).
 
-Writes are upserts keyed by ``chip_id`` (``merge_insert``), so re-ingesting a scene never duplicates rows; a table
-holds the vectors of one model only. AOI search filters on the bbox columns inside LanceDB (``prefilter=True``)
-and then tests the exact footprints with shapely.
+Writes are upserts keyed by ``chip_id`` (``merge_insert``), so re-ingesting a scene never duplicates rows; a
+table holds the vectors of one model only. AOI search filters on the bbox columns inside LanceDB
+(``prefilter=True``) and then tests the exact footprints with shapely.
 """
 
 from __future__ import annotations
@@ -85,7 +85,9 @@ def sql_str(value: str) -> str:
 class ChipIndex:
     """The LanceDB table ``chips`` in ``db_dir`` (created by the first write)."""
 
-    def __init__(self, db_dir: str | Path, table_name: str = TABLE_NAME, ann: AnnPolicy = AnnPolicy()) -> None:
+    def __init__(
+        self, db_dir: str | Path, table_name: str = TABLE_NAME, ann: AnnPolicy = AnnPolicy()
+    ) -> None:
         self.db_dir = Path(db_dir)
         self.table_name = table_name
         #: when a vector index is built and how queries use it (:mod:`tiles.ann`)
@@ -108,7 +110,8 @@ class ChipIndex:
         table = self.table
         if table is None:
             raise ChipIndexError(
-                f"no chip index in {self.db_dir}; run `remoteclip-explorer ingest PATH --db {self.db_dir}` first"
+                f"no chip index in {self.db_dir}; "
+                f"run `remoteclip-explorer ingest PATH --db {self.db_dir}` first"
             )
         return table
 
@@ -164,7 +167,9 @@ class ChipIndex:
         """The table ``rows`` can go into (created on first use); refuses a second model or dimension."""
         models = set(pc.unique(rows["model_id"]).to_pylist()) if rows.num_rows else set()
         if len(models) > 1:
-            raise ChipIndexError(f"rows mix vectors of several models {sorted(models)}; write one model at a time")
+            raise ChipIndexError(
+                f"rows mix vectors of several models {sorted(models)}; write one model at a time"
+            )
         dim = rows.schema.field("vector").type.list_size
         table = self.table
         if table is None:
@@ -178,9 +183,10 @@ class ChipIndex:
             raise ChipIndexError(f"{self.db_dir} holds {self.dim}-d vectors, these rows have {dim}-d vectors")
         return table
 
-    def search(self, vector: np.ndarray, k: int = 20, aoi: BaseGeometry | None = None,
-               where: str | None = None) -> list[Hit]:
-        """The ``k`` chips nearest to ``vector`` (cosine), optionally only those intersecting ``aoi`` (EPSG:4326)."""
+    def search(
+        self, vector: np.ndarray, k: int = 20, aoi: BaseGeometry | None = None, where: str | None = None
+    ) -> list[Hit]:
+        """The ``k`` chips nearest to ``vector`` (cosine), intersecting ``aoi`` (EPSG:4326) when given."""
         table = self._require_table()
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         if vector.shape[0] != self.dim:
@@ -190,13 +196,15 @@ class ChipIndex:
             filters.append(bbox_where(aoi.bounds))
         limit = k * AOI_OVERFETCH if aoi is not None else k
         while True:
-            query = tune_query(table.search(vector, vector_column_name="vector").distance_type("cosine"), self.ann)
+            query = tune_query(
+                table.search(vector, vector_column_name="vector").distance_type("cosine"), self.ann
+            )
             query = query.select([*METADATA_COLUMNS, "_distance"]).limit(limit)
             if filters:
                 query = query.where(" AND ".join(filters), prefilter=True)
             found = query.to_arrow()
             distances = found["_distance"].to_pylist()
-            hits = [Hit(**kw, score=1.0 - d) for kw, d in zip(_chip_fields(found), distances)]
+            hits = [Hit(**kw, score=1.0 - d) for kw, d in zip(_chip_fields(found), distances, strict=True)]
             if aoi is None:
                 return hits
             prepared = prep(aoi)
@@ -223,7 +231,9 @@ class ChipIndex:
         if not chip_ids:
             return table.schema.empty_table().select(columns)
         id_list = ", ".join(sql_str(chip_id) for chip_id in chip_ids)
-        found = table.search().where(f"chip_id IN ({id_list})").select(columns).limit(len(chip_ids)).to_arrow()
+        found = (
+            table.search().where(f"chip_id IN ({id_list})").select(columns).limit(len(chip_ids)).to_arrow()
+        )
         missing = set(chip_ids) - set(found["chip_id"].to_pylist())
         if missing:
             raise ChipIndexError(f"chip ids not in {self.db_dir}: {sorted(missing)[:5]}")
@@ -234,27 +244,53 @@ class ChipIndex:
         table = self.table
         if table is None or not table.count_rows():
             return []
-        columns = ["scene_id", "scene_path", "crs", "gsd_m", "level", "minx", "miny", "maxx", "maxy", "pixel_space"]
+        columns = [
+            "scene_id",
+            "scene_path",
+            "crs",
+            "gsd_m",
+            "level",
+            "minx",
+            "miny",
+            "maxx",
+            "maxy",
+            "pixel_space",
+        ]
         rows = table.search().select(columns).limit(table.count_rows()).to_arrow()
-        rows = rows.append_column("source_gsd", pc.divide(pc.cast(rows["gsd_m"], pa.float64()), rows["level"]))
-        grouped = rows.group_by("scene_id", use_threads=False).aggregate([
-            ("scene_id", "count"), ("scene_path", "first"), ("crs", "first"), ("source_gsd", "min"),
-            ("minx", "min"), ("miny", "min"), ("maxx", "max"), ("maxy", "max"), ("pixel_space", "first"),
-            ("level", "distinct"),
-        ])
+        rows = rows.append_column(
+            "source_gsd", pc.divide(pc.cast(rows["gsd_m"], pa.float64()), rows["level"])
+        )
+        grouped = rows.group_by("scene_id", use_threads=False).aggregate(
+            [
+                ("scene_id", "count"),
+                ("scene_path", "first"),
+                ("crs", "first"),
+                ("source_gsd", "min"),
+                ("minx", "min"),
+                ("miny", "min"),
+                ("maxx", "max"),
+                ("maxy", "max"),
+                ("pixel_space", "first"),
+                ("level", "distinct"),
+            ]
+        )
         summaries = [
             SceneSummary(
-                scene_id=g["scene_id"], scene_path=g["scene_path_first"], chips=g["scene_id_count"],
-                crs=g["crs_first"], gsd_m=g["source_gsd_min"],
+                scene_id=g["scene_id"],
+                scene_path=g["scene_path_first"],
+                chips=g["scene_id_count"],
+                crs=g["crs_first"],
+                gsd_m=g["source_gsd_min"],
                 extent=(g["minx_min"], g["miny_min"], g["maxx_max"], g["maxy_max"]),
-                pixel_space=g["pixel_space_first"], levels=tuple(sorted(g["level_distinct"])),
+                pixel_space=g["pixel_space_first"],
+                levels=tuple(sorted(g["level_distinct"])),
             )
             for g in grouped.to_pylist()
         ]
         return sorted(summaries, key=lambda s: s.scene_path)
 
     def build_ann(self) -> str:
-        """Build or refresh the vector index as ``self.ann`` says (after writes); see :func:`tiles.ann.ensure_ann_index`."""
+        """Build or refresh the vector index as ``self.ann`` says (see :func:`tiles.ann.ensure_ann_index`)."""
         table = self.table
         return "none" if table is None else ensure_ann_index(table, self.ann)
 
@@ -269,7 +305,10 @@ def _chip_fields(rows: pa.Table) -> list[dict[str, Any]]:
     footprints = shapely.from_wkb(rows["footprint"].to_numpy(zero_copy_only=False)) if rows.num_rows else []
     chip_fields = [f.name for f in fields(Chip) if f.name not in ("bbox", "footprint")]
     return [
-        {**{name: row[name] for name in chip_fields}, "footprint": footprint,
-         "bbox": (row["minx"], row["miny"], row["maxx"], row["maxy"])}
-        for row, footprint in zip(rows.to_pylist(), footprints)
+        {
+            **{name: row[name] for name in chip_fields},
+            "footprint": footprint,
+            "bbox": (row["minx"], row["miny"], row["maxx"], row["maxy"]),
+        }
+        for row, footprint in zip(rows.to_pylist(), footprints, strict=True)
     ]

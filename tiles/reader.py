@@ -1,9 +1,9 @@
 """Windowed reading of rasters into uint8 RGB chips.
 
-:func:`open_scene` opens a GeoTIFF, COG, VRT or plain JPEG/PNG and decides once per scene how to turn its bands
-into RGB (colour interpretation, palette, grey) and its values into uint8 (percentile stretch from a decimated
-whole-scene read, which uses overviews when present). :meth:`Scene.read_chip` then reads one window at a time, so
-memory does not grow with the scene.
+:func:`open_scene` opens a GeoTIFF, COG, VRT or plain JPEG/PNG and decides once per scene how to turn its
+bands into RGB (colour interpretation, palette, grey) and its values into uint8 (percentile stretch from a
+decimated whole-scene read, which uses overviews when present). :meth:`Scene.read_chip` then reads one window
+at a time, so memory does not grow with the scene.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from remoteclip.errors import RasterReadError
 from tiles.grid import ChipWindow
 
 #: file name endings that folder and glob expansion treat as rasters
-RASTER_SUFFIXES: frozenset[str] = frozenset({".tif", ".tiff", ".vrt", ".jpg", ".jpeg", ".png", ".jp2", ".img"})
+RASTER_SUFFIXES: frozenset[str] = frozenset(
+    {".tif", ".tiff", ".vrt", ".jpg", ".jpeg", ".png", ".jp2", ".img"}
+)
 #: longest side of the decimated read that percentile-stretch statistics come from
 STATS_PX = 1024
 #: lower and upper percentiles of the stretch to uint8
@@ -80,12 +82,15 @@ class Scene:
 
         The window is resampled (bilinear) so that a full ``window.span_px`` window fills ``out_px``; a window
         clipped at the raster's edge fills the top-left part and the rest is black. Pixels that are nodata or
-        transparent are black too; if their share of the window is above ``1 - min_valid`` the chip is skipped.
+        transparent are black too; if their share of the window is above ``1 - min_valid``, the chip is
+        skipped.
         """
         rows, cols = window.out_shape(out_px)
         try:
             data = self._ds.read(
-                self.bands, window=window.window, out_shape=(len(self.bands), rows, cols),
+                self.bands,
+                window=window.window,
+                out_shape=(len(self.bands), rows, cols),
                 resampling=Resampling.bilinear,
             )
             valid = self._valid_mask(data, window, rows, cols)
@@ -94,7 +99,9 @@ class Scene:
         if valid is not None and valid.mean() < min_valid:
             return None
         full = rows == cols == out_px
-        chip = np.empty((out_px, out_px, 3), dtype=np.uint8) if full else np.zeros((out_px, out_px, 3), np.uint8)
+        chip = (
+            np.empty((out_px, out_px, 3), dtype=np.uint8) if full else np.zeros((out_px, out_px, 3), np.uint8)
+        )
         planes = self._to_planes(data)
         for channel in range(3):  # band by band: much faster than one transposing copy
             chip[:rows, :cols, channel] = planes[channel if len(planes) == 3 else 0]
@@ -130,7 +137,9 @@ class Scene:
         try:
             sample = self._ds.read(self.bands, out_shape=shape, masked=True, resampling=Resampling.nearest)
         except RasterioError as exc:
-            raise RasterReadError(f"{self.path}: cannot read an overview for the stretch: {_reason(exc)}") from exc
+            raise RasterReadError(
+                f"{self.path}: cannot read an overview for the stretch: {_reason(exc)}"
+            ) from exc
         lo, hi = np.empty(len(self.bands)), np.empty(len(self.bands))
         for i, band in enumerate(sample):
             values = band.compressed().astype(np.float64)
@@ -168,7 +177,7 @@ def _reason(exc: Exception) -> str:
 
 
 def _georeference(dataset: DatasetReader) -> tuple[CRS | None, Affine]:
-    """The scene's CRS and pixel->CRS transform; GCPs when there is no geotransform; (None, identity) if neither."""
+    """The scene's CRS and pixel->CRS transform: geotransform, else GCPs, else (None, identity)."""
     if dataset.crs is not None and not dataset.transform.is_identity:
         return dataset.crs, dataset.transform
     gcps, gcp_crs = dataset.gcps
@@ -178,7 +187,7 @@ def _georeference(dataset: DatasetReader) -> tuple[CRS | None, Affine]:
 
 
 def _rgb_bands(dataset: DatasetReader) -> tuple[int, ...]:
-    """Bands to read: by colour interpretation, else the first three (RGB+NIR files), else the first (grey)."""
+    """Bands to read: by colour interpretation, else the first three (RGB+NIR), else the first (grey)."""
     interp = list(dataset.colorinterp)
     wanted = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
     if all(ci in interp for ci in wanted):

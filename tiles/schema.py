@@ -107,13 +107,14 @@ def metadata_table(records: Sequence[ChipRecord], model_id: str) -> pa.Table:
 
 
 def with_vectors(metadata: pa.Table, vectors: np.ndarray) -> pa.Table:
-    """``metadata`` rows (:func:`metadata_table`) with their ``(N, D)`` float32 ``vectors``: full ``chips`` rows."""
+    """Full ``chips`` rows: ``metadata`` (:func:`metadata_table`) and its ``(N, D)`` float32 ``vectors``."""
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != metadata.num_rows:
         raise ValueError(f"{metadata.num_rows} rows but vectors of shape {vectors.shape}")
     vector_array = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
-    return metadata.select(list(METADATA_COLUMNS)).append_column(chips_schema(vectors.shape[1]).field("vector"),
-                                                                 vector_array)
+    return metadata.select(list(METADATA_COLUMNS)).append_column(
+        chips_schema(vectors.shape[1]).field("vector"), vector_array
+    )
 
 
 def rows_table(records: Sequence[ChipRecord], vectors: np.ndarray, model_id: str) -> pa.Table:
