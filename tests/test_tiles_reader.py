@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
+from rasterio.control import GroundControlPoint
 from rasterio.enums import Resampling
 
 from remoteclip.errors import RasterReadError
+from tiles.georef import chip_georef
 from tiles.grid import ChipSpec, ChipWindow, iter_windows
 from tiles.reader import open_scene
 
@@ -146,3 +149,50 @@ def test_every_real_scene_reads(shared_data: Path) -> None:
     assert seen["pan1.tif"][2] == (1,)  # 1-band uint16 panchromatic
     assert seen["m_4709963_se_14_1_20200831.tif"][2] == (1, 2, 3)  # RGB+NIR -> RGB
     assert seen["RGB.byte.tif"][1] > 0  # nodata collar skipped
+
+
+def test_palette_image_is_expanded_through_its_colour_table(tmp_path: Path) -> None:
+    path = tmp_path / "palette.tif"
+    index = np.arange(16 * 16, dtype=np.uint8).reshape(1, 16, 16)
+    profile = {
+        "driver": "GTiff",
+        "width": 16,
+        "height": 16,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": "EPSG:32618",
+        "transform": Affine(30.0, 0.0, 101985.0, 0.0, -30.0, 2826915.0),
+        "photometric": "palette",
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(index)
+        dst.write_colormap(1, {i: (i, 255 - i, 7, 255) for i in range(256)})
+    with open_scene(path) as scene:
+        chip = scene.read_chip(window(0, 0), 16)
+    assert chip is not None
+    np.testing.assert_array_equal(chip[..., 0], index[0])
+    np.testing.assert_array_equal(chip[..., 1], 255 - index[0])
+    assert (chip[..., 2] == 7).all()
+
+
+def test_gcp_only_raster_is_georeferenced_through_its_gcps(tmp_path: Path) -> None:
+    path = tmp_path / "gcps.tif"
+    corners = ((0, 0), (0, 40), (24, 40), (24, 0))
+    gcps = [GroundControlPoint(row=r, col=c, x=-94.5 + c * 1e-5, y=37.07 - r * 1e-5) for r, c in corners]
+    profile = {
+        "driver": "GTiff",
+        "width": 40,
+        "height": 24,
+        "count": 3,
+        "dtype": "uint8",
+        "gcps": gcps,
+        "crs": "EPSG:4326",
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((3, 24, 40), 90, dtype=np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rasterio.errors.NotGeoreferencedWarning)
+        with open_scene(path) as scene:
+            assert scene.georeferenced and scene.crs == "EPSG:4326"
+            geo = chip_georef(window(32, 16, 8, 8), scene.transform, scene.crs)
+    assert geo.bbox == pytest.approx((-94.5 + 32e-5, 37.07 - 24e-5, -94.5 + 40e-5, 37.07 - 16e-5), abs=1e-9)
