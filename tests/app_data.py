@@ -37,9 +37,9 @@ def write_scene(path: Path, seed: int = 0, origin: tuple[float, float] = (300000
     return path
 
 
-def build_library(db_dir: Path, model: LoadedModel, scenes: list[Path]) -> ChipIndex:
-    """A chip index of ``scenes`` ingested with ``model`` (chip spec :data:`SPEC`)."""
+def build_library(db_dir: Path, model: LoadedModel, scenes: list[Path], spec: ChipSpec = SPEC) -> ChipIndex:
+    """A chip index of ``scenes`` ingested with ``model``."""
     index = ChipIndex(db_dir)
-    summary = ingest_paths(scenes, index, model, SPEC, progress=False)
+    summary = ingest_paths(scenes, index, model, spec, progress=False)
     assert not summary.failed, summary.failed
     return index
