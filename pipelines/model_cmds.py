@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import click
@@ -30,6 +31,9 @@ from tiles.reader import open_scene
 
 device_option = click.option(
     "--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, cuda:1."
+)
+batch_size_option = click.option(
+    "--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per model batch."
 )
 images_argument = click.argument(
     "images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -85,7 +89,7 @@ def models(output_format: str) -> None:
 @model_option
 @weights_option
 @device_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@batch_size_option
 @output_format_option("json", "table")
 def embed(
     images: tuple[Path, ...],
@@ -223,17 +227,19 @@ def count_image(
     aoi: BaseGeometry | None = None,
     batch_size: int = 64,
 ) -> ImageCount:
-    """Count objects in one image: RemoteCount per non-overlapping chip, summed with AOI weights."""
-    spec = ChipSpec(chip_px=chip_px, overlap_px=0, levels=(1,))
-    chips = list(_aoi_chips(path, spec, aoi))
-    if not chips:
-        return ImageCount(path=str(path), total=0.0)
-    embeddings = encode_images(model, [chip for _, chip, _ in chips], batch_size=batch_size)
-    estimates = estimate_counts(embeddings, caption_embeddings, model.logit_scale)
-    counted = [
-        ChipCount(w.col_off, w.row_off, w.width, w.height, e.count, round(fraction, 4))
-        for (w, _, fraction), e in zip(chips, estimates)
-    ]
+    """Count objects in one image: RemoteCount per non-overlapping chip, summed with AOI weights.
+
+    Chips are read and encoded ``batch_size`` at a time, so memory does not grow with the image.
+    """
+    chips = _aoi_chips(path, ChipSpec(chip_px=chip_px, overlap_px=0, levels=(1,)), aoi)
+    counted: list[ChipCount] = []
+    while batch := list(islice(chips, batch_size)):
+        embeddings = encode_images(model, [chip for _, chip, _ in batch], batch_size=batch_size)
+        estimates = estimate_counts(embeddings, caption_embeddings, model.logit_scale)
+        counted += [
+            ChipCount(w.col_off, w.row_off, w.width, w.height, e.count, round(fraction, 4))
+            for (w, _, fraction), e in zip(batch, estimates)
+        ]
     total = aggregate_counts([c.count for c in counted], [c.inside_fraction for c in counted])
     return ImageCount(path=str(path), total=round(total, 2), chips=counted)
 
@@ -250,6 +256,7 @@ def count_image(
     show_default=True,
     help="Side of the non-overlapping chips, in pixels (RemoteCount ranks 0-10 objects per chip).",
 )
+@batch_size_option
 @model_option
 @weights_option
 @device_option
@@ -259,6 +266,7 @@ def count(
     noun: str,
     aoi: Path | None,
     chip_px: int,
+    batch_size: int,
     model_name: str | None,
     weights: Path | None,
     device: str,
@@ -268,7 +276,10 @@ def count(
     area = load_aoi(aoi) if aoi is not None else None
     model = _load(model_name, weights, device)
     captions = build_count_captions(model, noun)
-    results = [count_image(model, path, captions, chip_px=chip_px, aoi=area) for path in images]
+    results = [
+        count_image(model, path, captions, chip_px=chip_px, aoi=area, batch_size=batch_size)
+        for path in images
+    ]
     total = round(sum(result.total for result in results), 2)
     if output_format == "json":
         echo_json(

@@ -99,6 +99,8 @@ def test_count_sums_non_overlapping_chips(tiny_checkpoint: Path, png: Path) -> N
         "airplane",
         "--chip-size",
         "256",
+        "--batch-size",
+        "4",  # two batches: 4 + 2 chips
         "--model",
         str(tiny_checkpoint),
         "--format",
