@@ -8,15 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from click.testing import CliRunner
+from pyproj import Transformer
+from rasterio.windows import bounds as window_bounds
 from shapely.geometry import box, shape
+from shapely.ops import transform as shapely_transform
+from shapely.ops import unary_union
 
 from pipelines.cli import cli
 from pipelines.ingest import ingest_paths
 from pipelines.search import hit_record, hits_geojson, search_like, search_text
 from remoteclip.encode import encode_texts
 from remoteclip.errors import ChipIndexError, InputError
-from tiles.grid import ChipSpec
+from tiles.grid import ChipSpec, iter_windows
 from tiles.index import ChipIndex
 
 RASTERS = Path(__file__).parent / "data" / "rasters"
@@ -114,3 +119,32 @@ def test_cli_search_formats(db: Path, tiny_checkpoint: Path, tmp_path: Path) -> 
     assert like.exit_code == 0 and as_json[0]["chip_id"] not in like.stdout
     usage = runner.invoke(cli, ["search", "--db", str(db)])
     assert usage.exit_code == 2 and "give either a QUERY or --like CHIP_ID" in usage.output
+
+
+@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")  # rasterio.windows.bounds
+def test_aoi_on_real_scenes_matches_an_independent_test_in_each_scene_crs(
+    tmp_path: Path, shared_data: Path, tiny_model
+) -> None:
+    """Buildings of joplin.geojson as the AOI over a UTM (pre) and an EPSG:4326 (post) scene.
+
+    Expected chips come the other way round: the AOI is projected into each scene's CRS and tested against
+    each chip window's box there, instead of chip footprints being projected to EPSG:4326.
+    """
+    folder = shared_data / "scenes" / "xview2_joplin"
+    scenes = [folder / "pre" / "tile_337-9136.tif", folder / "post" / "tile_31500-5137.tif"]
+    index = ChipIndex(tmp_path / "db")
+    ingest_paths(scenes, index, tiny_model, ChipSpec(), progress=False)
+    buildings = json.loads((folder / "misc" / "joplin.geojson").read_text())["features"]
+    both = box(-94.4967, 37.0720, -94.4935, 37.0751)  # where the two scenes overlap
+    aoi = unary_union([shape(f["geometry"]) for f in buildings if shape(f["geometry"]).within(both)][:12])
+    expected = set()
+    for path in scenes:
+        with rasterio.open(path) as src:
+            to_scene = Transformer.from_crs("EPSG:4326", src.crs, always_xy=True).transform
+            local_aoi = shapely_transform(to_scene, aoi)
+            for w in iter_windows(src.width, src.height, ChipSpec()):
+                if box(*window_bounds(w.window, src.transform)).intersects(local_aoi):
+                    expected.add((str(path), w.col_off, w.row_off))
+    hits = search_text(index, tiny_model, "houses", k=100, aoi=aoi)
+    assert {(h.scene_path, h.col_off, h.row_off) for h in hits} == expected
+    assert {Path(p).parent.name for p, _, _ in expected} == {"pre", "post"} and len(expected) < 32
