@@ -17,12 +17,13 @@ from PIL import Image, UnidentifiedImageError
 from shapely.geometry.base import BaseGeometry
 
 from pipelines.options import aoi_option, echo_json, model_option, output_format_option, weights_option
+from remoteclip.captions import plural
 from remoteclip.counting import aggregate_counts, build_count_captions, estimate_counts
 from remoteclip.encode import encode_images
 from remoteclip.errors import InputError, RasterReadError
 from remoteclip.factory import LoadedModel, load_model
 from remoteclip.pretrained import ALIASES, REGISTRY, cached_weights
-from remoteclip.prompts import PAPER_TEMPLATE, ZEROSHOT_TEMPLATES
+from remoteclip.prompts import PAPER_TEMPLATE, ZEROSHOT_TEMPLATES, singular
 from remoteclip.zeroshot import build_classifier, top_k
 from tiles.aoi import load_aoi
 from tiles.georef import chip_georef
@@ -292,6 +293,7 @@ def count(
             }
         )
         return
+    objects = plural(singular(noun))
     for result in results:
-        click.echo(f"{result.path}\t{result.total:g} {noun} in {len(result.chips)} chips")
-    click.echo(f"total\t{total:g} {noun}")
+        click.echo(f"{result.path}\t{result.total:g} {objects} in {len(result.chips)} chips")
+    click.echo(f"total\t{total:g} {objects}")
