@@ -1,0 +1,183 @@
+"""``remoteclip-explorer bench app``: how long the Search page takes to show a query's hits on a big library.
+
+A synthetic library of ``--rows`` chips in the real ``chips`` schema (clustered vectors and scene grids of
+:mod:`pipelines.bench_query`, a real JPEG thumbnail per chip, the model's own ``model_id``) is searched through
+the Search page itself: Streamlit's ``AppTest`` runs ``app/views/search.py`` for each query, so the time covers
+text encoding, the index search, region merging, the folium map (rendered to HTML by streamlit-folium) and the
+ranked list with thumbnails. Encoding and search are also timed on their own to split the total.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import lancedb
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+
+from pipelines.app_cmd import AppSettings, home_script
+from pipelines.bench import write_result
+from pipelines.bench_query import chip_boxes, clustered_vectors, synthetic_batches
+from pipelines.options import echo_json, model_option, output_format_option, weights_option
+from remoteclip.encode import encode_texts
+from remoteclip.factory import LoadedModel, load_model
+from tiles.index import ChipIndex
+from tiles.schema import TABLE_NAME, chips_schema
+
+QUERIES: tuple[str, ...] = (
+    "ships in a harbor",
+    "cars in a parking lot",
+    "airplanes at an airport",
+    "a bridge over a river",
+    "dense residential houses",
+    "trees and forest",
+    "farmland fields",
+    "storage tanks",
+    "a football field",
+    "a highway interchange",
+)
+#: what the issue asks of a query on a 100k-chip library
+TARGET_S = 1.0
+
+
+def thumbnail_jpeg(px: int = 128) -> bytes:
+    """A textured ``px``² JPEG like the ones ingest stores."""
+    pixels = np.random.default_rng(0).integers(0, 255, (px // 8, px // 8, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.repeat(8, axis=0).repeat(8, axis=1)).save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def library_batches(vectors: np.ndarray, boxes: np.ndarray, model_id: str) -> Iterator[pa.RecordBatch]:
+    """Synthetic ``chips`` rows of ``model_id`` with a real thumbnail in every row."""
+    thumbnail = thumbnail_jpeg()
+    for batch in synthetic_batches(vectors, boxes, model_id=model_id):
+        column = batch.schema.get_field_index("thumbnail")
+        thumbs = pa.array([thumbnail] * batch.num_rows, type=pa.binary())
+        yield pa.RecordBatch.from_arrays(
+            [thumbs if i == column else batch.column(i) for i in range(batch.num_columns)],
+            schema=batch.schema,
+        )
+
+
+def write_library(db_dir: Path, rows: int, model: LoadedModel) -> ChipIndex:
+    """A ``rows``-chip library for ``model`` in ``db_dir``, with its vector index built as the app would have."""
+    vectors = clustered_vectors(rows, model.embed_dim)
+    schema = chips_schema(model.embed_dim)
+    batches = library_batches(vectors, chip_boxes(rows), model.model_id)
+    lancedb.connect(db_dir).create_table(TABLE_NAME, data=pa.RecordBatchReader.from_batches(schema, batches))
+    index = ChipIndex(db_dir)
+    index.build_ann()
+    return index
+
+
+def time_page(settings: AppSettings, queries: tuple[str, ...], k: int) -> list[float]:
+    """Seconds of each Search page run that shows a new query's hits (after one warm-up run)."""
+    from streamlit.testing.v1 import AppTest
+
+    os.environ.update(settings.to_env())
+    page = AppTest.from_file(str(home_script().parent / "views" / "search.py"), default_timeout=600)
+    page.run()  # loads the model into the page's cache, as the first visit does
+    page.sidebar.slider[0].set_value(k)
+    seconds = []
+    for query in queries:
+        page.text_input(key="query").set_value(query)
+        start = time.perf_counter()
+        page.run()
+        seconds.append(time.perf_counter() - start)
+        if page.exception:
+            raise click.ClickException(f"the Search page failed on {query!r}: {page.exception[0].value}")
+        if not any(header.value.endswith(" hits") for header in page.subheader):
+            raise click.ClickException(f"the Search page showed no hits for {query!r}")
+    return seconds
+
+
+def split_times(index: ChipIndex, model: LoadedModel, queries: tuple[str, ...], k: int) -> dict[str, float]:
+    """Median milliseconds of text encoding and of the index search alone."""
+    encode_ms, search_ms = [], []
+    for query in queries:
+        start = time.perf_counter()
+        vector = encode_texts(model, [query])[0]
+        encode_ms.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        index.search(vector, k=k)
+        search_ms.append((time.perf_counter() - start) * 1000)
+    return {
+        "encode_ms_p50": round(float(np.median(encode_ms)), 1),
+        "search_ms_p50": round(float(np.median(search_ms)), 1),
+    }
+
+
+@click.command("app")
+@click.option(
+    "--rows",
+    type=click.IntRange(min=1_000),
+    default=100_000,
+    show_default=True,
+    help="Chips in the synthetic library.",
+)
+@click.option(
+    "-k",
+    type=click.IntRange(1, 200),
+    default=24,
+    show_default=True,
+    help="Hits per query (the page's top k).",
+)
+@model_option
+@weights_option
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the temporary library (default: the system temp dir); removed afterwards.",
+)
+@output_format_option("table", "json")
+def app_bench(
+    rows: int, k: int, model_name: str | None, weights: Path | None, workdir: Path | None, output_format: str
+) -> None:
+    """Search page latency (encode + search + map + list) on a synthetic library of ROWS chips."""
+    model = load_model(model_name, weights=weights)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-app-", dir=workdir))
+    try:
+        start = time.perf_counter()
+        index = write_library(tmp / "db", rows, model)
+        build_s = time.perf_counter() - start
+        settings = AppSettings(
+            db_dir=tmp / "db", model_name=model_name, weights=weights, upload_dir=tmp / "up"
+        )
+        page_s = time_page(settings, QUERIES, k)
+        parts = split_times(index, model, QUERIES, k)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    p50, p90 = (float(np.percentile(page_s, q)) for q in (50, 90))
+    result: dict[str, Any] = {
+        "rows": rows,
+        "k": k,
+        "model_id": model.model_id,
+        "queries": len(QUERIES),
+        "library_build_s": round(build_s, 1),
+        "page_s_p50": round(p50, 3),
+        "page_s_p90": round(p90, 3),
+        "page_s_max": round(max(page_s), 3),
+        **parts,
+        "target_s": TARGET_S,
+        "meets_target": p90 < TARGET_S,
+    }
+    path = write_result("app", result)
+    if output_format == "json":
+        echo_json({**result, "result_file": str(path)})
+        return
+    click.echo(
+        f"Search page on {rows} chips, k={k}, {model.model_id}: p50 {p50:.3f} s, p90 {p90:.3f} s "
+        f"(encode {parts['encode_ms_p50']} ms, search {parts['search_ms_p50']} ms; target < {TARGET_S} s)"
+    )
+    click.echo(f"-> {path}")
