@@ -1,10 +1,10 @@
 """``remoteclip-explorer bench app``: how long the Search page takes to show a query's hits on a big library.
 
 A synthetic library of ``--rows`` chips in the real ``chips`` schema (clustered vectors and scene grids of
-:mod:`pipelines.bench_query`, a real JPEG thumbnail per chip, the model's own ``model_id``) is searched through
-the Search page itself: Streamlit's ``AppTest`` runs ``app/views/search.py`` for each query, so the time covers
-text encoding, the index search, region merging, the folium map (rendered to HTML by streamlit-folium) and the
-ranked list with thumbnails. Encoding and search are also timed on their own to split the total.
+:mod:`pipelines.bench_query`, a real JPEG thumbnail per chip, the model's own ``model_id``) is searched
+through the Search page itself: Streamlit's ``AppTest`` runs ``app/views/search.py`` for each query, so the
+time covers text encoding, the index search, region merging, the folium map (rendered to HTML by
+streamlit-folium) and the ranked list with thumbnails. Encoding and search are also timed alone to split it.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def library_batches(vectors: np.ndarray, boxes: np.ndarray, model_id: str) -> It
 
 
 def write_library(db_dir: Path, rows: int, model: LoadedModel) -> ChipIndex:
-    """A ``rows``-chip library for ``model`` in ``db_dir``, with its vector index built as the app would have."""
+    """A ``rows``-chip library for ``model`` in ``db_dir``, with the vector index a real library would have."""
     vectors = clustered_vectors(rows, model.embed_dim)
     schema = chips_schema(model.embed_dim)
     batches = library_batches(vectors, chip_boxes(rows), model.model_id)
