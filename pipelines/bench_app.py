@@ -70,7 +70,7 @@ def library_batches(vectors: np.ndarray, boxes: np.ndarray, model_id: str) -> It
 
 
 def write_library(db_dir: Path, rows: int, model: LoadedModel) -> ChipIndex:
-    """A ``rows``-chip library for ``model`` in ``db_dir``, with the vector index a real library would have."""
+    """A ``rows``-chip library for ``model`` in ``db_dir``, with the vector index a real one would have."""
     vectors = clustered_vectors(rows, model.embed_dim)
     schema = chips_schema(model.embed_dim)
     batches = library_batches(vectors, chip_boxes(rows), model.model_id)
