@@ -22,7 +22,7 @@ def output_format_option(*choices: str) -> Callable[[F], F]:
         type=click.Choice(list(choices)),
         default=choices[0],
         show_default=True,
-        help="Output format; json and geojson are for scripts.",
+        help=f"Output format; {' and '.join(choices[1:])} {'are' if len(choices) > 2 else 'is'} for scripts.",
     )
 
 
