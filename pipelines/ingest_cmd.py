@@ -9,7 +9,14 @@ import click
 from tqdm import tqdm
 
 from pipelines.ingest import ingest_paths
-from pipelines.options import db_option, echo_json, model_option, output_format_option, weights_option
+from pipelines.options import (
+    db_option,
+    device_option,
+    echo_json,
+    model_option,
+    output_format_option,
+    weights_option,
+)
 from remoteclip.factory import load_model
 from tiles.grid import ChipSpec
 from tiles.index import ChipIndex
@@ -58,6 +65,7 @@ def _report_failure(path: str, reason: str) -> None:
 )
 @model_option
 @weights_option
+@device_option
 @output_format_option("table", "json")
 def ingest(
     paths: tuple[str, ...],
@@ -69,6 +77,7 @@ def ingest(
     batch_size: int,
     model_name: str | None,
     weights: Path | None,
+    device: str,
     output_format: str,
 ) -> None:
     """Ingest PATH... (files, folders, globs: GeoTIFF, COG, VRT, JPEG, PNG) into the chip index at --db.
@@ -76,7 +85,7 @@ def ingest(
     Exits 1 if any file failed; the others are ingested all the same.
     """
     spec = ChipSpec(chip_px=chip_size, overlap_px=overlap, levels=levels, min_valid=min_valid)
-    model = load_model(model_name, weights=weights)
+    model = load_model(model_name, weights=weights, device=device)
     summary = ingest_paths(
         paths, ChipIndex(db), model, spec, batch_size=batch_size, on_failure=_report_failure
     )

@@ -52,6 +52,9 @@ aoi_option = click.option(
     default=None,
     help="GeoJSON file (EPSG:4326) restricting results to an area of interest.",
 )
+device_option = click.option(
+    "--device", default="cpu", show_default=True, help="Torch device for the model: cpu, cuda, cuda:1."
+)
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 
 

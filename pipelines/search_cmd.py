@@ -8,7 +8,15 @@ from typing import Any
 import click
 from tabulate import tabulate
 
-from pipelines.options import aoi_option, db_option, echo_json, format_option, model_option, weights_option
+from pipelines.options import (
+    aoi_option,
+    db_option,
+    device_option,
+    echo_json,
+    format_option,
+    model_option,
+    weights_option,
+)
 from pipelines.search import hit_record, hits_geojson, search_like, search_text
 from remoteclip.factory import load_model
 from tiles.aoi import load_aoi
@@ -55,6 +63,7 @@ def _table(hits: list[Hit]) -> str:
 @aoi_option
 @model_option
 @weights_option
+@device_option
 @format_option
 def search(
     query: str | None,
@@ -64,6 +73,7 @@ def search(
     aoi: Path | None,
     model_name: str | None,
     weights: Path | None,
+    device: str,
     output_format: str,
 ) -> None:
     """Print the chips at --db that best match QUERY (plain English, e.g. "ships in harbor")."""
@@ -74,7 +84,9 @@ def search(
     if like_chip is not None:
         hits = search_like(index, like_chip, k=k, aoi=area)
     else:
-        hits = search_text(index, load_model(model_name, weights=weights), query or "", k=k, aoi=area)
+        hits = search_text(
+            index, load_model(model_name, weights=weights, device=device), query or "", k=k, aoi=area
+        )
     if output_format == "json":
         echo_json([hit_record(hit, rank) for rank, hit in enumerate(hits, start=1)])
     elif output_format == "geojson":
