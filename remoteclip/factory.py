@@ -77,7 +77,8 @@ class _Source:
     arch: str
     weights: Path
     preprocess: dict[str, Any]
-    entry: WeightsEntry | None = None
+    #: the registry entry whose published size and SHA-256 the file must match (None: nothing published)
+    expected: WeightsEntry | None = None
     frozen_from_package: tuple[str, ...] = ()
 
 
@@ -102,7 +103,7 @@ def load_model(
     if precision not in PRECISIONS:
         raise InputError(f"precision {precision!r} is not supported; use one of {', '.join(PRECISIONS)}")
     source = _resolve_source(DEFAULT_MODEL if name_or_path is None else str(name_or_path), weights)
-    digest = check_weights(source.weights, source.entry)
+    digest = check_weights(source.weights, source.expected)
     state_dict = read_state_dict(source.weights)
     with quiet_open_clip():  # it warns "initialized randomly": the weights come next
         model = open_clip.create_model(
@@ -163,7 +164,7 @@ def _resolve_source(name_or_path: str, weights: Path | None) -> _Source:
                 f"{path} (NAME: a registry name such as ViT-B-32, or an open_clip architecture), or "
                 f"a folder holding {FOLDER_CONFIG} and the weights"
             )
-        return _entry_source(entry, path)
+        return _entry_source(entry, path, official_file=True)
     if path.suffix in WEIGHTS_SUFFIXES or len(path.parts) > 1:
         raise ModelNotFoundError(f"model file or folder {name_or_path!r} does not exist; check the path")
     if (
@@ -178,17 +179,19 @@ def _resolve_source(name_or_path: str, weights: Path | None) -> _Source:
             )
         return _Source(name=name_or_path, arch=name_or_path, weights=weights, preprocess={})
     entry = get_entry(name_or_path)
-    return _entry_source(entry, weights if weights is not None else find_weights(entry))
+    if weights is not None:  # the user's own file (a fine-tune, say): no published checksum applies
+        return _entry_source(entry, weights, official_file=False)
+    return _entry_source(entry, find_weights(entry), official_file=True)
 
 
-def _entry_source(entry: WeightsEntry, weights: Path) -> _Source:
+def _entry_source(entry: WeightsEntry, weights: Path, official_file: bool) -> _Source:
     preprocess = {key: value for key, value in asdict(entry.preprocess).items() if key != "size"}
     return _Source(
         name=entry.name,
         arch=entry.arch,
         weights=weights,
         preprocess=preprocess,
-        entry=entry,
+        expected=entry if official_file else None,
         frozen_from_package=entry.frozen_from_package,
     )
 

