@@ -16,7 +16,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from shapely.geometry.base import BaseGeometry
 
-from pipelines.options import aoi_option, echo_json, model_option, output_format_option, weights_option
+from pipelines.options import (
+    aoi_option,
+    device_option,
+    echo_json,
+    model_option,
+    output_format_option,
+    weights_option,
+)
 from remoteclip.captions import plural
 from remoteclip.counting import aggregate_counts, build_count_captions, estimate_counts
 from remoteclip.encode import encode_images
@@ -30,19 +37,12 @@ from tiles.georef import chip_georef
 from tiles.grid import ChipSpec, ChipWindow, iter_windows
 from tiles.reader import open_scene
 
-device_option = click.option(
-    "--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, cuda:1."
-)
 batch_size_option = click.option(
     "--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per model batch."
 )
 images_argument = click.argument(
     "images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-
-
-def _load(model_name: str | None, weights: Path | None, device: str) -> LoadedModel:
-    return load_model(model_name, weights=weights, device=device)
 
 
 def read_image(path: Path) -> Image.Image:
@@ -101,7 +101,7 @@ def embed(
     output_format: str,
 ) -> None:
     """Print one L2-normalised embedding per IMAGE (through the model's own preprocessing)."""
-    model = _load(model_name, weights, device)
+    model = load_model(model_name, weights=weights, device=device)
     vectors = encode_images(model, [read_image(path) for path in images], batch_size=batch_size)
     if output_format == "json":
         echo_json(
@@ -155,7 +155,7 @@ def classify(
     output_format: str,
 ) -> None:
     """Label each IMAGE with the most probable of --labels (zero-shot)."""
-    model = _load(model_name, weights, device)
+    model = load_model(model_name, weights=weights, device=device)
     class_weights = build_classifier(
         model, labels, ZEROSHOT_TEMPLATES if templates == "ensemble" else (PAPER_TEMPLATE,)
     )
@@ -275,7 +275,7 @@ def count(
 ) -> None:
     """Count --object in each IMAGE by ranking "a satellite photo of {n} {objects}." per chip."""
     area = load_aoi(aoi) if aoi is not None else None
-    model = _load(model_name, weights, device)
+    model = load_model(model_name, weights=weights, device=device)
     captions = build_count_captions(model, noun)
     results = [
         count_image(model, path, captions, chip_px=chip_px, aoi=area, batch_size=batch_size)
