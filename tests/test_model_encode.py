@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from remoteclip.encode import as_pil, encode_images, encode_texts
 from remoteclip.errors import InputError
-from remoteclip.factory import LoadedModel
+from remoteclip.factory import LoadedModel, load_model
 
 RNG = np.random.default_rng(4)
 IMAGES = [RNG.integers(0, 256, (70 + 10 * i, 90, 3), dtype=np.uint8) for i in range(5)]
@@ -61,3 +64,14 @@ def test_bad_images_are_input_errors(image: object) -> None:
 def test_a_bare_string_is_not_a_list_of_texts(tiny_model: LoadedModel) -> None:
     with pytest.raises(InputError, match="wrap it in a list"):
         encode_texts(tiny_model, "a river")
+
+
+def test_bf16_model_gives_close_float32_vectors(tiny_model: LoadedModel, tiny_checkpoint: Path) -> None:
+    half = load_model(tiny_checkpoint, precision="bf16")
+    assert half.model.visual.conv1.weight.dtype == torch.bfloat16
+    vectors = encode_images(half, IMAGES[:2])
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, encode_images(tiny_model, IMAGES[:2]), atol=0.05)
+    np.testing.assert_allclose(
+        encode_texts(half, ["a harbor"]), encode_texts(tiny_model, ["a harbor"]), atol=0.05
+    )
