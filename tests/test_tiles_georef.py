@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from rasterio.warp import transform_bounds
+from rasterio.warp import transform_bounds, transform_geom
 from rasterio.windows import bounds as window_bounds
-from shapely.geometry import box
+from shapely.geometry import box, shape
+from shapely.ops import unary_union
 
 from remoteclip.errors import InputError
 from tiles.aoi import aoi_from_geojson, bbox_where, load_aoi
@@ -148,3 +149,25 @@ def test_bbox_where_is_an_intersection_test() -> None:
     assert bbox_where((1.0, 2.0, 3.0, 4.0)) == (
         "NOT pixel_space AND maxx >= 1.0 AND minx <= 3.0 AND maxy >= 2.0 AND miny <= 4.0"
     )
+
+
+def test_aoi_declared_in_utm_is_reprojected(shared_data: Path) -> None:
+    """solaris' building labels carry a legacy ``crs`` member (EPSG:32616), as GDAL writes them."""
+    path = shared_data / "scenes/solaris_spacenet/geotiff_labels.geojson"
+    aoi = load_aoi(path)
+    features = json.loads(path.read_text())["features"]
+    by_gdal = unary_union([shape(transform_geom("EPSG:32616", "EPSG:4326", f["geometry"])) for f in features])
+    np.testing.assert_allclose(aoi.bounds, by_gdal.bounds, atol=1e-8)
+    assert aoi.symmetric_difference(by_gdal).area < 1e-6 * aoi.area
+    with rasterio.open(shared_data / "scenes/solaris_spacenet/sample_geotiff.tif") as src:
+        scene = box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds))
+    assert scene.contains(aoi)
+
+
+def test_aoi_with_an_unknown_crs_is_refused() -> None:
+    obj = {
+        **box(0, 0, 1, 1).__geo_interface__,
+        "crs": {"type": "name", "properties": {"name": "EPSG:999999"}},
+    }
+    with pytest.raises(InputError, match="unknown CRS 'EPSG:999999'"):
+        aoi_from_geojson(obj)

@@ -1,4 +1,8 @@
-"""Areas of interest: read from GeoJSON (EPSG:4326) and turned into a LanceDB bbox prefilter."""
+"""Areas of interest: read from GeoJSON and turned into a LanceDB bbox prefilter.
+
+AOIs are EPSG:4326 (lon, lat) as RFC 7946 says; a GeoJSON that declares another CRS in the legacy ``crs``
+member (as GDAL and QGIS write, e.g. ``urn:ogc:def:crs:EPSG::32616``) is reprojected to EPSG:4326.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import shapely
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
 from shapely import make_valid
 from shapely.errors import GeometryTypeError
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import unary_union
+from shapely.ops import transform, unary_union
 
 from remoteclip.errors import InputError
 
@@ -33,12 +40,33 @@ def aoi_from_geojson(obj: dict[str, Any]) -> BaseGeometry:
     aoi = unary_union(shapes) if shapes else None
     if aoi is None or aoi.is_empty or aoi.area == 0:
         raise InputError("AOI has no area; give a GeoJSON Polygon or MultiPolygon in EPSG:4326 (lon, lat)")
+    crs = _declared_crs(obj)
+    if crs is not None and not crs.equals(CRS.from_epsg(4326), ignore_axis_order=True):
+        aoi = _to_wgs84(aoi, crs)
     minx, miny, maxx, maxy = aoi.bounds
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
         raise InputError(
             f"AOI bounds {aoi.bounds} are not longitude/latitude; reproject the GeoJSON to EPSG:4326"
         )
     return aoi
+
+
+def _declared_crs(obj: dict[str, Any]) -> CRS | None:
+    """The CRS named by a legacy GeoJSON ``crs`` member, or None when there is none."""
+    name = (obj.get("crs") or {}).get("properties", {}).get("name") if isinstance(obj, dict) else None
+    if name is None:
+        return None
+    try:
+        return CRS.from_user_input(name)
+    except CRSError as exc:
+        raise InputError(f"AOI declares an unknown CRS {name!r}; reproject the GeoJSON to EPSG:4326") from exc
+
+
+def _to_wgs84(aoi: BaseGeometry, crs: CRS) -> BaseGeometry:
+    """``aoi`` reprojected from ``crs`` to EPSG:4326, edges densified (100 segments across its extent)."""
+    minx, miny, maxx, maxy = aoi.bounds
+    dense = shapely.segmentize(aoi, max(maxx - minx, maxy - miny) / 100)
+    return transform(Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform, dense)
 
 
 def load_aoi(path: Path) -> BaseGeometry:
