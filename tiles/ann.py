@@ -111,7 +111,15 @@ def ensure_ann_index(table: Table, policy: AnnPolicy = AnnPolicy()) -> str:
     return "built"
 
 
-def tune_query(query: LanceVectorQueryBuilder, policy: AnnPolicy = AnnPolicy()) -> LanceVectorQueryBuilder:
-    """Apply the policy's probes and exact re-ranking to a vector query (no effect on a table without index)."""
+def tune_query(query: LanceVectorQueryBuilder, policy: AnnPolicy = AnnPolicy(),
+               candidate_rows: int | None = None) -> LanceVectorQueryBuilder:
+    """Apply the policy's probes and exact re-ranking to a vector query (no effect on a table without index).
+
+    ``candidate_rows``: rows left by the query's prefilter (an AOI), when it has one. The nearest of a few
+    thousand chips in an AOI are rarely in the partitions nearest the query, so a filter that leaves no more
+    than ``min_rows`` rows is searched exactly (a flat scan of the filtered rows), never through the index.
+    """
+    if candidate_rows is not None and candidate_rows <= policy.min_rows:
+        return query.bypass_vector_index()
     query = query.nprobes(policy.nprobes).refine_factor(policy.refine_factor)
     return query.ef(policy.nprobes * 10) if policy.kind is AnnKind.IVF_HNSW_SQ else query

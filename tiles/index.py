@@ -195,13 +195,13 @@ class ChipIndex:
         if aoi is not None:
             filters.append(bbox_where(aoi.bounds))
         limit = k * AOI_OVERFETCH if aoi is not None else k
+        where_sql = " AND ".join(filters) if filters else None
+        candidates = table.count_rows(where_sql) if where_sql else None
         while True:
-            query = tune_query(
-                table.search(vector, vector_column_name="vector").distance_type("cosine"), self.ann
-            )
-            query = query.select([*METADATA_COLUMNS, "_distance"]).limit(limit)
-            if filters:
-                query = query.where(" AND ".join(filters), prefilter=True)
+            query = table.search(vector, vector_column_name="vector").distance_type("cosine")
+            query = tune_query(query, self.ann, candidates).select([*METADATA_COLUMNS, "_distance"]).limit(limit)
+            if where_sql:
+                query = query.where(where_sql, prefilter=True)
             found = query.to_arrow()
             distances = found["_distance"].to_pylist()
             hits = [Hit(**kw, score=1.0 - d) for kw, d in zip(_chip_fields(found), distances, strict=True)]
