@@ -1,8 +1,12 @@
-"""The ingest job: rasters -> chips -> embeddings -> rows of the chip index, one scene at a time.
+"""The ingest job: rasters -> chips -> embeddings -> rows of the chip index, one commit per scene.
 
-A scene's rows are written only after all its chips are encoded, in one ``merge_insert`` that also removes chips
-the scene no longer has, so a scene that fails half-way leaves the index as it was. A failing file is reported
-(one line naming it and the reason) and the batch goes on.
+Reader processes open the scenes and cut them into chips (:func:`scene_messages`) while this process encodes
+batches of chips, so the model is kept busy; the queue between them is bounded, so memory stays flat however
+large the scenes are. A scene's rows are written only after all its chips are encoded, in one ``merge_insert``
+that also removes chips the scene no longer has: a scene that fails half-way (or an ingest killed with
+``kill -9``) leaves the index as it was before that scene, and readers never see part of a scene. Finished
+scenes are logged (:mod:`tiles.scene_log`), so running the same command again skips them without reading them.
+A failing file is reported (one line naming it and the reason) and the batch goes on.
 """
 
 from __future__ import annotations
@@ -16,15 +20,24 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pipelines.scene_reader import (
+    DEFAULT_WORKERS,
+    ChipChunk,
+    SceneFailed,
+    SceneJob,
+    SceneOpened,
+    read_scenes,
+)
+
 from remoteclip.encode import encode_images
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
-from tiles.georef import chip_georef
-from tiles.grid import ChipSpec, iter_windows
+from tiles.grid import ChipSpec
 from tiles.index import ChipIndex
-from tiles.reader import RASTER_SUFFIXES, gdal_env, open_scene
+from tiles.reader import RASTER_SUFFIXES, gdal_env
+from tiles.scene_log import SceneLog, SceneStamp
 from tiles.schema import ChipRecord, rows_table, scene_id_for
-from tiles.thumbnail import THUMB_PX, thumbnail_jpeg
+from tiles.thumbnail import THUMB_PX
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -39,6 +52,10 @@ class IngestSummary:
     skipped: int = 0
     #: (path, reason) of every file that could not be ingested
     failed: list[tuple[str, str]] = field(default_factory=list)
+    #: scenes skipped because an earlier run finished them (same file, settings and model)
+    unchanged: int = 0
+    #: what the ANN policy did after the writes (``none``, ``built``, ``updated``; see tiles.ann)
+    ann_index: str = "none"
     seconds: float = 0.0
 
     @property
@@ -48,8 +65,9 @@ class IngestSummary:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready figures."""
-        return {"scenes": self.scenes, "chips": self.chips, "skipped": self.skipped,
+        return {"scenes": self.scenes, "chips": self.chips, "skipped": self.skipped, "unchanged": self.unchanged,
                 "failed": [{"path": path, "reason": reason} for path, reason in self.failed],
+                "ann_index": self.ann_index,
                 "seconds": round(self.seconds, 3), "chips_per_s": round(self.chips_per_s, 2)}
 
 
@@ -77,8 +95,8 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[st
 
 
 def ingest_paths(paths: Iterable[str | Path], index: ChipIndex, model: LoadedModel, spec: ChipSpec = ChipSpec(),
-                 *, batch_size: int = 64, thumb_px: int = THUMB_PX, progress: bool = True,
-                 on_failure: Callable[[str, str], None] | None = None,
+                 *, batch_size: int = 64, thumb_px: int = THUMB_PX, workers: int = DEFAULT_WORKERS,
+                 progress: bool = True, on_failure: Callable[[str, str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None) -> IngestSummary:
     """Ingest rasters (files, folders, globs) into ``index`` with ``model``.
 
@@ -89,35 +107,119 @@ def ingest_paths(paths: Iterable[str | Path], index: ChipIndex, model: LoadedMod
         spec: chip size, overlap, levels and the valid share below which a chip is skipped.
         batch_size: chips per encoder batch.
         thumb_px: longest side of the stored JPEG thumbnails.
+        workers: reader processes (0: read in this process, between encoder batches).
         progress: show a tqdm progress bar (chips) on stderr.
         on_failure: called with (path, reason) for each file that fails, as it fails.
         on_progress: called with (chips read, chips known so far) after each chip (e.g. for the app's progress bar).
     """
     if batch_size < 1:
         raise InputError(f"batch size {batch_size} must be at least 1")
+    if workers < 0:
+        raise InputError(f"workers {workers} must be 0 (read in this process) or more")
     index.check_model(model.model_id)
     files, missing = expand_paths(paths)
     summary = IngestSummary(failed=list(missing))
+
+    def fail(path: str, reason: str) -> None:
+        summary.failed.append((path, reason))
+        if on_failure:
+            on_failure(path, reason)
+
     for path, reason in missing:
         if on_failure:
             on_failure(path, reason)
     start = time.perf_counter()
+    plan = plan_scenes(files, index, model.model_id, spec, thumb_px)
+    summary.unchanged = plan.unchanged
     with gdal_env(), _Progress(progress, on_progress) as tracker:
-        for path in files:
-            tracker.bar.set_description(path.name[:40])
-            try:
-                chips, skipped = _ingest_scene(path, index, model, spec, batch_size, thumb_px, tracker)
-            except (OSError, InputError) as exc:
-                reason = str(exc).removeprefix(f"{path}: ")
-                summary.failed.append((str(path), reason))
-                if on_failure:
-                    on_failure(str(path), reason)
-                continue
-            summary.scenes += 1
-            summary.chips += chips
-            summary.skipped += skipped
+        encoder = _SceneEncoder(model, batch_size)
+        for message in read_scenes(plan.jobs, spec, thumb_px, workers):
+            job = plan.jobs[message.scene]
+            if isinstance(message, SceneOpened):
+                tracker.bar.set_description(job.path.name[:40])
+                tracker.expect(message.windows)
+            elif isinstance(message, ChipChunk):
+                tracker.step(len(message.records) + message.skipped)
+                encoder.add(message)
+            elif isinstance(message, SceneFailed):
+                encoder.drop(message.scene)
+                fail(str(job.path), message.reason)
+            else:
+                records, vectors, skipped = encoder.finish(message.scene)
+                index.replace_scene(job.scene_id, rows_table(records, vectors, model.model_id))
+                plan.log.mark_done(plan.stamps[message.scene], job.scene_id, len(records))
+                summary.scenes += 1
+                summary.chips += len(records)
+                summary.skipped += skipped
+    if summary.scenes:
+        summary.ann_index = index.build_ann()
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+@dataclass(frozen=True)
+class ScenePlan:
+    """The scenes an ingest still has to do, the stamps to log them with, and how many were done before."""
+
+    jobs: list[SceneJob]
+    stamps: list[SceneStamp]
+    unchanged: int
+    log: SceneLog
+
+
+def plan_scenes(files: list[Path], index: ChipIndex, model_id: str, spec: ChipSpec, thumb_px: int) -> ScenePlan:
+    """Skip the files the scene log says are finished with these settings; give the others a job each."""
+    log = SceneLog(index)
+    settings = (f"chip_px={spec.chip_px} overlap_px={spec.overlap_px} levels={spec.levels} "
+                f"min_valid={spec.min_valid} thumb_px={thumb_px}")
+    jobs: list[SceneJob] = []
+    stamps: list[SceneStamp] = []
+    for path in files:
+        stamp = SceneStamp.of(path, settings, model_id)
+        if not log.is_done(stamp):
+            jobs.append(SceneJob(len(jobs), path, scene_id_for(path)))
+            stamps.append(stamp)
+    return ScenePlan(jobs, stamps, len(files) - len(jobs), log)
+
+
+class _SceneEncoder:
+    """Encodes chips in full batches across scenes and keeps each scene's records and vectors until it is done."""
+
+    def __init__(self, model: LoadedModel, batch_size: int) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self._pending: list[tuple[int, np.ndarray]] = []
+        self._records: dict[int, list[ChipRecord]] = {}
+        self._vectors: dict[int, list[np.ndarray]] = {}
+        self._skipped: dict[int, int] = {}
+
+    def add(self, chunk: ChipChunk) -> None:
+        """Queue a chunk's chips; encode whenever a full batch is waiting."""
+        self._records.setdefault(chunk.scene, []).extend(chunk.records)
+        self._skipped[chunk.scene] = self._skipped.get(chunk.scene, 0) + chunk.skipped
+        self._pending.extend((chunk.scene, chip) for chip in chunk.chips)
+        while len(self._pending) >= self.batch_size:
+            self._encode(self.batch_size)
+
+    def drop(self, scene: int) -> None:
+        """Forget a failed scene's chips."""
+        self._pending = [(s, chip) for s, chip in self._pending if s != scene]
+        for store in (self._records, self._vectors, self._skipped):
+            store.pop(scene, None)
+
+    def finish(self, scene: int) -> tuple[list[ChipRecord], np.ndarray, int]:
+        """A finished scene's records, ``(N, D)`` vectors and skipped count (encoding what is still pending)."""
+        while any(s == scene for s, _ in self._pending):
+            self._encode(self.batch_size)
+        vectors = self._vectors.pop(scene, [])
+        matrix = np.concatenate(vectors) if vectors else np.zeros((0, self.model.embed_dim), dtype=np.float32)
+        return self._records.pop(scene, []), matrix, self._skipped.pop(scene, 0)
+
+    def _encode(self, size: int) -> None:
+        batch, self._pending = self._pending[:size], self._pending[size:]
+        vectors = encode_images(self.model, [chip for _, chip in batch], self.batch_size)
+        for (scene, _), vector in zip(batch, vectors):  # a scene's chips keep their order across batches
+            self._vectors.setdefault(scene, []).append(vector[None])
 
 
 class _Progress:
@@ -141,43 +243,9 @@ class _Progress:
         self.bar.total = self.total
         self.bar.refresh()
 
-    def step(self) -> None:
-        """One more chip was read."""
-        self.done += 1
-        self.bar.update(1)
+    def step(self, chips: int = 1) -> None:
+        """``chips`` more chips were read."""
+        self.done += chips
+        self.bar.update(chips)
         if self.callback:
             self.callback(self.done, self.total)
-
-
-def _ingest_scene(path: Path, index: ChipIndex, model: LoadedModel, spec: ChipSpec, batch_size: int,
-                  thumb_px: int, tracker: _Progress) -> tuple[int, int]:
-    """Read, encode and write one scene; returns (chips written, chips skipped)."""
-    scene_id = scene_id_for(path)
-    records: list[ChipRecord] = []
-    vectors: list[np.ndarray] = []
-    pending: list[np.ndarray] = []
-    skipped = 0
-    with open_scene(path) as scene:
-        windows = list(iter_windows(scene.width, scene.height, spec))
-        crs = scene.crs.to_string() if scene.crs is not None else None
-        tracker.expect(len(windows))
-        for window in windows:
-            chip = scene.read_chip(window, spec.chip_px, spec.min_valid)
-            tracker.step()
-            if chip is None:
-                skipped += 1
-                continue
-            records.append(ChipRecord(
-                scene_id=scene_id, scene_path=str(path.resolve()), window=window,
-                georef=chip_georef(window, scene.transform, scene.crs), crs=crs,
-                thumbnail=thumbnail_jpeg(chip, window.out_shape(spec.chip_px), thumb_px),
-            ))
-            pending.append(chip)
-            if len(pending) == batch_size:
-                vectors.append(encode_images(model, pending, batch_size))
-                pending = []
-    if pending:
-        vectors.append(encode_images(model, pending, batch_size))
-    matrix = np.concatenate(vectors) if vectors else np.zeros((0, model.embed_dim), dtype=np.float32)
-    index.replace_scene(scene_id, rows_table(records, matrix, model.model_id))
-    return len(records), skipped

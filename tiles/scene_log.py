@@ -1,0 +1,80 @@
+"""Which scenes an ingest has finished, so a rerun after a crash skips them without reading or hashing them.
+
+The log is a small LanceDB table (:data:`LOG_TABLE`) next to ``chips``, one row per scene path. A row is written
+only after the scene's chips are committed (``ChipIndex.replace_scene``), so a crash between the two makes the
+rerun redo that one scene (idempotently), never skip a scene whose chips are missing. A logged scene counts as
+done only while its file is unchanged (size, mtime), it was cut with the same chip settings and model, and the
+index still holds exactly the number of chips logged (a deleted scene is ingested again).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import lancedb
+import pyarrow as pa
+
+from tiles.index import ChipIndex, sql_str
+
+LOG_TABLE = "ingested_scenes"
+LOG_SCHEMA = pa.schema([
+    pa.field("scene_path", pa.string(), nullable=False),
+    pa.field("size", pa.int64()),
+    pa.field("mtime_ns", pa.int64()),
+    pa.field("settings", pa.string()),
+    pa.field("model_id", pa.string()),
+    pa.field("scene_id", pa.string()),
+    pa.field("chips", pa.int64()),
+])
+
+
+@dataclass(frozen=True)
+class SceneStamp:
+    """What must be unchanged for a logged scene to count as done."""
+
+    scene_path: str
+    size: int
+    mtime_ns: int
+    #: the chip settings the scene was cut with (chip size, overlap, levels, ...), as one string
+    settings: str
+    model_id: str
+
+    @classmethod
+    def of(cls, path: Path, settings: str, model_id: str) -> SceneStamp:
+        """The stamp of the file at ``path`` now."""
+        stat = os.stat(path)
+        return cls(str(path.resolve()), stat.st_size, stat.st_mtime_ns, settings, model_id)
+
+
+class SceneLog:
+    """The finished-scenes log of the chip index ``index``."""
+
+    def __init__(self, index: ChipIndex) -> None:
+        self.index = index
+        self._db = lancedb.connect(index.db_dir, read_consistency_interval=timedelta(0))
+        try:
+            rows = self._db.open_table(LOG_TABLE).to_arrow().to_pylist()
+        except ValueError:  # no log yet
+            rows = []
+        self._logged = {row["scene_path"]: row for row in rows}
+
+    def is_done(self, stamp: SceneStamp) -> bool:
+        """Whether the scene was finished with this stamp and its chips are all still in the index."""
+        row = self._logged.get(stamp.scene_path)
+        if row is None or any(row[key] != value for key, value in asdict(stamp).items()):
+            return False
+        return self.index.count_rows(f"scene_id = {sql_str(row['scene_id'])}") == row["chips"]
+
+    def mark_done(self, stamp: SceneStamp, scene_id: str, chips: int) -> None:
+        """Record that the scene's ``chips`` rows are committed (call only after the commit)."""
+        row = {**asdict(stamp), "scene_id": scene_id, "chips": chips}
+        rows = pa.Table.from_pylist([row], schema=LOG_SCHEMA)
+        if LOG_TABLE in self._db.table_names():
+            table = self._db.open_table(LOG_TABLE)
+            table.merge_insert("scene_path").when_matched_update_all().when_not_matched_insert_all().execute(rows)
+        else:
+            self._db.create_table(LOG_TABLE, data=rows, schema=LOG_SCHEMA)
+        self._logged[stamp.scene_path] = row
