@@ -92,7 +92,7 @@ def footprint_boxes(image: Path, footprints: gpd.GeoDataFrame) -> ImageBoxes:
         inverse = ~src.transform
     boxes = []
     for x0, y0, x1, y1 in local.bounds.itertuples(index=False):
-        (c0, r0), (c1, r1) = inverse * (x0, y1), inverse * (x1, y0)
+        (c0, r0), (c1, r1) = inverse @ (x0, y1), inverse @ (x1, y0)
         boxes.append(Box(min(c0, c1), min(r0, r1), max(c0, c1), max(r0, r1), "building"))
     return ImageBoxes(image, tuple(boxes))
 
