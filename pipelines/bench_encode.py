@@ -9,6 +9,7 @@ Needs only torch, open_clip and click. Batch sizes whose one batch would take lo
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from typing import Any
 
@@ -184,6 +185,7 @@ def encode(
     budget = max_seconds if max_seconds is not None else (5.0 if device == "cuda" else 10.0)
     torch_device = torch.device(device)
     results, skipped = [], []
+    load_before = os.getloadavg()[0]
     for arch in arch_list:
         rows, skips = bench_arch(arch, batch_sizes, torch_device, precision, budget, max_iters)
         results += rows
@@ -197,6 +199,8 @@ def encode(
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "max_seconds": budget,
+            # CPU figures are only comparable on an otherwise idle machine: this says how idle it was
+            "load_average_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
             "results": results,
             "skipped": skipped,
         },
