@@ -9,6 +9,7 @@ import click
 from tqdm import tqdm
 
 from pipelines.ingest import ingest_paths
+from pipelines.scene_reader import DEFAULT_WORKERS
 from pipelines.options import (
     db_option,
     device_option,
@@ -63,6 +64,33 @@ def _report_failure(path: str, reason: str) -> None:
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Chips per encoder batch."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=DEFAULT_WORKERS,
+    show_default=True,
+    help="Reader processes cutting chips while the model encodes (0: read in this process).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this machine; ray: Ray Data on a local instance or the cluster named by --ray-address.",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    envvar="RAY_ADDRESS",
+    help="Ray cluster to run --engine ray on (e.g. ray://head:10001 or auto; default: a local instance).",
+)
+@click.option(
+    "--ray-encoders",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Model actors of --engine ray (one GPU each when the cluster has GPUs).",
+)
 @model_option
 @weights_option
 @device_option
@@ -75,6 +103,10 @@ def ingest(
     levels: tuple[int, ...],
     min_valid: float,
     batch_size: int,
+    workers: int,
+    engine: str,
+    ray_address: str | None,
+    ray_encoders: int,
     model_name: str | None,
     weights: Path | None,
     device: str,
@@ -86,14 +118,24 @@ def ingest(
     """
     spec = ChipSpec(chip_px=chip_size, overlap_px=overlap, levels=levels, min_valid=min_valid)
     model = load_model(model_name, weights=weights, device=device)
-    summary = ingest_paths(
-        paths, ChipIndex(db), model, spec, batch_size=batch_size, on_failure=_report_failure
-    )
+    if engine == "ray":
+        from pipelines.ray_ingest import ray_ingest_paths
+
+        summary = ray_ingest_paths(
+            paths, ChipIndex(db), model, model_name, weights, spec, batch_size=batch_size,
+            encoders=ray_encoders, address=ray_address, on_failure=_report_failure,
+        )
+    else:
+        summary = ingest_paths(
+            paths, ChipIndex(db), model, spec, batch_size=batch_size, workers=workers,
+            on_failure=_report_failure,
+        )
     if output_format == "json":
         echo_json({"db": str(db), "model_id": model.model_id, **summary.to_dict()})
     else:
         click.echo(
             f"{summary.scenes} scenes, {summary.chips} chips ({summary.skipped} skipped as mostly empty), "
+            f"{summary.unchanged} scenes already done, "
             f"{len(summary.failed)} failed, {summary.chips_per_s:.1f} chips/s in {summary.seconds:.1f} s "
             f"-> {db}"
         )
