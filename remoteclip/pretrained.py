@@ -7,10 +7,10 @@ in the Hub's own layout); the project's own model ships inside the package.
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -218,19 +218,24 @@ def _hub_offline_reason() -> str | None:
         endpoint.port or (80 if endpoint.scheme == "http" else 443),
     )
 
-    def connect() -> None:
-        socket.create_connection(address, timeout=HUB_PROBE_TIMEOUT_S).close()
+    outcome: list[OSError | None] = []
 
-    # name resolution has no timeout of its own, so the probe runs in a thread with a deadline
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        pool.submit(connect).result(timeout=HUB_PROBE_TIMEOUT_S)
-    except concurrent.futures.TimeoutError:
+    def connect() -> None:
+        try:
+            socket.create_connection(address, timeout=HUB_PROBE_TIMEOUT_S).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(exc)
+
+    # name resolution has no timeout of its own: probe in a daemon thread, which a hung lookup cannot keep
+    # alive past the deadline (nor delay the interpreter's exit)
+    probe = threading.Thread(target=connect, name="hub-probe", daemon=True)
+    probe.start()
+    probe.join(HUB_PROBE_TIMEOUT_S)
+    if not outcome:
         return f"no answer from {address[0]} within {HUB_PROBE_TIMEOUT_S:.0f} s"
-    except OSError as exc:
-        return f"cannot reach {address[0]}: {exc}"
-    finally:
-        pool.shutdown(wait=False)
+    if outcome[0] is not None:
+        return f"cannot reach {address[0]}: {outcome[0]}"
     return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -249,3 +250,13 @@ def test_missing_shipped_weights_say_how_to_get_them(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(REGISTRY, "unshipped", entry)
     with pytest.raises(ModelNotFoundError, match="not installed; train them with `remoteclip-explorer"):
         load_model("unshipped")
+
+
+def test_hanging_network_is_cut_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: time.sleep(30))  # a stuck lookup
+    started = time.monotonic()
+    with pytest.raises(ModelNotFoundError, match="no answer from huggingface.co within 4 s"):
+        load_model("RN50")
+    assert time.monotonic() - started < 10
