@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 import click
+import torch
 from safetensors.torch import save_file
 
 from remoteclip.train import (FROZEN_TEXT_PREFIXES, TrainConfig, build_init_state, official_state_dict,
@@ -20,8 +21,8 @@ def resolve_init(init: str, arch: str, tmp: Path) -> Path | None:
     if init == "none":
         return None
     if init == PACKAGE_INIT:
-        path = tmp / "init.safetensors"
-        save_compact(build_init_state(arch), path)
+        path = tmp / "init.pt"
+        torch.save(build_init_state(arch), path)
         return path
     if not Path(init).is_file():
         raise click.BadParameter(f"{init} is not a file, '{PACKAGE_INIT}' or 'none'", param_hint="--init")
@@ -41,7 +42,7 @@ def resolve_init(init: str, arch: str, tmp: Path) -> Path | None:
 @click.option("--sources", default="", help="Comma-separated pair sources to train on (b2c,m2b,human,scene); "
                                            "default all.")
 @click.option("--min-rows", type=click.IntRange(0), default=0, show_default=True,
-              help="Repeat the pairs until an epoch has this many rows (equal steps across ablations).")
+              help="Repeat the pairs cyclically up to this many rows per epoch (equal steps across ablations).")
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
 @click.option("--batch-size", type=click.IntRange(2), default=256, show_default=True)
 @click.option("--lr", type=float, default=5e-4, show_default=True, help="Peak learning rate (AdamW, cosine).")
