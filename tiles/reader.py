@@ -22,6 +22,7 @@ from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
 from rasterio.transform import from_gcps
+from rasterio.windows import Window
 
 from remoteclip.errors import RasterReadError
 from tiles.grid import ChipWindow
@@ -32,6 +33,15 @@ RASTER_SUFFIXES: frozenset[str] = frozenset(
 )
 #: longest side of the decimated read that percentile-stretch statistics come from
 STATS_PX = 1024
+#: scenes without overviews above this many pixels take their stretch from a grid of sample windows instead
+STATS_FULL_READ_PX = 8192 * 8192
+#: sample windows per side of that grid, and their side in pixels
+STATS_GRID = 8
+STATS_WINDOW_PX = 128
+#: drivers of stream formats, where reading a window decodes everything before it
+STREAM_DRIVERS = frozenset({"PNG", "JPEG", "GIF", "BMP"})
+#: most pixels accepted in those formats: Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``)
+MAX_STREAM_PIXELS = 89_478_485
 #: lower and upper percentiles of the stretch to uint8
 STRETCH_PERCENTILES = (2.0, 98.0)
 #: GDAL block cache, in MB
@@ -132,20 +142,30 @@ class Scene:
 
     def _stretch_from_overview(self) -> Stretch:
         """Percentile stretch from a decimated read of the whole scene (overviews are used when present)."""
-        scale = min(1.0, STATS_PX / max(self.width, self.height))
-        shape = (len(self.bands), max(1, round(self.height * scale)), max(1, round(self.width * scale)))
         try:
-            sample = self._ds.read(self.bands, out_shape=shape, masked=True, resampling=Resampling.nearest)
+            samples = self._stats_samples()
         except RasterioError as exc:
             raise RasterReadError(
                 f"{self.path}: cannot read an overview for the stretch: {_reason(exc)}"
             ) from exc
         lo, hi = np.empty(len(self.bands)), np.empty(len(self.bands))
-        for i, band in enumerate(sample):
-            values = band.compressed().astype(np.float64)
+        for i in range(len(self.bands)):
+            values = np.concatenate([sample[i].compressed() for sample in samples]).astype(np.float64)
             values = values[np.isfinite(values)]
             lo[i], hi[i] = np.percentile(values, STRETCH_PERCENTILES) if values.size else (0.0, 1.0)
         return Stretch(lo=lo, hi=hi)
+
+    def _stats_samples(self) -> list[np.ma.MaskedArray]:
+        """(bands, rows, cols) samples of the scene: one decimated read, or a grid of windows for a large scene
+        without overviews (whose decimated read would decode every block, however many gigapixels)."""
+        if self._ds.overviews(self.bands[0]) or self.width * self.height <= STATS_FULL_READ_PX:
+            scale = min(1.0, STATS_PX / max(self.width, self.height))
+            shape = (len(self.bands), max(1, round(self.height * scale)), max(1, round(self.width * scale)))
+            return [self._ds.read(self.bands, out_shape=shape, masked=True, resampling=Resampling.nearest)]
+        side = min(STATS_WINDOW_PX, self.width, self.height)
+        cols = np.linspace(0, self.width - side, STATS_GRID).astype(int)
+        rows = np.linspace(0, self.height - side, STATS_GRID).astype(int)
+        return [self._ds.read(self.bands, window=Window(c, r, side, side), masked=True) for r in rows for c in cols]
 
 
 def gdal_env() -> rasterio.Env:
@@ -168,6 +188,12 @@ def open_scene(path: str | Path) -> Iterator[Scene]:
     with dataset:
         if dataset.width < 1 or dataset.height < 1 or dataset.count < 1:
             raise RasterReadError(f"{path}: raster has no pixels or no bands")
+        if dataset.driver in STREAM_DRIVERS and dataset.width * dataset.height > MAX_STREAM_PIXELS:
+            raise RasterReadError(
+                f"{path}: a {dataset.driver} of {dataset.width} x {dataset.height} pixels is over the "
+                f"{MAX_STREAM_PIXELS:,}-pixel limit for untiled images (a decompression bomb?); convert it to a "
+                "tiled GeoTIFF (gdal_translate -co TILED=YES) to ingest it"
+            )
         yield Scene(path, dataset)
 
 
