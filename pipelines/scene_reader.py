@@ -152,8 +152,19 @@ def read_scenes(jobs: list[SceneJob], spec: ChipSpec, thumb_px: int, workers: in
 
 
 def _reader_main(tasks: mp.Queue, out: mp.Queue, spec: ChipSpec, thumb_px: int) -> None:
-    """A reader process: cut the scenes it takes from ``tasks`` into chips until it takes ``None``."""
+    """A reader process: cut the scenes it takes from ``tasks`` into chips until it takes ``None``.
+
+    It exits by itself when the ingest process is gone (killed with ``kill -9``), instead of waiting on a full
+    queue nobody reads.
+    """
+    parent = os.getppid()
     with gdal_env():
         for job in iter(tasks.get, None):
             for message in scene_messages(job, spec, thumb_px):
-                out.put(message)
+                while True:
+                    try:
+                        out.put(message, timeout=READER_POLL_S)
+                        break
+                    except queue.Full:
+                        if os.getppid() != parent:
+                            return
