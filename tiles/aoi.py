@@ -1,7 +1,9 @@
 """Areas of interest: read from GeoJSON and turned into a LanceDB bbox prefilter.
 
 AOIs are EPSG:4326 (lon, lat) as RFC 7946 says; a GeoJSON that declares another CRS in the legacy ``crs``
-member (as GDAL and QGIS write, e.g. ``urn:ogc:def:crs:EPSG::32616``) is reprojected to EPSG:4326.
+member (as GDAL and QGIS write, e.g. ``urn:ogc:def:crs:EPSG::32616``) is reprojected to EPSG:4326. A polygon
+drawn across the antimeridian (an edge jumping more than 180 degrees of longitude, as web maps draw it) is split
+there into two parts, as RFC 7946 asks; self-intersecting polygons are repaired with ``make_valid``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from shapely import make_valid
 from shapely.errors import GeometryTypeError
-from shapely.geometry import shape
+from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
+from shapely.affinity import translate
 from shapely.ops import transform, unary_union
 
 from remoteclip.errors import InputError
+
+#: largest AOI file read, in bytes (a country outline at full detail is a few MB)
+MAX_AOI_BYTES = 16 * 1024 * 1024
 
 
 def aoi_from_geojson(obj: dict[str, Any]) -> BaseGeometry:
@@ -32,7 +38,7 @@ def aoi_from_geojson(obj: dict[str, Any]) -> BaseGeometry:
     else:
         geometries = [obj]
     try:
-        shapes = [make_valid(shape(g)) for g in geometries if g]
+        shapes = [make_valid(split_antimeridian(shape(g))) for g in geometries if g]
     except (GeometryTypeError, AttributeError, KeyError, TypeError, ValueError) as exc:
         raise InputError(
             f"AOI is not valid GeoJSON geometry ({exc}); give a Polygon or MultiPolygon"
@@ -49,6 +55,24 @@ def aoi_from_geojson(obj: dict[str, Any]) -> BaseGeometry:
             f"AOI bounds {aoi.bounds} are not longitude/latitude; reproject the GeoJSON to EPSG:4326"
         )
     return aoi
+
+
+def split_antimeridian(geometry: BaseGeometry) -> BaseGeometry:
+    """``geometry`` split at +-180 degrees when one of its edges jumps more than 180 degrees of longitude."""
+    rings = shapely.get_rings(geometry) if geometry.geom_type in ("Polygon", "MultiPolygon") else []
+    if not any(_jumps(ring) for ring in rings):
+        return geometry
+    east = shapely.transform(geometry, lambda xy: xy + [[360.0, 0.0]] * (xy[:, :1] < 0))  # -170 -> 190
+    east = make_valid(east)
+    return unary_union([east.intersection(box(-180, -90, 180, 90)),
+                        translate(east.intersection(box(180, -90, 540, 90)), xoff=-360)])
+
+
+def _jumps(ring: BaseGeometry) -> bool:
+    """Whether a ring has an edge spanning more than 180 degrees of longitude."""
+    lons = shapely.get_coordinates(ring)[:, 0]
+    in_range = bool((abs(lons) <= 180).all())  # projected coordinates are refused later, not split
+    return in_range and bool(len(lons) > 1 and (abs(lons[1:] - lons[:-1]) > 180).any())
 
 
 def _declared_crs(obj: dict[str, Any]) -> CRS | None:
@@ -72,6 +96,10 @@ def _to_wgs84(aoi: BaseGeometry, crs: CRS) -> BaseGeometry:
 def load_aoi(path: Path) -> BaseGeometry:
     """Read an AOI GeoJSON file (see :func:`aoi_from_geojson`)."""
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_AOI_BYTES:
+            raise InputError(f"AOI file {path} has {size / 1e6:.0f} MB, over the {MAX_AOI_BYTES / 1e6:.0f} MB "
+                             "limit; simplify it (e.g. ogr2ogr -simplify 0.0001) or draw the AOI")
         obj = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read AOI file {path}: {exc}; give a GeoJSON file in EPSG:4326") from exc
