@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 PAIRS_FILE = "pairs.tsv"
 CARD_FILE = "DATASET_CARD.md"
 PAIR_COLUMNS = ("filepath", "caption", "source", "dataset")
+#: the card shows the n-th image of each dataset for these n (spread over its scenes)
+EXAMPLE_AT = frozenset({1, 40, 150, 400, 1000})
 
 
 @dataclass
@@ -106,9 +108,8 @@ class TrainsetWriter:
             self._rows.writerow((relative.as_posix(), caption, source, dataset))
         self.stats.images[source, dataset] += 1
         self.stats.pairs[source, dataset] += len(captions)
-        examples = self.stats.examples.setdefault(dataset, [])
-        if len(examples) < 5 and self.stats.images[source, dataset] % 7 == 1:
-            examples.append(f"`{relative.as_posix()}`: " + " / ".join(captions))
+        if self.stats.images[source, dataset] in EXAMPLE_AT:
+            self.stats.examples.setdefault(dataset, []).append(f"`{relative.as_posix()}`: " + " / ".join(captions))
 
     def close(self) -> None:
         self._file.close()
