@@ -71,8 +71,12 @@ def split_antimeridian(geometry: BaseGeometry) -> BaseGeometry:
 def _jumps(ring: BaseGeometry) -> bool:
     """Whether a ring has an edge spanning more than 180 degrees of longitude."""
     lons = shapely.get_coordinates(ring)[:, 0]
-    in_range = bool((abs(lons) <= 180).all())  # projected coordinates are refused later, not split
-    return in_range and bool(len(lons) > 1 and (abs(lons[1:] - lons[:-1]) > 180).any())
+    if len(lons) < 2 or (abs(lons) > 180).any():  # projected coordinates are refused later, not split
+        return False
+    start, end = lons[:-1], lons[1:]
+    # an edge along the map's border (from -180 to 180, as in a whole-world box) is not a crossing
+    crossing = (abs(end - start) > 180) & (abs(start) != 180) & (abs(end) != 180)
+    return bool(crossing.any())
 
 
 def _declared_crs(obj: dict[str, Any]) -> CRS | None:
