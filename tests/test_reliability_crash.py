@@ -25,8 +25,8 @@ from tiles.index import ChipIndex
 
 pytestmark = pytest.mark.slow
 
-SCENES = 6
-SIDE_PX = 800
+SCENES = 5
+SIDE_PX = 640
 CHIP_PX = 32
 SPEC = ChipSpec(chip_px=CHIP_PX)
 REPO = Path(__file__).resolve().parents[1]

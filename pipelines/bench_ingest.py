@@ -1,0 +1,190 @@
+"""``remoteclip-explorer bench ingest``: end-to-end ingest chips/s and peak memory on synthetic COGs of growing size.
+
+For each size (default 1k², 10k², 30k² pixels) the benchmark writes a tiled, DEFLATE-compressed RGB COG with
+overviews (textured, so it compresses like imagery rather than like zeros), window by window so writing needs
+no whole-scene array. It then ingests it with :func:`pipelines.ingest.ingest_paths` into a fresh table and
+samples the resident memory of this process and its reader processes every 50 ms: the peak must stay flat as
+scenes grow. Model-only throughput is timed on chips of the same scene already in memory (``encode_images``
+in batches), so ``ingest chips/s ÷ model-only chips/s`` says how busy the pipeline keeps the model.
+``--model tiny`` uses a random 64-px ViT (runs in minutes on a CPU); any other value goes to ``load_model``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.transform import from_origin
+from rasterio.windows import Window
+
+from pipelines.bench import write_result
+from pipelines.ingest import ingest_paths
+from pipelines.options import device_option, echo_json, output_format_option
+from pipelines.scene_reader import DEFAULT_WORKERS
+from remoteclip.encode import encode_images
+from remoteclip.factory import LoadedModel, load_model
+from tiles.grid import ChipSpec, iter_windows
+from tiles.index import ChipIndex
+from tiles.reader import gdal_env, open_scene
+
+#: open_clip config of ``--model tiny``: a 2-layer 64-px ViT with a 2-layer text tower
+TINY_CONFIG = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+#: rows written per block when making a synthetic COG
+WRITE_ROWS = 512
+#: chips held in memory for the model-only timing
+MODEL_ONLY_CHIPS = 256
+
+
+def write_synthetic_cog(path: Path, side_px: int, seed: int = 0) -> Path:
+    """A ``side_px``² 3-band uint8 COG (EPSG:32633, 0.5 m) with texture, written block by block."""
+    rng = np.random.default_rng(seed)
+    profile = {"driver": "GTiff", "width": side_px, "height": side_px, "count": 3, "dtype": "uint8",
+               "crs": "EPSG:32633", "transform": from_origin(500_000, 5_000_000, 0.5, 0.5), "tiled": True,
+               "blockxsize": 512, "blockysize": 512, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+    cols = np.arange(side_px)
+    with rasterio.open(path, "w", **profile) as dst:
+        for row_off in range(0, side_px, WRITE_ROWS):
+            rows = min(WRITE_ROWS, side_px - row_off)
+            y = np.arange(row_off, row_off + rows)[:, None]
+            base = (np.sin(cols[None, :] / 37.0) * 40 + np.cos(y / 53.0) * 40 + 128).astype(np.int16)
+            noise = rng.integers(-20, 20, (3, rows, side_px), dtype=np.int16)
+            block = np.clip(base[None] + noise + np.array([0, 15, -15])[:, None, None], 0, 255).astype(np.uint8)
+            dst.write(block, window=Window(0, row_off, side_px, rows))
+        factors = [f for f in (2, 4, 8, 16, 32, 64) if side_px // f >= 256]
+        if factors:
+            dst.build_overviews(factors, Resampling.average)
+    return path
+
+
+class PeakMemory:
+    """Samples the resident memory of this process plus its child processes; ``peak_mb`` is the highest seen."""
+
+    def __init__(self, interval_s: float = 0.05) -> None:
+        self.interval_s = interval_s
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pids = [os.getpid(), *(child.pid for child in mp.active_children() if child.pid)]
+            self.peak_mb = max(self.peak_mb, sum(_rss_mb(pid) for pid in pids))
+            self._stop.wait(self.interval_s)
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, IndexError):  # the process has just exited
+        return 0.0
+
+
+def tiny_model(folder: Path, device: str) -> LoadedModel:
+    """``--model tiny``: a seeded random tiny CLIP saved as an open_clip model folder and loaded from it."""
+    import open_clip
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.save(open_clip.CLIP(**TINY_CONFIG).state_dict(), folder / "open_clip_pytorch_model.bin")
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CONFIG}))
+    return load_model(folder, device=device)
+
+
+def model_only_chips_per_s(model: LoadedModel, path: Path, spec: ChipSpec, batch_size: int) -> float:
+    """Encoding throughput on up to ``MODEL_ONLY_CHIPS`` chips of ``path`` already read into memory."""
+    with gdal_env(), open_scene(path) as scene:
+        windows = list(iter_windows(scene.width, scene.height, spec))[:MODEL_ONLY_CHIPS]
+        chips = [scene.read_chip(window, spec.chip_px) for window in windows]
+    encode_images(model, chips[:batch_size], batch_size)  # warm-up
+    start = time.perf_counter()
+    encode_images(model, chips, batch_size)
+    return len(chips) / (time.perf_counter() - start)
+
+
+def bench_size(side_px: int, workdir: Path, model: LoadedModel, spec: ChipSpec, batch_size: int,
+               workers: int) -> dict[str, float]:
+    """Write one COG of ``side_px``², ingest it, and return its figures."""
+    start = time.perf_counter()
+    cog = write_synthetic_cog(workdir / f"cog_{side_px}.tif", side_px)
+    write_s = time.perf_counter() - start
+    with PeakMemory() as memory:
+        summary = ingest_paths([cog], ChipIndex(workdir / f"db_{side_px}"), model, spec, batch_size=batch_size,
+                               workers=workers, progress=False)
+    model_only = model_only_chips_per_s(model, cog, spec, batch_size)
+    figures = {"side_px": side_px, "file_mb": round(cog.stat().st_size / 1e6, 1), "write_s": round(write_s, 1),
+               "chips": summary.chips, "ingest_s": round(summary.seconds, 2),
+               "ingest_chips_per_s": round(summary.chips_per_s, 1), "model_only_chips_per_s": round(model_only, 1),
+               "ratio": round(summary.chips_per_s / model_only, 3), "peak_rss_mb": round(memory.peak_mb)}
+    cog.unlink()
+    shutil.rmtree(workdir / f"db_{side_px}", ignore_errors=True)
+    return figures
+
+
+def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of sizes such as 1000,10000") from None
+    if not sizes or min(sizes) < 256:
+        raise click.BadParameter(f"{value!r}: give sizes of at least 256 pixels")
+    return sizes
+
+
+@click.command("ingest")
+@click.option("--sizes", default="1000,10000,30000", show_default=True, callback=_sizes,
+              help="Sides in pixels of the synthetic square COGs.")
+@click.option("--model", "model_name", default="tiny", show_default=True,
+              help="tiny (random 64-px ViT, fast on a CPU), or a registry name / weights / model folder.")
+@device_option
+@click.option("--chip-size", type=click.IntRange(min=8), default=256, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=DEFAULT_WORKERS, show_default=True,
+              help="Reader processes of the local engine.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the temporary COGs and tables (default: the system temp dir).")
+@output_format_option("table", "json")
+def ingest(sizes: list[int], model_name: str, device: str, chip_size: int, batch_size: int, workers: int,
+           workdir: Path | None, output_format: str) -> None:
+    """Ingest chips/s, model-only chips/s and peak memory on synthetic COGs of each --sizes side."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=workdir))
+    try:
+        model = tiny_model(tmp / "tiny", device) if model_name == "tiny" else load_model(model_name, device=device)
+        spec = ChipSpec(chip_px=chip_size)
+        rows = [bench_size(side, tmp, model, spec, batch_size, workers) for side in sizes]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result = {"model": model_name, "model_id": model.model_id, "device": device, "chip_px": chip_size,
+              "batch_size": batch_size, "workers": workers, "sizes": rows}
+    path = write_result(f"ingest_{model_name.replace('/', '_')}_{device.replace(':', '')}", result)
+    if output_format == "json":
+        echo_json({**result, "result_file": str(path)})
+        return
+    for row in rows:
+        click.echo(f"{row['side_px']:>6}² px  {row['chips']:>6} chips  ingest {row['ingest_chips_per_s']:>8} chips/s  "
+                   f"model-only {row['model_only_chips_per_s']:>8} chips/s  ratio {row['ratio']:.2f}  "
+                   f"peak {row['peak_rss_mb']} MB")
+    click.echo(f"-> {path}")
