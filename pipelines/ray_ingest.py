@@ -7,9 +7,9 @@ when the cluster has GPUs), and ``lance_ray.write_lance`` appends all rows to th
 
 Where it runs: a local Ray instance by default (``ray.init(num_cpus=...)``); an existing cluster when
 ``address`` (or the ``RAY_ADDRESS`` environment variable) names it, e.g. ``ray://head:10001`` or ``auto``. The
-table may live on object storage: give ``--db s3://bucket/library`` and credentials in the usual environment
-variables (``storage_options`` are passed through to Lance). Rows of a scene that fails while it is read are
-deleted right after the commit (a second commit), and finished scenes are logged for resume as in the local engine.
+table is ``<db>/chips.lance`` on a filesystem every node sees; ``storage_options`` are passed to Lance for
+object stores. Rows of a scene that fails while it is read are deleted right after the commit (a second
+commit), and finished scenes are logged for resume as in the local engine.
 """
 
 from __future__ import annotations
