@@ -115,6 +115,8 @@ REGISTRY: dict[str, WeightsEntry] = {
             preprocess=PreprocessCfg(size=224, interpolation="bicubic", resize_mode="shortest"),
             description="project model: EfficientNet-Lite0 + MiniLM-L6 text, trained on shared-data captions",
             source=f"{PKG_SCHEME}remoteclip/weights/explorer-small.safetensors",
+            size_bytes=8_560_962,
+            sha256="f0d1d7c46155a983a2cc5635ecbfc1e9bbbdee529856ca65f4ce86d569d48b73",
             frozen_from_package=("text.transformer.",),
         ),
     )
