@@ -12,7 +12,6 @@ Output folder layout (what ``remoteclip-explorer train --trainset`` and ``open_c
 from __future__ import annotations
 
 import csv
-import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,12 +28,10 @@ from remoteclip.boxes import clip_boxes
 from remoteclip.captions import b2c_captions
 from remoteclip.dedup import NearDuplicateFilter, perceptual_hash
 from remoteclip.errors import InputError
+from remoteclip.train import PAIRS_FILE
 from tiles.grid import ChipSpec, ChipWindow, iter_windows
 from tiles.reader import open_scene
 
-log = logging.getLogger(__name__)
-
-PAIRS_FILE = "pairs.tsv"
 CARD_FILE = "DATASET_CARD.md"
 PAIR_COLUMNS = ("filepath", "caption", "source", "dataset")
 #: the card shows the n-th image of each dataset for these n (spread over its scenes)

