@@ -17,8 +17,9 @@ from pipelines.overview import Overview, scene_overview
 from remoteclip.errors import ExplorerError
 from tiles.aoi import aoi_from_geojson
 
-#: what the map sends back to Python (panning and zooming do not rerun the page)
-MAP_RETURNS = ["last_object_clicked", "last_active_drawing"]
+#: what the map sends back to Python (panning and zooming do not rerun the page). Drawn shapes are read from
+#: ``all_drawings``: ``last_active_drawing`` also changes when a result polygon is merely clicked.
+MAP_RETURNS = ["last_object_clicked", "all_drawings"]
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -97,13 +98,13 @@ def show_map(fmap: folium.Map, key: str, height: int = 560) -> Mapping[str, Any]
 
 
 def take_drawn_aoi(map_state: Mapping[str, Any], key: str) -> None:
-    """Make a shape just drawn on the map the page's AOI (and rerun so results follow it)."""
-    drawing = map_state.get("last_active_drawing")
-    if not drawing or st.session_state.get(f"{key}_drawn") == drawing:
+    """Make the shape last drawn on the map the page's AOI (and rerun so results follow it)."""
+    drawings = map_state.get("all_drawings")
+    if not drawings or st.session_state.get(f"{key}_drawn") == drawings[-1]:
         return
-    st.session_state[f"{key}_drawn"] = drawing
+    st.session_state[f"{key}_drawn"] = drawings[-1]
     try:
-        st.session_state[key] = aoi_from_geojson(drawing)
+        st.session_state[key] = aoi_from_geojson(drawings[-1])
     except ExplorerError as exc:
         st.error(str(exc))
         return

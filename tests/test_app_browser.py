@@ -112,7 +112,13 @@ def test_search_draws_hits_on_the_map(page: object, app_url: str, shots: Path) -
     wait_idle(page)
     page.screenshot(path=shots / "search.png", full_page=True)
 
-    page.get_by_role("button", name="More like this").first.click()
+    map_frame(page).locator("path.leaflet-interactive").last.click()  # a hit on the map -> more like this
+    page.get_by_text("Showing chips that look like chip").wait_for()
+    wait_idle(page)
+    page.get_by_role("button", name="Back to the text search").click()
+    page.get_by_text("Showing chips that look like chip").wait_for(state="detached")
+    wait_idle(page)
+    page.get_by_role("button", name="More like this").first.click()  # the same from the ranked list
     page.get_by_text("Showing chips that look like chip").wait_for()
     assert page.get_by_text(re.compile(r"^\d+ hits$")).count() == 1
 
@@ -158,7 +164,9 @@ def test_upload_gets_a_label(page: object, app_url: str, shots: Path, tmp_path: 
     page.screenshot(path=shots / "classify.png", full_page=True)
 
 
-def test_library_lists_scenes(page: object, app_url: str, shots: Path) -> None:
+def test_library_lists_ingests_and_deletes_scenes(
+    page: object, app_url: str, shots: Path, tmp_path: Path
+) -> None:
     page.goto(f"{app_url}/library")
     scenes = page.get_by_test_id("stMetric").filter(has_text="Scenes")
     scenes.wait_for()
@@ -166,6 +174,20 @@ def test_library_lists_scenes(page: object, app_url: str, shots: Path) -> None:
     map_frame(page).locator("img.leaflet-image-layer").first.wait_for()
     wait_idle(page)
     page.screenshot(path=shots / "library.png", full_page=True)
+
+    extra = write_scene(tmp_path / "extra.tif", seed=7, origin=(310240.0, 2800000.0))
+    page.get_by_label("Folder, file or glob on the server").fill(str(extra))
+    page.get_by_role("button", name="Ingest").click()
+    page.get_by_text(re.compile(r"^Ingested 1 scenes, \d+ chips")).wait_for()
+    assert scenes.inner_text().split()[-1] == "3"
+
+    page.get_by_test_id("stSelectbox").click()
+    page.keyboard.type("extra.tif")
+    page.keyboard.press("Enter")
+    page.get_by_text("Yes, remove its chips from the index").click()
+    page.get_by_role("button", name="Delete scene").click()
+    page.get_by_text(re.compile(r"^Deleted extra\.tif")).wait_for()
+    assert scenes.inner_text().split()[-1] == "2"
 
 
 def test_no_request_leaves_localhost(requests_made: list[str]) -> None:

@@ -12,6 +12,11 @@ from remoteclip.errors import ExplorerError
 from tiles.grid import ChipSpec
 
 st.title("Library")
+if "library_message" in st.session_state:
+    done, failures = st.session_state.pop("library_message")
+    st.success(done)
+    for failure in failures:
+        st.warning(failure)
 index = state.get_index()
 scenes = state.library_scenes()
 
@@ -68,9 +73,11 @@ if submitted and folder.strip():
     except ExplorerError as exc:
         st.error(str(exc))
     else:
-        bar.progress(1.0, text=f"{summary.scenes} scenes, {summary.chips} chips in {summary.seconds:.1f} s")
-        for path, reason in summary.failed:
-            st.warning(f"{Path(path).name}: {reason}")
+        st.session_state["library_message"] = (
+            f"Ingested {summary.scenes} scenes, {summary.chips} chips in {summary.seconds:.1f} s",
+            [f"{Path(path).name}: {reason}" for path, reason in summary.failed],
+        )
+        st.rerun()
 
 st.subheader("Delete a scene")
 if scenes:
@@ -79,5 +86,5 @@ if scenes:
     confirmed = st.checkbox("Yes, remove its chips from the index (the image file stays)")
     if st.button("Delete scene", type="primary", disabled=not confirmed, icon=":material/delete:"):
         deleted = index.delete_scene(doomed)
-        st.toast(f"Deleted {deleted} chips")
+        st.session_state["library_message"] = (f"Deleted {names[doomed]}: {deleted} chips", [])
         st.rerun()
