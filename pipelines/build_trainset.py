@@ -26,7 +26,7 @@ from pipelines.options import overwrite_option
 from pipelines.trainset_sources import BOX_SOURCES, CAPTION_SOURCES, BoxScene, CaptionedImage, held_out_images
 from remoteclip.boxes import clip_boxes
 from remoteclip.captions import b2c_captions
-from remoteclip.dedup import NearDuplicateFilter, perceptual_hash
+from remoteclip.dedup import MAX_DISTANCE, NearDuplicateFilter, perceptual_hash
 from remoteclip.errors import InputError
 from remoteclip.train import PAIRS_FILE
 from tiles.grid import ChipSpec, ChipWindow, iter_windows
@@ -147,9 +147,9 @@ def dataset_card(stats: TrainsetStats, held_out: int, out_px: int, image_format:
         "in `../shared/data` (licences per source folder there; several are research-only, so the pairs are",
         "never redistributed with the project). Held-out evaluation images (`pipelines/splits.py`:",
         "`airbus-aircraft/valid`, 20 % of rsscn7, ucm-captions and ships-google-earth per class) are excluded,",
-        f"and so is any chip whose perceptual hash is within 4 bits of one of those {held_out} held-out images or of",
-        f"an earlier chip. Images are {out_px} px squares, {image_format.upper()} quality {quality}; five captions per",
-        "image.",
+        f"and so is any chip whose perceptual hash is within {MAX_DISTANCE} bits of one of those {held_out} held-out",
+        f"images or of an earlier chip. Images are {out_px} px squares, {image_format.upper()} quality {quality}; five captions",
+        "per image.",
         "",
         "Sources: `b2c` = Box-to-Caption on chips cut at several scales from labelled scenes (airbus-aircraft/train,",
         "ships-google-earth, DOTA/DIOR samples, DeepForest trees, building footprints over xView2 Joplin and SpaceNet);",
