@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from pipelines.ingest import IngestSummary, expand_paths, plan_scenes
 from pipelines.scene_reader import ChipChunk, SceneFailed, SceneJob, scene_messages
+from remoteclip.encode import encode_images
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel, load_model
 from tiles.grid import ChipSpec
@@ -42,9 +43,11 @@ class _Failures:
         self.failed: list[tuple[int, str]] = []
 
     def add(self, scene: int, reason: str) -> None:
+        """Record that scene number ``scene`` failed."""
         self.failed.append((scene, reason))
 
     def get(self) -> list[tuple[int, str]]:
+        """(scene number, reason) of every failure so far."""
         return self.failed
 
 
@@ -70,10 +73,9 @@ class ChipEncoder:
         self.batch_size = batch_size
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        """Chip rows with ``pixels`` -> ``chips`` rows with ``vector`` (the table's schema exactly)."""
         pixels = batch["pixels"].to_pylist()
         chips = [np.frombuffer(p, dtype=np.uint8).reshape(self.chip_px, self.chip_px, 3) for p in pixels]
-        from remoteclip.encode import encode_images
-
         vectors = encode_images(self.model, chips, self.batch_size)
         metadata = batch.select(list(METADATA_COLUMNS)).cast(pa.schema(METADATA_FIELDS))
         return with_vectors(metadata, vectors)
