@@ -125,11 +125,9 @@ for start in range(0, len(hits), COLUMNS):
             st.image(hit.thumbnail, width="stretch")
             lon, lat = hit.footprint.centroid.x, hit.footprint.centroid.y
             where = "not georeferenced" if hit.pixel_space else f"{lat:.5f}, {lon:.5f}"
-            st.markdown(
-                f"**#{rank}** · score **{hit.score:.3f}**  \n{hit.scene_path.rsplit('/', 1)[-1]} · "
-                f"level {hit.level}  \n{where}",
-                help=hit.chip_id,
-            )
+            st.markdown(f"**#{rank}** · score **{hit.score:.3f}**", help=hit.chip_id)
+            # file names as plain text, never markdown
+            st.text(f"{hit.scene_path.rsplit('/', 1)[-1]} · level {hit.level}\n{where}")
             st.button(
                 "More like this",
                 key=f"like_{hit.chip_id}",
