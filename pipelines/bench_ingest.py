@@ -183,6 +183,7 @@ def ingest(sizes: list[int], model_name: str, device: str, chip_size: int, batch
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result = {"model": model_name, "model_id": model.model_id, "device": device, "chip_px": chip_size,
+              "load_average_1m": round(os.getloadavg()[0], 2),
               "batch_size": batch_size, "workers": workers, "sizes": rows}
     path = write_result(f"ingest_{model_name.replace('/', '_')}_{device.replace(':', '')}", result)
     if output_format == "json":
