@@ -13,6 +13,7 @@ Everything here takes numpy arrays (never models or images) and returns numbers 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -198,7 +199,10 @@ def linear_probe(
     train, val, test = _l2_normalise(train_x), _l2_normalise(val_x), _l2_normalise(test_x)
 
     def fit(x: np.ndarray, y: np.ndarray, c: float) -> LogisticRegression:
-        return LogisticRegression(C=c, max_iter=max_iter).fit(x, y)
+        with warnings.catch_warnings():
+            # one or two shots per class look like regression targets to scikit-learn; they are classes
+            warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
+            return LogisticRegression(C=c, max_iter=max_iter).fit(x, y)
 
     best_c, best_acc = 1.0, None  # scikit-learn's default when there is nothing to choose on
     if len(val):
