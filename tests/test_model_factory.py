@@ -255,7 +255,12 @@ def test_missing_shipped_weights_say_how_to_get_them(monkeypatch: pytest.MonkeyP
 def test_hanging_network_is_cut_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: time.sleep(30))  # a stuck lookup
+
+    def stuck_lookup(*args: object, **kwargs: object) -> None:
+        time.sleep(6)  # longer than the probe waits
+        raise OSError("gave up")
+
+    monkeypatch.setattr(socket, "create_connection", stuck_lookup)
     started = time.monotonic()
     with pytest.raises(ModelNotFoundError, match="no answer from huggingface.co within 4 s"):
         load_model("RN50")
