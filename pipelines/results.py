@@ -85,6 +85,24 @@ def merge_regions(hits: Sequence[Hit], tolerance_deg: float = MERGE_TOLERANCE_DE
     return {"type": "FeatureCollection", "features": regions}
 
 
+def focus_bounds(hits: Sequence[Hit]) -> tuple[float, float, float, float] | None:
+    """Where the map should open: around the best georeferenced hit's scene's hits (None without any).
+
+    A library spans continents; fitting every hit would zoom out until the footprints vanish.
+    """
+    located = [hit for hit in hits if not hit.pixel_space]
+    if not located:
+        return None
+    scene = located[0].scene_id
+    boxes = [hit.bbox for hit in located if hit.scene_id == scene]
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
 def hits_csv(hits: Sequence[Hit]) -> str:
     """The ranked hits as CSV text (one row per hit, footprint as WKT)."""
     buffer = io.StringIO()

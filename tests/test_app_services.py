@@ -22,7 +22,7 @@ from pipelines.classify_upload import (
     store_upload,
 )
 from pipelines.overview import scene_overview
-from pipelines.results import chip_feature, hit_at, hits_csv, merge_regions
+from pipelines.results import chip_feature, focus_bounds, hit_at, hits_csv, merge_regions
 from remoteclip.errors import InputError
 from tiles.index import Hit
 
@@ -98,6 +98,17 @@ def test_merge_regions_joins_touching_chips_only() -> None:
     strip = shape(regions[1]["geometry"])
     assert strip.area == pytest.approx(0.03 * 0.01, rel=1e-3)
     assert strip.covers(hits[3].footprint.centroid) and regions[1]["properties"]["best_score"] == 0.9
+
+
+def test_focus_bounds_follow_the_best_hits_scene() -> None:
+    hits = [
+        make_hit(5, 5, 1, 0.9, pixel_space=True),
+        make_hit(0, 0, 0.01, 0.8, scene="a"),
+        make_hit(100, 40, 0.01, 0.7, scene="b"),
+        make_hit(0.01, 0.01, 0.01, 0.6, scene="a"),
+    ]
+    assert focus_bounds(hits) == pytest.approx((0, 0, 0.02, 0.02))
+    assert focus_bounds(hits[:1]) is None
 
 
 def test_hits_csv_round_trips() -> None:

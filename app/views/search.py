@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from app import maps, state, widgets
-from pipelines.results import hit_at, hits_csv, merge_regions
+from pipelines.results import focus_bounds, hit_at, hits_csv, merge_regions
 from pipelines.search import hits_geojson, search_like, search_text
 from remoteclip.errors import ExplorerError
 
@@ -69,7 +69,7 @@ except ExplorerError as exc:
 if threshold > 0:
     hits = [hit for hit in hits if hit.score >= threshold]
 
-bounds = maps.extent([hit.bbox for hit in hits if not hit.pixel_space]) or (aoi.bounds if aoi else None)
+bounds = focus_bounds(hits) or (aoi.bounds if aoi else None)
 fmap = maps.offline_map(
     bounds or maps.extent(s.extent for s in state.library_scenes() if not s.pixel_space),
     online_basemap=online,
