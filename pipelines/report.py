@@ -286,7 +286,10 @@ def _paper_section(results: Sequence[Result]) -> list[str]:
         "The figures are **not directly comparable**: the paper's come from official test splits of "
         "datasets whose images are not available here (RSITMD, RSICD, the UCM-captions test images, 12 scene "
         "datasets); ours come from the fixed held-out splits in `pipelines/splits.py` (20 % of each class of "
-        "RSSCN7 and of the UCM-captions *train* images, never used for training).",
+        "RSSCN7 and of the UCM-captions *train* images, never used for training). A model trained by "
+        "`remoteclip-explorer train` on `build-trainset` output (such as the default `explorer-small`) "
+        "saw the other 80 % of the same datasets, so its figures are *in-domain*, whereas the paper's "
+        "zero-shot datasets were never in RemoteCLIP's training data.",
         "",
     ]
     return lines
