@@ -25,7 +25,7 @@ from PIL import Image
 
 from pipelines import splits
 from remoteclip import boxes as box_readers
-from remoteclip.errors import InputError
+from remoteclip.errors import InputError, RasterReadError
 from remoteclip.prompts import MAX_COUNT
 from tiles.grid import ChipSpec, iter_windows
 
@@ -38,6 +38,11 @@ class CountChip:
     row_off: int
     side_px: int
     true: int
+
+    @property
+    def in_remotecount_range(self) -> bool:
+        """Whether the chip holds 1..10 objects, the counts RemoteCount's captions rank."""
+        return 1 <= self.true <= MAX_COUNT
 
 
 @dataclass(frozen=True)
@@ -57,17 +62,13 @@ class CountSet:
     object_name: str
     images: tuple[CountImage, ...]
 
-    def remotecount_chips(self) -> list[tuple[CountImage, CountChip]]:
-        """The chips holding 1..10 objects (RemoteCount's range)."""
-        return [(img, chip) for img in self.images for chip in img.chips if 1 <= chip.true <= MAX_COUNT]
-
 
 def _image_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             return im.size
     except OSError as exc:
-        raise InputError(f"cannot read image {path}: {exc}") from exc
+        raise RasterReadError(f"cannot read image {path}: {exc}; convert it to JPEG/PNG/8-bit TIFF") from exc
 
 
 def count_image(annotated: box_readers.ImageBoxes, labels: set[str], chip_px: int | None) -> CountImage:

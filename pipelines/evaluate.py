@@ -256,7 +256,7 @@ def evaluate_counting(model: LoadedModel, data: CountSet) -> dict[str, Any]:
                     "pred": int(est.count),
                 }
             )
-            if 1 <= chip.true <= MAX_COUNT:
+            if chip.in_remotecount_range:
                 chip_true.append(chip.true)
                 chip_scores.append(est.scores_1_to_10)
         area_count = counting.aggregate_counts([r["pred"] for r in chip_rows])
