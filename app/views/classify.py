@@ -42,13 +42,16 @@ except ExplorerError as exc:
 
 best = result.best
 st.subheader(f"Label: {best.label}")
-st.caption(
-    f"{upload.name} · probability {best.probability:.2f} · {len(result.chips['features'])} chips labelled"
-)
+st.caption(f"probability {best.probability:.2f} · {len(result.chips['features'])} chips labelled")
 colors = maps.label_colors(result.labels)
 chart, legend = st.columns([3, 1])
-chart.bar_chart(
-    {s.label: s.probability for s in result.scene}, horizontal=True, height=260, x_label="probability"
+chart.dataframe(
+    [{"label": score.label, "probability": score.probability} for score in result.scene],
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f")
+    },
 )
 legend.html(maps.legend_html([(label, colors[label]) for label in result.labels], title="chip labels"))
 
