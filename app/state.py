@@ -35,4 +35,5 @@ def library_scenes() -> list[SceneSummary]:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _scenes(db_dir: str, chips: int) -> list[SceneSummary]:
+    """``get_index().scenes()``, cached under the library folder and its chip count (the arguments)."""
     return get_index().scenes()
