@@ -30,6 +30,10 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
+#: loggers whose level -v/-q change
+PROJECT_LOGGERS = ("remoteclip", "tiles", "pipelines", "app")
+
+
 class LazyGroup(click.Group):
     """A click group whose subcommands (``name -> "module:attribute"``) are imported on first use."""
 
@@ -68,8 +72,10 @@ def _unavailable_command(name: str, reason: ImportError) -> click.Command:
 @click.version_option(package_name="remoteclip-explorer")
 def cli(verbose: int, quiet: int) -> None:
     """RemoteCLIP Explorer: search, label and count things in satellite and drone imagery."""
-    level = logging.WARNING - 10 * verbose + 10 * quiet
-    logging.basicConfig(level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s")
+    level = max(logging.DEBUG, logging.WARNING - 10 * verbose + 10 * quiet)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for package in PROJECT_LOGGERS:  # third-party libraries (torch, ray, lance) stay at WARNING
+        logging.getLogger(package).setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> None:
