@@ -276,29 +276,43 @@ def evaluate_counting(model: LoadedModel, data: CountSet) -> dict[str, Any]:
     return _result("counting", model, data.name, len(rows), scores, rows)
 
 
-def run_task(
-    model: LoadedModel,
-    task: str,
-    data: Path,
-    embed: ImageEmbedder | None = None,
-    object_name: str | None = None,
-    chip_px: int | None = None,
-) -> dict[str, Any]:
-    """Read ``data`` in the format ``task`` needs and evaluate it (the CLI and the suite both come here)."""
-    embed = embed or ImageEmbedder(model)
+#: what a task reads: class folders, captions or a counting set
+EvalData = ClassificationSet | CaptionSet | CountSet
+CLASSIFICATION_RUNNERS = {
+    "zero-shot": evaluate_zero_shot,
+    "linear-probe": evaluate_linear_probe,
+    "knn": evaluate_knn,
+    "few-shot": evaluate_few_shot,
+}
+
+
+def read_task_data(
+    task: str, data: Path, object_name: str | None = None, chip_px: int | None = None
+) -> EvalData:
+    """Read ``data`` in the format ``task`` needs (before loading a model, so bad data fails fast)."""
     if task == "retrieval":
-        return evaluate_retrieval(model, read_captions(data), embed)
+        return read_captions(data)
     if task == "counting":
-        return evaluate_counting(model, read_count_set(data, object_name, chip_px))
-    runners = {
-        "zero-shot": evaluate_zero_shot,
-        "linear-probe": evaluate_linear_probe,
-        "knn": evaluate_knn,
-        "few-shot": evaluate_few_shot,
-    }
-    if task not in runners:
-        raise InputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    return runners[task](model, read_classification(data), embed)
+        return read_count_set(data, object_name, chip_px)
+    if task in CLASSIFICATION_RUNNERS:
+        return read_classification(data)
+    raise InputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+
+
+def run_task(
+    model: LoadedModel, task: str, dataset: EvalData, embed: ImageEmbedder | None = None
+) -> dict[str, Any]:
+    """Evaluate ``dataset`` as read by :func:`read_task_data` for the same ``task`` (CLI and suite alike)."""
+    embed = embed or ImageEmbedder(model)
+    if isinstance(dataset, CaptionSet):
+        return evaluate_retrieval(model, dataset, embed)
+    if isinstance(dataset, CountSet):
+        return evaluate_counting(model, dataset)
+    if task not in CLASSIFICATION_RUNNERS:
+        raise InputError(
+            f"task {task!r} needs its data read by read_task_data({task!r}, …), not class folders"
+        )
+    return CLASSIFICATION_RUNNERS[task](model, dataset, embed)
 
 
 @dataclass(frozen=True)
@@ -325,12 +339,17 @@ DEFAULT_SUITE: tuple[SuiteItem, ...] = (
 )
 
 
-def run_suite(
-    model: LoadedModel, data_root: Path, suite: Sequence[SuiteItem] = DEFAULT_SUITE
-) -> list[dict[str, Any]]:
-    """Every evaluation of ``suite`` with one shared image-embedding cache."""
+def read_suite(data_root: Path, suite: Sequence[SuiteItem] = DEFAULT_SUITE) -> list[tuple[str, EvalData]]:
+    """``(task, dataset)`` for each item of ``suite``, read up front so a missing folder fails at once."""
+    return [
+        (item.task, read_task_data(item.task, data_root / item.data, item.object_name, item.chip_px))
+        for item in suite
+    ]
+
+
+def run_suite(model: LoadedModel, jobs: Sequence[tuple[str, EvalData]]) -> list[dict[str, Any]]:
+    """Every ``(task, dataset)`` of :func:`read_suite` with one shared image-embedding cache."""
     embed = ImageEmbedder(model)
     return [
-        run_task(model, item.task, data_root / item.data, embed, item.object_name, item.chip_px)
-        for item in tqdm(suite, desc="evaluations", unit="task")
+        run_task(model, task, dataset, embed) for task, dataset in tqdm(jobs, desc="evaluations", unit="task")
     ]

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from pipelines.evaluate import TASKS, run_suite, run_task
+from pipelines.evaluate import TASKS, read_suite, read_task_data, run_suite, run_task
 from pipelines.options import echo_json, model_option, output_format_option, overwrite_option, weights_option
 
 DEFAULT_DATA_ROOT = Path("../shared/data")
@@ -95,7 +95,8 @@ def _task_command(task: str) -> click.Command:
         **counting_options: Any,
     ) -> None:
         _check_output(out, overwrite, "--out")
-        result = run_task(_load(model_name, weights, device), task, data, **counting_options)
+        dataset = read_task_data(task, data, **counting_options)
+        result = run_task(_load(model_name, weights, device), task, dataset)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(result, indent=1))
@@ -150,7 +151,8 @@ def evaluate_all(
     from pipelines.report import write_report
 
     _check_output(out_dir / "README.md", overwrite, "--out-dir")
-    results = run_suite(_load(model_name, weights, device), data_root)
+    jobs = read_suite(data_root)
+    results = run_suite(_load(model_name, weights, device), jobs)
     argv = [
         "remoteclip-explorer",
         "evaluate",

@@ -184,3 +184,28 @@ def test_evaluate_all_end_to_end(tmp_path: Path, tiny_checkpoint: Path) -> None:
     assert "| rsscn7 | zero-shot | 2 |" in (out / "README.md").read_text()
     again = CliRunner().invoke(cli, args)
     assert again.exit_code != 0 and "--overwrite" in again.output
+
+
+def test_evaluate_all_checks_data_before_loading_a_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.cli import main
+
+    (tmp_path / "data").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "evaluate",
+                "all",
+                "--model",
+                "no-such-model",
+                "--data-root",
+                str(tmp_path / "data"),
+                "--out-dir",
+                str(tmp_path / "out"),
+            ]
+        )
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "rsscn7" in err and "no-such-model" not in err  # the data is checked first
+    assert not (tmp_path / "out").exists()
