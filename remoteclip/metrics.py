@@ -187,6 +187,8 @@ def linear_probe(
 ) -> ProbeResult:
     """Logistic regression on frozen features: pick ``C`` on the validation split, then refit on train + val.
 
+    Ties in validation accuracy go to the first (most regularised) ``C`` of ``Cs``.
+
     Features are L2-normalised. Classes missing from the training data get probability 0. ``refit=False``
     keeps the final fit on the training part only (few-shot: the validation images only choose ``C``).
     """
