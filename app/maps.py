@@ -16,6 +16,7 @@ from typing import Any
 import folium
 from folium.plugins import Draw
 from matplotlib import colormaps
+from shapely.geometry import mapping, shape
 
 #: Streamlit serves ``app/static/`` here when ``server.enableStaticServing`` is on.
 VENDOR_URL = "/app/static/vendor"
@@ -148,6 +149,25 @@ def add_geojson_layer(
         style_function=style,
         tooltip=tooltip,
         highlight_function=lambda _: {"weight": 4},
+    ).add_to(fmap)
+
+
+def add_centre_markers(
+    fmap: folium.Map, collection: Mapping[str, Any], *, name: str, tooltip_fields: Sequence[str] = ()
+) -> None:
+    """A dot at the centre of each feature, so small footprints stay visible at world zoom."""
+    features = [
+        {"type": "Feature", "geometry": mapping(shape(f["geometry"]).centroid), "properties": f["properties"]}
+        for f in drawable(collection, tooltip_fields)["features"]
+    ]
+    if not features:
+        return
+    tooltip = folium.GeoJsonTooltip(fields=list(tooltip_fields)) if tooltip_fields else None
+    folium.GeoJson(
+        {"type": "FeatureCollection", "features": features},
+        name=html.escape(name),
+        marker=folium.CircleMarker(radius=6, color=AOI_COLOR, fill=True, fill_opacity=0.8),
+        tooltip=tooltip,
     ).add_to(fmap)
 
 

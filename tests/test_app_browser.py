@@ -181,7 +181,7 @@ def test_library_lists_ingests_and_deletes_scenes(
     page.get_by_text(re.compile(r"^Ingested 1 scenes, \d+ chips")).wait_for()
     assert scenes.inner_text().split()[-1] == "3"
 
-    page.get_by_test_id("stSelectbox").click()
+    page.get_by_test_id("stSelectbox").last.click()  # the sidebar's map focus comes first
     page.keyboard.type("extra.tif")
     page.keyboard.press("Enter")
     page.get_by_text("Yes, remove its chips from the index").click()

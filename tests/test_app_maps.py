@@ -84,6 +84,15 @@ def test_user_text_is_escaped_and_features_without_geometry_dropped() -> None:
     assert [f["properties"]["q"] for f in safe["features"]] == ["&lt;i&gt;"]
 
 
+def test_centre_markers_sit_at_feature_centroids() -> None:
+    fmap = maps.offline_map()
+    square = {"type": "Polygon", "coordinates": [[[0, 0], [2, 0], [2, 2], [0, 2], [0, 0]]]}
+    collection = {"features": [{"type": "Feature", "geometry": square, "properties": {"scene": "<a>"}}]}
+    maps.add_centre_markers(fmap, collection, name="Scenes", tooltip_fields=("scene",))
+    html = fmap.get_root().render()
+    assert "L.CircleMarker" in html and '"coordinates": [1.0, 1.0]' in html and "<a>" not in html
+
+
 def test_online_basemap_only_when_asked() -> None:
     assert "tile.openstreetmap" not in maps.offline_map().get_root().render()
     assert "tile.openstreetmap" in maps.offline_map(online_basemap=True).get_root().render()

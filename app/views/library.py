@@ -25,19 +25,29 @@ first.metric("Scenes", len(scenes))
 second.metric("Chips", index.count_rows())
 third.metric("Model", index.model_id or state.get_model().model_id)
 
+located = {s.scene_id: s for s in scenes if not s.pixel_space}
+focus = st.sidebar.selectbox(
+    "Show on the map",
+    [None, *located],
+    format_func=lambda scene_id: (
+        "all scenes" if scene_id is None else Path(located[scene_id].scene_path).name
+    ),
+)
 fmap = maps.offline_map(
-    maps.extent(s.extent for s in scenes if not s.pixel_space),
+    located[focus].extent if focus else maps.extent(s.extent for s in located.values()),
     online_basemap=st.sidebar.toggle("Online basemap (needs internet)", value=False),
 )
 maps.add_image_layers(fmap, widgets.imagery_layers(s.scene_path for s in scenes))
+extents = scenes_geojson(scenes)
 maps.add_geojson_layer(
     fmap,
-    scenes_geojson(scenes),
+    extents,
     name="Scene extents",
     color=maps.AOI_COLOR,
     fill_opacity=0.0,
     tooltip_fields=("scene", "chips", "crs", "gsd_m"),
 )
+maps.add_centre_markers(fmap, extents, name="Scenes", tooltip_fields=("scene", "chips", "crs", "gsd_m"))
 widgets.show_map(fmap, key="library_map", height=480)
 
 st.dataframe(
