@@ -1,4 +1,4 @@
-"""``remoteclip-explorer bench ingest``: end-to-end ingest chips/s and peak memory on synthetic COGs of growing size.
+"""``remoteclip-explorer bench ingest``: ingest chips/s and peak memory on synthetic COGs of growing size.
 
 For each size (default 1k², 10k², 30k² pixels) the benchmark writes a tiled, DEFLATE-compressed RGB COG with
 overviews (textured, so it compresses like imagery rather than like zeros), window by window so writing needs
@@ -53,12 +53,23 @@ MODEL_ONLY_CHIPS = 256
 
 def write_synthetic_cog(path: Path, side_px: int, seed: int = 0) -> Path:
     """A ``side_px``² 3-band uint8 COG (EPSG:32633, 0.5 m) with texture, written block by block."""
-    # noise repeats every NOISE_ROWS rows: textured like imagery, yet DEFLATE finds the repeats (fast to write)
+    # noise repeats every NOISE_ROWS rows: textured like imagery, yet DEFLATE finds repeats (fast to write)
     noise = np.random.default_rng(seed).integers(-20, 20, (3, NOISE_ROWS, side_px), dtype=np.int16)
-    profile = {"driver": "GTiff", "width": side_px, "height": side_px, "count": 3, "dtype": "uint8",
-               "crs": "EPSG:32633", "transform": from_origin(500_000, 5_000_000, 0.5, 0.5), "tiled": True,
-               "blockxsize": 512, "blockysize": 512, "compress": "deflate", "predictor": 2,
-               "BIGTIFF": "IF_SAFER"}
+    profile = {
+        "driver": "GTiff",
+        "width": side_px,
+        "height": side_px,
+        "count": 3,
+        "dtype": "uint8",
+        "crs": "EPSG:32633",
+        "transform": from_origin(500_000, 5_000_000, 0.5, 0.5),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "deflate",
+        "predictor": 2,
+        "BIGTIFF": "IF_SAFER",
+    }
     cols = np.arange(side_px)
     with rasterio.open(path, "w", **profile) as dst:
         for row_off in range(0, side_px, WRITE_ROWS):
@@ -76,7 +87,7 @@ def write_synthetic_cog(path: Path, side_px: int, seed: int = 0) -> Path:
 
 
 class PeakMemory:
-    """Samples the resident memory of this process plus its child processes; ``peak_mb`` is the highest seen."""
+    """Samples the resident memory of this process and its children; ``peak_mb`` is the highest seen."""
 
     def __init__(self, interval_s: float = 0.05) -> None:
         self.interval_s = interval_s
@@ -130,20 +141,35 @@ def model_only_chips_per_s(model: LoadedModel, path: Path, spec: ChipSpec, batch
     return len(chips) / (time.perf_counter() - start)
 
 
-def bench_size(side_px: int, workdir: Path, model: LoadedModel, spec: ChipSpec, batch_size: int,
-               workers: int) -> dict[str, float]:
+def bench_size(
+    side_px: int, workdir: Path, model: LoadedModel, spec: ChipSpec, batch_size: int, workers: int
+) -> dict[str, float]:
     """Write one COG of ``side_px``², ingest it, and return its figures."""
     start = time.perf_counter()
     cog = write_synthetic_cog(workdir / f"cog_{side_px}.tif", side_px)
     write_s = time.perf_counter() - start
     with PeakMemory() as memory:
-        summary = ingest_paths([cog], ChipIndex(workdir / f"db_{side_px}"), model, spec, batch_size=batch_size,
-                               workers=workers, progress=False)
+        summary = ingest_paths(
+            [cog],
+            ChipIndex(workdir / f"db_{side_px}"),
+            model,
+            spec,
+            batch_size=batch_size,
+            workers=workers,
+            progress=False,
+        )
     model_only = model_only_chips_per_s(model, cog, spec, batch_size)
-    figures = {"side_px": side_px, "file_mb": round(cog.stat().st_size / 1e6, 1), "write_s": round(write_s, 1),
-               "chips": summary.chips, "ingest_s": round(summary.seconds, 2),
-               "ingest_chips_per_s": round(summary.chips_per_s, 1), "model_only_chips_per_s": round(model_only, 1),
-               "ratio": round(summary.chips_per_s / model_only, 3), "peak_rss_mb": round(memory.peak_mb)}
+    figures = {
+        "side_px": side_px,
+        "file_mb": round(cog.stat().st_size / 1e6, 1),
+        "write_s": round(write_s, 1),
+        "chips": summary.chips,
+        "ingest_s": round(summary.seconds, 2),
+        "ingest_chips_per_s": round(summary.chips_per_s, 1),
+        "model_only_chips_per_s": round(model_only, 1),
+        "ratio": round(summary.chips_per_s / model_only, 3),
+        "peak_rss_mb": round(memory.peak_mb),
+    }
     cog.unlink()
     shutil.rmtree(workdir / f"db_{side_px}", ignore_errors=True)
     return figures
@@ -153,44 +179,87 @@ def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
     try:
         sizes = [int(part) for part in value.split(",") if part.strip()]
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of sizes such as 1000,10000") from None
+        raise click.BadParameter(
+            f"{value!r} is not a comma-separated list of sizes such as 1000,10000"
+        ) from None
     if not sizes or min(sizes) < 256:
         raise click.BadParameter(f"{value!r}: give sizes of at least 256 pixels")
     return sizes
 
 
 @click.command("ingest")
-@click.option("--sizes", default="1000,10000,30000", show_default=True, callback=_sizes,
-              help="Sides in pixels of the synthetic square COGs.")
-@click.option("--model", "model_name", default="tiny", show_default=True,
-              help="tiny (random 64-px ViT, fast on a CPU), or a registry name / weights / model folder.")
+@click.option(
+    "--sizes",
+    default="1000,10000,30000",
+    show_default=True,
+    callback=_sizes,
+    help="Sides in pixels of the synthetic square COGs.",
+)
+@click.option(
+    "--model",
+    "model_name",
+    default="tiny",
+    show_default=True,
+    help="tiny (random 64-px ViT, fast on a CPU), or a registry name / weights / model folder.",
+)
 @device_option
 @click.option("--chip-size", type=click.IntRange(min=8), default=256, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--workers", type=click.IntRange(min=0), default=DEFAULT_WORKERS, show_default=True,
-              help="Reader processes of the local engine.")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the temporary COGs and tables (default: the system temp dir).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=DEFAULT_WORKERS,
+    show_default=True,
+    help="Reader processes of the local engine.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the temporary COGs and tables (default: the system temp dir).",
+)
 @output_format_option("table", "json")
-def ingest(sizes: list[int], model_name: str, device: str, chip_size: int, batch_size: int, workers: int,
-           workdir: Path | None, output_format: str) -> None:
+def ingest(
+    sizes: list[int],
+    model_name: str,
+    device: str,
+    chip_size: int,
+    batch_size: int,
+    workers: int,
+    workdir: Path | None,
+    output_format: str,
+) -> None:
     """Ingest chips/s, model-only chips/s and peak memory on synthetic COGs of each --sizes side."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=workdir))
     try:
-        model = tiny_model(tmp / "tiny", device) if model_name == "tiny" else load_model(model_name, device=device)
+        model = (
+            tiny_model(tmp / "tiny", device)
+            if model_name == "tiny"
+            else load_model(model_name, device=device)
+        )
         spec = ChipSpec(chip_px=chip_size)
         rows = [bench_size(side, tmp, model, spec, batch_size, workers) for side in sizes]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    result = {"model": model_name, "model_id": model.model_id, "device": device, "chip_px": chip_size,
-              "load_average_1m": round(os.getloadavg()[0], 2),
-              "batch_size": batch_size, "workers": workers, "sizes": rows}
+    result = {
+        "model": model_name,
+        "model_id": model.model_id,
+        "device": device,
+        "chip_px": chip_size,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "batch_size": batch_size,
+        "workers": workers,
+        "sizes": rows,
+    }
     path = write_result(f"ingest_{model_name.replace('/', '_')}_{device.replace(':', '')}", result)
     if output_format == "json":
         echo_json({**result, "result_file": str(path)})
         return
     for row in rows:
-        click.echo(f"{row['side_px']:>6}² px  {row['chips']:>6} chips  ingest {row['ingest_chips_per_s']:>8} chips/s  "
-                   f"model-only {row['model_only_chips_per_s']:>8} chips/s  ratio {row['ratio']:.2f}  "
-                   f"peak {row['peak_rss_mb']} MB")
+        click.echo(
+            f"{row['side_px']:>6}² px  {row['chips']:>6} chips  "
+            f"ingest {row['ingest_chips_per_s']:>8} chips/s  "
+            f"model-only {row['model_only_chips_per_s']:>8} chips/s  ratio {row['ratio']:.2f}  "
+            f"peak {row['peak_rss_mb']} MB"
+        )
     click.echo(f"-> {path}")

@@ -28,7 +28,6 @@ from pipelines.scene_reader import (
     SceneOpened,
     read_scenes,
 )
-
 from remoteclip.encode import encode_images
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
@@ -65,14 +64,20 @@ class IngestSummary:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready figures."""
-        return {"scenes": self.scenes, "chips": self.chips, "skipped": self.skipped, "unchanged": self.unchanged,
-                "failed": [{"path": path, "reason": reason} for path, reason in self.failed],
-                "ann_index": self.ann_index,
-                "seconds": round(self.seconds, 3), "chips_per_s": round(self.chips_per_s, 2)}
+        return {
+            "scenes": self.scenes,
+            "chips": self.chips,
+            "skipped": self.skipped,
+            "unchanged": self.unchanged,
+            "failed": [{"path": path, "reason": reason} for path, reason in self.failed],
+            "ann_index": self.ann_index,
+            "seconds": round(self.seconds, 3),
+            "chips_per_s": round(self.chips_per_s, 2),
+        }
 
 
 def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files named, found in folders (recursively) or matched by globs; and (path, reason) for names matching none.
+    """Files named, found in folders (recursively) or matched by globs; (path, reason) of names matching none.
 
     Folders and globs contribute only files with a raster ending (:data:`tiles.reader.RASTER_SUFFIXES`); files
     named directly are taken as they are. Each file is listed once, in the order found.
@@ -84,7 +89,11 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[st
         if path.is_file():
             found[path] = None
         elif path.is_dir() or GLOB_CHARS & set(str(raw)):
-            matches = sorted(path.rglob("*")) if path.is_dir() else sorted(map(Path, glob.glob(str(path), recursive=True)))
+            matches = (
+                sorted(path.rglob("*"))
+                if path.is_dir()
+                else sorted(map(Path, glob.glob(str(path), recursive=True)))
+            )
             rasters = [m for m in matches if m.is_file() and m.suffix.lower() in RASTER_SUFFIXES]
             if not rasters:
                 missing.append((str(raw), "no raster files found there"))
@@ -94,23 +103,29 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[st
     return list(found), missing
 
 
-def ingest_paths(paths: Iterable[str | Path], index: ChipIndex, model: LoadedModel, spec: ChipSpec = ChipSpec(),
-                 *, batch_size: int = 64, thumb_px: int = THUMB_PX, workers: int = DEFAULT_WORKERS,
-                 progress: bool = True, on_failure: Callable[[str, str], None] | None = None,
-                 on_progress: Callable[[int, int], None] | None = None) -> IngestSummary:
+def ingest_paths(
+    paths: Iterable[str | Path],
+    index: ChipIndex,
+    model: LoadedModel,
+    spec: ChipSpec = ChipSpec(),
+    *,
+    batch_size: int = 64,
+    thumb_px: int = THUMB_PX,
+    workers: int = DEFAULT_WORKERS,
+    progress: bool = True,
+    on_failure: Callable[[str, str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> IngestSummary:
     """Ingest rasters (files, folders, globs) into ``index`` with ``model``.
 
     Args:
-        paths: files, folders (searched recursively) and glob patterns.
-        index: the chip index to write; it must be empty or hold vectors of ``model``.
-        model: the loaded model that embeds the chips.
-        spec: chip size, overlap, levels and the valid share below which a chip is skipped.
-        batch_size: chips per encoder batch.
-        thumb_px: longest side of the stored JPEG thumbnails.
-        workers: reader processes (0: read in this process, between encoder batches).
-        progress: show a tqdm progress bar (chips) on stderr.
-        on_failure: called with (path, reason) for each file that fails, as it fails.
-        on_progress: called with (chips read, chips known so far) after each chip (e.g. for the app's progress bar).
+        paths: files, folders (searched recursively) and glob patterns. index: the chip index to write; it
+        must be empty or hold vectors of ``model``. model: the loaded model that embeds the chips. spec: chip
+        size, overlap, levels and the valid share below which a chip is skipped. batch_size: chips per encoder
+        batch. thumb_px: longest side of the stored JPEG thumbnails. workers: reader processes (0: read in
+        this process, between encoder batches). progress: show a tqdm progress bar (chips) on stderr.
+        on_failure: called with (path, reason) for each file that fails, as it fails. on_progress: called with
+        (chips read, chips known so far) after each chip (e.g. for the app's progress bar).
     """
     if batch_size < 1:
         raise InputError(f"batch size {batch_size} must be at least 1")
@@ -167,11 +182,15 @@ class ScenePlan:
     log: SceneLog
 
 
-def plan_scenes(files: list[Path], index: ChipIndex, model_id: str, spec: ChipSpec, thumb_px: int) -> ScenePlan:
+def plan_scenes(
+    files: list[Path], index: ChipIndex, model_id: str, spec: ChipSpec, thumb_px: int
+) -> ScenePlan:
     """Skip the files the scene log says are finished with these settings; give the others a job each."""
     log = SceneLog(index)
-    settings = (f"chip_px={spec.chip_px} overlap_px={spec.overlap_px} levels={spec.levels} "
-                f"min_valid={spec.min_valid} thumb_px={thumb_px}")
+    settings = (
+        f"chip_px={spec.chip_px} overlap_px={spec.overlap_px} levels={spec.levels} "
+        f"min_valid={spec.min_valid} thumb_px={thumb_px}"
+    )
     jobs: list[SceneJob] = []
     stamps: list[SceneStamp] = []
     for path in files:
@@ -183,7 +202,7 @@ def plan_scenes(files: list[Path], index: ChipIndex, model_id: str, spec: ChipSp
 
 
 class _SceneEncoder:
-    """Encodes chips in full batches across scenes and keeps each scene's records and vectors until it is done."""
+    """Encodes chips in full batches across scenes; holds each scene's records and vectors until it ends."""
 
     def __init__(self, model: LoadedModel, batch_size: int) -> None:
         self.model = model
@@ -208,7 +227,7 @@ class _SceneEncoder:
             store.pop(scene, None)
 
     def finish(self, scene: int) -> tuple[list[ChipRecord], np.ndarray, int]:
-        """A finished scene's records, ``(N, D)`` vectors and skipped count (encoding what is still pending)."""
+        """A finished scene's records, ``(N, D)`` vectors and skipped count (encoding what is pending)."""
         while any(s == scene for s, _ in self._pending):
             self._encode(self.batch_size)
         vectors = self._vectors.pop(scene, [])

@@ -1,9 +1,10 @@
-"""``ingest --engine ray``: the ingest job on Ray Data, for more scenes than one machine reads and encodes in time.
+"""``ingest --engine ray``: the ingest job on Ray Data, for more scenes than one machine can read and encode.
 
 The pipeline is read -> tile -> encode -> write: scenes become a Ray dataset, ``flat_map`` cuts each into chip
 rows (the same :func:`pipelines.scene_reader.scene_messages` as the local engine, so chip ids, windows,
 footprints and thumbnails are identical), ``map_batches`` encodes them in a pool of model actors (one GPU each
-when the cluster has GPUs), and ``lance_ray.write_lance`` appends all rows to the ``chips`` table in one commit.
+when the cluster has GPUs), and ``lance_ray.write_lance`` appends all rows to the ``chips`` table in one
+commit.
 
 Where it runs: a local Ray instance by default (``ray.init(num_cpus=...)``); an existing cluster when
 ``address`` (or the ``RAY_ADDRESS`` environment variable) names it, e.g. ``ray://head:10001`` or ``auto``. The
@@ -29,7 +30,14 @@ from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel, load_model
 from tiles.grid import ChipSpec
 from tiles.index import ChipIndex, sql_str
-from tiles.schema import METADATA_COLUMNS, METADATA_FIELDS, TABLE_NAME, chips_schema, metadata_table, with_vectors
+from tiles.schema import (
+    METADATA_COLUMNS,
+    METADATA_FIELDS,
+    TABLE_NAME,
+    chips_schema,
+    metadata_table,
+    with_vectors,
+)
 from tiles.thumbnail import THUMB_PX
 
 #: name of the Ray actor collecting (path, reason) of scenes that fail while they are read
@@ -51,8 +59,9 @@ class _Failures:
         return self.failed
 
 
-def chip_rows(item: dict[str, Any], spec: ChipSpec, thumb_px: int, model_id: str,
-              failures: Any) -> Iterator[dict[str, Any]]:
+def chip_rows(
+    item: dict[str, Any], spec: ChipSpec, thumb_px: int, model_id: str, failures: Any
+) -> Iterator[dict[str, Any]]:
     """Read stage: one scene (``number``, ``path``, ``scene_id``) -> its chip rows, with raw ``pixels``."""
     job = SceneJob(int(item["number"]), Path(item["path"]), str(item["scene_id"]))
     for message in scene_messages(job, spec, thumb_px):
@@ -66,8 +75,9 @@ def chip_rows(item: dict[str, Any], spec: ChipSpec, thumb_px: int, model_id: str
 class ChipEncoder:
     """Encode stage (a Ray actor): pixels -> L2-normalised vectors with the model loaded once per actor."""
 
-    def __init__(self, model_name: str | None, weights: Path | None, chip_px: int, batch_size: int,
-                 device: str) -> None:
+    def __init__(
+        self, model_name: str | None, weights: Path | None, chip_px: int, batch_size: int, device: str
+    ) -> None:
         self.model = load_model(model_name, weights=weights, device=device)
         self.chip_px = chip_px
         self.batch_size = batch_size
@@ -86,11 +96,22 @@ def table_uri(db: str | Path) -> str:
     return f"{str(db).rstrip('/')}/{TABLE_NAME}.lance"
 
 
-def ray_ingest_paths(paths: Iterable[str | Path], index: ChipIndex, model: LoadedModel, model_name: str | None,
-                     weights: Path | None = None, spec: ChipSpec = ChipSpec(), *, batch_size: int = 64,
-                     thumb_px: int = THUMB_PX, encoders: int = 1, address: str | None = None,
-                     num_cpus: int | None = None, on_failure: Callable[[str, str], None] | None = None,
-                     storage_options: dict[str, str] | None = None) -> IngestSummary:
+def ray_ingest_paths(
+    paths: Iterable[str | Path],
+    index: ChipIndex,
+    model: LoadedModel,
+    model_name: str | None,
+    weights: Path | None = None,
+    spec: ChipSpec = ChipSpec(),
+    *,
+    batch_size: int = 64,
+    thumb_px: int = THUMB_PX,
+    encoders: int = 1,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    on_failure: Callable[[str, str], None] | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> IngestSummary:
     """Ingest rasters into ``index`` with Ray Data; the same rows as :func:`pipelines.ingest.ingest_paths`.
 
     Args:
@@ -126,12 +147,29 @@ def ray_ingest_paths(paths: Iterable[str | Path], index: ChipIndex, model: Loade
     failed: list[tuple[int, str]] = []
     started_here = bool(plan.jobs) and not ray.is_initialized()
     if started_here:
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        ray.init(
+            address=address,
+            num_cpus=None if address else num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
     try:
         if plan.jobs:
-            failed = _run_pipeline(plan.jobs, index, model, model_name, weights, spec, batch_size, thumb_px,
-                                   encoders, storage_options, lance_ray, ray)
+            failed = _run_pipeline(
+                plan.jobs,
+                index,
+                model,
+                model_name,
+                weights,
+                spec,
+                batch_size,
+                thumb_px,
+                encoders,
+                storage_options,
+                lance_ray,
+                ray,
+            )
     finally:
         if started_here:
             ray.shutdown()
@@ -156,23 +194,52 @@ def ray_ingest_paths(paths: Iterable[str | Path], index: ChipIndex, model: Loade
     return summary
 
 
-def _run_pipeline(jobs: list[SceneJob], index: ChipIndex, model: LoadedModel, model_name: str | None,
-                  weights: Path | None, spec: ChipSpec, batch_size: int, thumb_px: int, encoders: int,
-                  storage_options: dict[str, str] | None, lance_ray: Any, ray: Any) -> list[tuple[int, str]]:
+def _run_pipeline(
+    jobs: list[SceneJob],
+    index: ChipIndex,
+    model: LoadedModel,
+    model_name: str | None,
+    weights: Path | None,
+    spec: ChipSpec,
+    batch_size: int,
+    thumb_px: int,
+    encoders: int,
+    storage_options: dict[str, str] | None,
+    lance_ray: Any,
+    ray: Any,
+) -> list[tuple[int, str]]:
     """Read -> tile -> encode -> write on Ray; returns (scene number, reason) of the scenes that failed."""
     failures = ray.remote(_Failures).options(name=FAILURES_ACTOR).remote()
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    items = [{"number": job.number, "path": str(job.path.resolve()), "scene_id": job.scene_id} for job in jobs]
+    items = [
+        {"number": job.number, "path": str(job.path.resolve()), "scene_id": job.scene_id} for job in jobs
+    ]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
-    dataset = dataset.flat_map(chip_rows, fn_kwargs={"spec": spec, "thumb_px": thumb_px,
-                                                     "model_id": model.model_id, "failures": failures})
-    dataset = dataset.map_batches(
-        ChipEncoder, batch_size=batch_size, batch_format="pyarrow", concurrency=encoders, num_gpus=gpus,
-        fn_constructor_kwargs={"model_name": model_name, "weights": weights, "chip_px": spec.chip_px,
-                               "batch_size": batch_size, "device": "cuda" if gpus else "cpu"},
+    dataset = dataset.flat_map(
+        chip_rows,
+        fn_kwargs={"spec": spec, "thumb_px": thumb_px, "model_id": model.model_id, "failures": failures},
     )
-    lance_ray.write_lance(dataset, table_uri(index.db_dir), schema=chips_schema(model.embed_dim),
-                          mode="create" if index.table is None else "append", storage_options=storage_options)
+    dataset = dataset.map_batches(
+        ChipEncoder,
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        concurrency=encoders,
+        num_gpus=gpus,
+        fn_constructor_kwargs={
+            "model_name": model_name,
+            "weights": weights,
+            "chip_px": spec.chip_px,
+            "batch_size": batch_size,
+            "device": "cuda" if gpus else "cpu",
+        },
+    )
+    lance_ray.write_lance(
+        dataset,
+        table_uri(index.db_dir),
+        schema=chips_schema(model.embed_dim),
+        mode="create" if index.table is None else "append",
+        storage_options=storage_options,
+    )
     failed = ray.get(failures.get.remote())
     ray.kill(failures)
     return failed

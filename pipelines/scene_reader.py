@@ -1,8 +1,9 @@
 """Reading scenes into chips for the ingest engines: in reader processes (bounded queue) or in this process.
 
-:func:`scene_messages` opens one scene and cuts it into chips, sending :class:`SceneOpened`, then chunks of chips
-(:class:`ChipChunk`), then :class:`SceneDone` or :class:`SceneFailed`. :func:`read_scenes` runs it for many scenes
-in spawned reader processes. This module imports no model code, so reader processes start fast and small.
+:func:`scene_messages` opens one scene and cuts it into chips, sending :class:`SceneOpened`, then chunks of
+chips (:class:`ChipChunk`), then :class:`SceneDone` or :class:`SceneFailed`. :func:`read_scenes` runs it for
+many scenes in spawned reader processes. This module imports no model code, so reader processes start fast and
+small.
 """
 
 from __future__ import annotations
@@ -81,22 +82,23 @@ SceneMessage = SceneOpened | ChipChunk | SceneDone | SceneFailed
 
 
 def scene_messages(job: SceneJob, spec: ChipSpec, thumb_px: int) -> Iterator[SceneMessage]:
-    """Open one scene and cut it into chips: ``SceneOpened``, then ``ChipChunk`` chunks, then ``SceneDone`` (or ``SceneFailed``)."""
+    """Cut one scene into chips: ``SceneOpened``, ``ChipChunk``s, then ``SceneDone`` or ``SceneFailed``."""
     try:
         with open_scene(job.path) as scene:
             windows = list(iter_windows(scene.width, scene.height, spec))
             crs = scene.crs.to_string() if scene.crs is not None else None
             yield SceneOpened(job.number, len(windows))
             for start in range(0, len(windows), CHUNK_CHIPS):
-                yield _read_chunk(job, scene, crs, windows[start:start + CHUNK_CHIPS], spec, thumb_px)
+                yield _read_chunk(job, scene, crs, windows[start : start + CHUNK_CHIPS], spec, thumb_px)
     except (OSError, InputError) as exc:
         yield SceneFailed(job.number, str(exc).removeprefix(f"{job.path}: "))
         return
     yield SceneDone(job.number)
 
 
-def _read_chunk(job: SceneJob, scene: Scene, crs: str | None, windows: list[ChipWindow], spec: ChipSpec,
-                thumb_px: int) -> ChipChunk:
+def _read_chunk(
+    job: SceneJob, scene: Scene, crs: str | None, windows: list[ChipWindow], spec: ChipSpec, thumb_px: int
+) -> ChipChunk:
     records: list[ChipRecord] = []
     chips: list[np.ndarray] = []
     skipped = 0
@@ -105,17 +107,22 @@ def _read_chunk(job: SceneJob, scene: Scene, crs: str | None, windows: list[Chip
         if chip is None:
             skipped += 1
             continue
-        records.append(ChipRecord(
-            scene_id=job.scene_id, scene_path=str(job.path.resolve()), window=window,
-            georef=chip_georef(window, scene.transform, scene.crs), crs=crs,
-            thumbnail=thumbnail_jpeg(chip, window.out_shape(spec.chip_px), thumb_px),
-        ))
+        records.append(
+            ChipRecord(
+                scene_id=job.scene_id,
+                scene_path=str(job.path.resolve()),
+                window=window,
+                georef=chip_georef(window, scene.transform, scene.crs),
+                crs=crs,
+                thumbnail=thumbnail_jpeg(chip, window.out_shape(spec.chip_px), thumb_px),
+            )
+        )
         chips.append(chip)
     return ChipChunk(job.number, records, chips, skipped)
 
 
 def read_scenes(jobs: list[SceneJob], spec: ChipSpec, thumb_px: int, workers: int) -> Iterator[SceneMessage]:
-    """Messages of all scenes: from reader processes (bounded queue), or read here for ``workers=0`` or small inputs."""
+    """Messages of all scenes, from reader processes (bounded queue) or read here (workers=0, small input)."""
     if workers == 0 or sum(job.path.stat().st_size for job in jobs) < PROCESS_MIN_BYTES:
         for job in jobs:
             yield from scene_messages(job, spec, thumb_px)
@@ -123,8 +130,10 @@ def read_scenes(jobs: list[SceneJob], spec: ChipSpec, thumb_px: int, workers: in
     context = mp.get_context("spawn")  # fork would copy the model, LanceDB's threads and locks
     tasks: mp.Queue = context.Queue()
     out: mp.Queue = context.Queue(maxsize=QUEUE_PER_WORKER * workers)
-    readers = [context.Process(target=_reader_main, args=(tasks, out, spec, thumb_px), daemon=True)
-               for _ in range(min(workers, len(jobs)))]
+    readers = [
+        context.Process(target=_reader_main, args=(tasks, out, spec, thumb_px), daemon=True)
+        for _ in range(min(workers, len(jobs)))
+    ]
     for job in jobs:
         tasks.put(job)
     for reader in readers:
@@ -138,8 +147,10 @@ def read_scenes(jobs: list[SceneJob], spec: ChipSpec, thumb_px: int, workers: in
             except queue.Empty:
                 dead = [reader.exitcode for reader in readers if reader.exitcode not in (None, 0)]
                 if dead:
-                    raise RasterReadError(f"a reader process died (exit code {dead[0]}) while cutting chips; "
-                                          "run again with --workers 0 to see which file breaks it") from None
+                    raise RasterReadError(
+                        f"a reader process died (exit code {dead[0]}) while cutting chips; "
+                        "run again with --workers 0 to see which file breaks it"
+                    ) from None
                 continue
             if isinstance(message, (SceneDone, SceneFailed)):
                 open_scenes -= 1

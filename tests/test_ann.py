@@ -1,4 +1,4 @@
-"""The ANN policy (tiles.ann) on real LanceDB tables: threshold, build, incremental update, retrain, AOI prefilter."""
+"""The ANN policy (tiles.ann) on real LanceDB tables: threshold, build, update, retrain, AOI prefilter."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import pyarrow as pa
 import pytest
 from shapely.geometry import box
 
-from pipelines.bench_query import chip_boxes, clustered_vectors, exact_top_k, synthetic_batches, write_synthetic_table
+from pipelines.bench_query import (
+    chip_boxes,
+    clustered_vectors,
+    exact_top_k,
+    synthetic_batches,
+    write_synthetic_table,
+)
 from tiles.ann import BBOX_COLUMNS, VECTOR_COLUMN, AnnKind, AnnPolicy, AnnState, ann_state, index_config
 from tiles.index import ChipIndex
 
@@ -56,8 +62,9 @@ def test_aoi_prefilter_kept_with_index(tmp_path: Path) -> None:
     # one scene's chips (scene 1 holds rows 1024..2047) and a query vector from another scene
     x0, y0 = boxes[1024, 0], boxes[1024, 1]
     aoi = box(x0, y0, x0 + 0.01, y0 + 0.01)
-    inside = np.flatnonzero((boxes[:, 2] >= x0) & (boxes[:, 0] <= x0 + 0.01)
-                            & (boxes[:, 3] >= y0) & (boxes[:, 1] <= y0 + 0.01))
+    inside = np.flatnonzero(
+        (boxes[:, 2] >= x0) & (boxes[:, 0] <= x0 + 0.01) & (boxes[:, 3] >= y0) & (boxes[:, 1] <= y0 + 0.01)
+    )
     hits = index.search(vectors[5], 5, aoi=aoi)
     assert len(hits) == 5  # a post-filter would find none: the nearest chips lie in scene 0
     assert all(aoi.intersects(hit.footprint) for hit in hits)
@@ -75,7 +82,9 @@ def test_new_rows_are_folded_in_then_retrained_on_growth(tmp_path: Path) -> None
     assert _row_numbers(index.search(more[3], 1)) == {2_003}  # unindexed rows are searched too
     assert index.build_ann() == "updated"
     assert ann_state(index.table) == AnnState(indexed_rows=2_500, unindexed_rows=0)
-    grown = ChipIndex(tmp_path / "db", ann=AnnPolicy(min_rows=2_000, rows_per_partition=100, retrain_growth=1.2))
+    grown = ChipIndex(
+        tmp_path / "db", ann=AnnPolicy(min_rows=2_000, rows_per_partition=100, retrain_growth=1.2)
+    )
     assert grown.build_ann() == "none"
     index.upsert(rows.set_column(0, "chip_id", pa.array([f"d{i:09d}" for i in range(500)])))
     assert grown.build_ann() == "built"  # 3,000 rows >= 1.2 x 2,500 trained on

@@ -29,15 +29,23 @@ def local_ray():
     ray.shutdown()
 
 
-def test_ray_engine_writes_the_local_engines_rows(tmp_path: Path, tiny_model, tiny_checkpoint: Path,
-                                                  local_ray) -> None:
+def test_ray_engine_writes_the_local_engines_rows(
+    tmp_path: Path, tiny_model, tiny_checkpoint: Path, local_ray
+) -> None:
     paths = [RASTERS / name for name in SCENES]
     local = ChipIndex(tmp_path / "local")
     expected = ingest_paths(paths, local, tiny_model, SPEC, workers=0, progress=False)
     on_ray = ChipIndex(tmp_path / "ray")
     failures: list[tuple[str, str]] = []
-    summary = ray_ingest_paths(paths, on_ray, tiny_model, str(tiny_checkpoint), spec=SPEC, batch_size=8,
-                               on_failure=lambda path, reason: failures.append((path, reason)))
+    summary = ray_ingest_paths(
+        paths,
+        on_ray,
+        tiny_model,
+        str(tiny_checkpoint),
+        spec=SPEC,
+        batch_size=8,
+        on_failure=lambda path, reason: failures.append((path, reason)),
+    )
 
     assert (summary.scenes, summary.chips) == (expected.scenes, expected.chips) == (4, expected.chips)
     assert [Path(path).name for path, _ in failures] == ["corrupt.tif"] and "cannot read" in failures[0][1]

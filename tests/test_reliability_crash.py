@@ -37,16 +37,40 @@ def _write_scenes(folder: Path) -> int:
     folder.mkdir()
     rng = np.random.default_rng(0)
     for n in range(SCENES):
-        profile = {"driver": "GTiff", "width": SIDE_PX, "height": SIDE_PX, "count": 3, "dtype": "uint8",
-                   "crs": "EPSG:32633", "transform": from_origin(500_000 + n * 10_000, 5_000_000, 0.5, 0.5)}
+        profile = {
+            "driver": "GTiff",
+            "width": SIDE_PX,
+            "height": SIDE_PX,
+            "count": 3,
+            "dtype": "uint8",
+            "crs": "EPSG:32633",
+            "transform": from_origin(500_000 + n * 10_000, 5_000_000, 0.5, 0.5),
+        }
         with rasterio.open(folder / f"scene_{n}.tif", "w", **profile) as dst:
             dst.write(rng.integers(0, 256, (3, SIDE_PX, SIDE_PX), dtype=np.uint8))
     return SCENES * sum(1 for _ in iter_windows(SIDE_PX, SIDE_PX, SPEC))
 
 
 def _ingest_command(scenes: Path, db: Path, model: Path) -> list[str]:
-    return [sys.executable, "-m", "pipelines", "ingest", str(scenes), "--db", str(db), "--model", str(model),
-            "--chip-size", str(CHIP_PX), "--workers", "1", "--batch-size", "64", "--format", "json"]
+    return [
+        sys.executable,
+        "-m",
+        "pipelines",
+        "ingest",
+        str(scenes),
+        "--db",
+        str(db),
+        "--model",
+        str(model),
+        "--chip-size",
+        str(CHIP_PX),
+        "--workers",
+        "1",
+        "--batch-size",
+        "64",
+        "--format",
+        "json",
+    ]
 
 
 def test_kill_9_mid_ingest_then_rerun(tmp_path: Path, tiny_checkpoint: Path) -> None:

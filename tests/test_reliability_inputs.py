@@ -1,4 +1,4 @@
-"""Hostile and broken inputs: each is read correctly or refused with one clear line, never a crash or a blow-up.
+"""Hostile and broken inputs: each is read right or refused with one clear line, never a crash or a blow-up.
 
 Rasters, AOIs, uploads, query text and model files are written here in tmp_path (no committed binaries). The
 count of hostile inputs tried is reported in docs/RELIABILITY.md: keep it in step when cases are added.
@@ -42,8 +42,15 @@ UTM = "EPSG:32633"
 
 def _tif(path: Path, data: np.ndarray, **profile: object) -> Path:
     """Write ``data`` (bands, rows, cols) as a GeoTIFF (UTM 33N, 1 m) with extra ``profile`` keys."""
-    base = {"driver": "GTiff", "count": data.shape[0], "height": data.shape[1], "width": data.shape[2],
-            "dtype": data.dtype, "crs": UTM, "transform": from_origin(500_000, 5_000_000, 1, 1)}
+    base = {
+        "driver": "GTiff",
+        "count": data.shape[0],
+        "height": data.shape[1],
+        "width": data.shape[2],
+        "dtype": data.dtype,
+        "crs": UTM,
+        "transform": from_origin(500_000, 5_000_000, 1, 1),
+    }
     with rasterio.open(path, "w", **{**base, **profile}) as dst:
         dst.write(data)
     return path
@@ -64,7 +71,9 @@ def _rss_mb() -> float:
 
 
 def test_truncated_geotiff(tmp_path: Path) -> None:
-    whole = _tif(tmp_path / "whole.tif", np.random.default_rng(0).integers(0, 255, (3, 64, 64), dtype=np.uint8))
+    whole = _tif(
+        tmp_path / "whole.tif", np.random.default_rng(0).integers(0, 255, (3, 64, 64), dtype=np.uint8)
+    )
     cut = tmp_path / "cut.tif"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
     with pytest.raises(RasterReadError) as exc:
@@ -88,8 +97,14 @@ def test_ingest_reports_broken_files_and_goes_on(tmp_path: Path, tiny_model) -> 
     (tmp_path / "in" / "empty.tif").write_bytes(b"")
     (tmp_path / "in" / "notes.tif").write_text("not an image")
     _tif(tmp_path / "in" / "good.tif", np.full((3, 16, 16), 100, np.uint8))
-    summary = ingest_paths([tmp_path / "in"], ChipIndex(tmp_path / "db"), tiny_model, ChipSpec(chip_px=16),
-                           workers=0, progress=False)
+    summary = ingest_paths(
+        [tmp_path / "in"],
+        ChipIndex(tmp_path / "db"),
+        tiny_model,
+        ChipSpec(chip_px=16),
+        workers=0,
+        progress=False,
+    )
     assert summary.scenes == 1 and summary.chips == 1
     assert sorted(Path(path).name for path, _ in summary.failed) == ["empty.tif", "notes.tif"]
     assert all("\n" not in reason for _, reason in summary.failed)
@@ -101,8 +116,19 @@ def test_ingest_reports_broken_files_and_goes_on(tmp_path: Path, tiny_model) -> 
 def test_absurd_declared_size_reads_without_giant_allocation(tmp_path: Path) -> None:
     path = tmp_path / "huge.tif"
     for dtype, count in (("uint8", 3), ("uint16", 1)):  # uint16 also computes a stretch from samples
-        with rasterio.open(path, "w", driver="GTiff", width=100_000, height=100_000, count=count, dtype=dtype,
-                           crs=UTM, transform=from_origin(0, 0, 1, 1), tiled=True, SPARSE_OK=True):
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=100_000,
+            height=100_000,
+            count=count,
+            dtype=dtype,
+            crs=UTM,
+            transform=from_origin(0, 0, 1, 1),
+            tiled=True,
+            SPARSE_OK=True,
+        ):
             pass  # declared 100,000 x 100,000, no data written
         assert path.stat().st_size < 5_000_000
         before = _rss_mb()
@@ -135,10 +161,15 @@ def test_no_crs_gives_pixel_space_chips(tmp_path: Path) -> None:
     assert georef.pixel_space and georef.bbox == (0, 0, 16, 16) and georef.gsd_m is None
 
 
-@pytest.mark.parametrize("transform", [
-    Affine.translation(500_000, 5_000_000) * Affine.rotation(30) * Affine.scale(1, -1),  # rotated 30 degrees
-    Affine(1.0, 0.5, 500_000, 0.0, -1.0, 5_000_000),  # sheared
-])
+@pytest.mark.parametrize(
+    "transform",
+    [
+        Affine.translation(500_000, 5_000_000)
+        * Affine.rotation(30)
+        * Affine.scale(1, -1),  # rotated 30 degrees
+        Affine(1.0, 0.5, 500_000, 0.0, -1.0, 5_000_000),  # sheared
+    ],
+)
 def test_rotated_and_sheared_geotransforms_give_true_footprints(tmp_path: Path, transform: Affine) -> None:
     path = _tif(tmp_path / "skew.tif", np.full((3, 32, 32), 50, np.uint8), transform=transform)
     with open_scene(path) as scene:
@@ -166,8 +197,9 @@ def test_all_nodata_scene_has_no_chips_and_no_error(tmp_path: Path, tiny_model) 
     path = _tif(tmp_path / "void.tif", np.zeros((3, 32, 32), np.uint8), nodata=0)
     with open_scene(path) as scene:
         assert scene.read_chip(WINDOW, 16, min_valid=0.5) is None
-    summary = ingest_paths([path], ChipIndex(tmp_path / "db"), tiny_model, ChipSpec(chip_px=16), workers=0,
-                           progress=False)
+    summary = ingest_paths(
+        [path], ChipIndex(tmp_path / "db"), tiny_model, ChipSpec(chip_px=16), workers=0, progress=False
+    )
     assert (summary.scenes, summary.chips, summary.skipped, summary.failed) == (1, 0, 4, [])
 
 
@@ -207,12 +239,18 @@ def test_exif_rotated_jpeg_is_read_as_stored(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- AOIs
 
 
-@pytest.mark.parametrize("obj, words", [
-    ({"type": "Polygon", "coordinates": "nonsense"}, "not valid GeoJSON"),
-    ({"type": "Feature"}, "no area"),
-    ({"type": "LineString", "coordinates": [[0, 0], [1, 1]]}, "no area"),
-    ({"type": "Polygon", "coordinates": [[[500000, 0], [501000, 0], [501000, 1000], [500000, 0]]]}, "EPSG:4326"),
-])
+@pytest.mark.parametrize(
+    "obj, words",
+    [
+        ({"type": "Polygon", "coordinates": "nonsense"}, "not valid GeoJSON"),
+        ({"type": "Feature"}, "no area"),
+        ({"type": "LineString", "coordinates": [[0, 0], [1, 1]]}, "no area"),
+        (
+            {"type": "Polygon", "coordinates": [[[500000, 0], [501000, 0], [501000, 1000], [500000, 0]]]},
+            "EPSG:4326",
+        ),
+    ],
+)
 def test_invalid_aoi_is_one_clear_line(obj: dict, words: str) -> None:
     with pytest.raises(InputError) as exc:
         aoi_from_geojson(obj)
@@ -240,9 +278,14 @@ def test_self_intersecting_aoi_is_repaired() -> None:
 
 
 def test_aoi_across_the_antimeridian_is_split() -> None:
-    pacific = {"type": "Polygon", "coordinates": [[[170, -20], [-170, -20], [-170, -10], [170, -10], [170, -20]]]}
+    pacific = {
+        "type": "Polygon",
+        "coordinates": [[[170, -20], [-170, -20], [-170, -10], [170, -10], [170, -20]]],
+    }
     aoi = aoi_from_geojson(pacific)
-    assert aoi.geom_type == "MultiPolygon" and aoi.area == pytest.approx(200.0)  # 20 x 10 degrees, not 340 x 10
+    assert aoi.geom_type == "MultiPolygon" and aoi.area == pytest.approx(
+        200.0
+    )  # 20 x 10 degrees, not 340 x 10
     assert aoi.intersects(Point(179.5, -15)) and aoi.intersects(Point(-179.5, -15))
     assert not aoi.intersects(Point(0, -15))
 
@@ -254,8 +297,9 @@ def test_huge_aoi_many_vertices_and_whole_world(tmp_path: Path) -> None:
     path.write_text(json.dumps({"type": "Polygon", "coordinates": [ring]}))
     assert path.stat().st_size < MAX_AOI_BYTES
     assert load_aoi(path).area == pytest.approx(np.pi * 25, rel=1e-3)
-    world = aoi_from_geojson({"type": "Polygon", "coordinates": [[[-180, -90], [180, -90], [180, 90], [-180, 90],
-                                                                   [-180, -90]]]})
+    world = aoi_from_geojson(
+        {"type": "Polygon", "coordinates": [[[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]]}
+    )
     assert world.area == pytest.approx(360 * 180)
 
 
@@ -275,8 +319,14 @@ def test_upload_over_the_size_limit(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("content", [b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", b"<html><script>alert(1)</script></html>",
-                                     b"\x89PNG\r\n\x1a\n" + b"\x00" * 40])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n",
+        b"<html><script>alert(1)</script></html>",
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,
+    ],
+)
 def test_upload_of_the_wrong_type_by_content(tmp_path: Path, content: bytes) -> None:
     with pytest.raises(InputError) as exc:
         store_upload(content, "photo.png", tmp_path)  # named .png; the content decides
@@ -284,8 +334,18 @@ def test_upload_of_the_wrong_type_by_content(tmp_path: Path, content: bytes) -> 
     assert not list(tmp_path.glob("*.png"))
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd.png", "..\\..\\evil.png", "/abs/path.png",
-                                  "<img src=x onerror=alert(1)>.png", "naïve name\x00.png", "....png", "   "])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../etc/passwd.png",
+        "..\\..\\evil.png",
+        "/abs/path.png",
+        "<img src=x onerror=alert(1)>.png",
+        "naïve name\x00.png",
+        "....png",
+        "   ",
+    ],
+)
 def test_upload_names_are_stored_safely(tmp_path: Path, name: str) -> None:
     upload_dir = tmp_path / "uploads"
     stored = store_upload(_png_bytes(), name, upload_dir)
@@ -300,12 +360,19 @@ def test_upload_names_are_stored_safely(tmp_path: Path, name: str) -> None:
 def test_html_in_user_text_is_escaped_in_map_tooltips() -> None:
     evil = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
     fmap = folium.Map(tiles=None)
-    feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [0, 0]},
-               "properties": {"rank": 1, "score": 0.5, "scene_path": evil}}
-    add_geojson_layer(fmap, {"type": "FeatureCollection", "features": [feature]}, name=f"Hits for {evil}",
-                      tooltip_fields=("rank", "score", "scene_path"))
+    feature = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [0, 0]},
+        "properties": {"rank": 1, "score": 0.5, "scene_path": evil},
+    }
+    add_geojson_layer(
+        fmap,
+        {"type": "FeatureCollection", "features": [feature]},
+        name=f"Hits for {evil}",
+        tooltip_fields=("rank", "score", "scene_path"),
+    )
     page = fmap.get_root().render()
-    assert "<script>alert(2)</script>" not in page and "onerror=\"alert(1)\"" not in page
+    assert "<script>alert(2)</script>" not in page and 'onerror="alert(1)"' not in page
     assert "\\u0026lt;script\\u0026gt;alert(2)" in page  # HTML-escaped, inside the layer's JSON
 
 

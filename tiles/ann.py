@@ -1,13 +1,13 @@
-"""When and how the chip index gets an approximate-nearest-neighbour (ANN) vector index, and how queries use it.
+"""When the chip index gets an approximate-nearest-neighbour (ANN) vector index, and how queries use it.
 
 Below :attr:`AnnPolicy.min_rows` rows a flat scan is fast enough and exact, so no index is built. Past it,
-:func:`ensure_ann_index` trains an IVF index on the cosine distance (scalar-quantised vectors by default: 8 bits
-per dimension keeps recall near 1 where PQ codes lose it on clustered embeddings) and scalar BTree indexes on the
-bbox columns, so the AOI prefilter stays cheap at millions of rows. Later writes are folded into the existing
-index by :meth:`lancedb.table.Table.optimize` (rows not yet indexed are still searched, exactly); the IVF
-centroids are retrained only once the table has grown :attr:`AnnPolicy.retrain_growth` times since the last
-training. Queries probe :attr:`AnnPolicy.nprobes` partitions and re-rank ``refine_factor x k`` candidates with
-exact distances (:func:`tune_query`).
+:func:`ensure_ann_index` trains an IVF index on the cosine distance (scalar-quantised vectors by default: 8
+bits per dimension keeps recall near 1 where PQ codes lose it on clustered embeddings) and scalar BTree
+indexes on the bbox columns, so the AOI prefilter stays cheap at millions of rows. Later writes are folded
+into the existing index by :meth:`lancedb.table.Table.optimize` (rows not yet indexed are still searched,
+exactly); the IVF centroids are retrained only once the table has grown :attr:`AnnPolicy.retrain_growth` times
+since the last training. Queries probe :attr:`AnnPolicy.nprobes` partitions and re-rank ``refine_factor x k``
+candidates with exact distances (:func:`tune_query`).
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ def ann_state(table: Table) -> AnnState:
     return AnnState(stats.num_indexed_rows, stats.num_unindexed_rows)
 
 
-def index_config(kind: AnnKind, num_rows: int, dim: int, rows_per_partition: int) -> IvfSq | IvfPq | IvfHnswSq:
+def index_config(
+    kind: AnnKind, num_rows: int, dim: int, rows_per_partition: int
+) -> IvfSq | IvfPq | IvfHnswSq:
     """The LanceDB index configuration of ``kind`` for ``num_rows`` vectors of ``dim`` dimensions (cosine)."""
     partitions = max(1, num_rows // rows_per_partition)
     if kind is AnnKind.IVF_PQ:
@@ -90,7 +92,7 @@ def index_config(kind: AnnKind, num_rows: int, dim: int, rows_per_partition: int
 
 
 def ensure_ann_index(table: Table, policy: AnnPolicy = AnnPolicy()) -> str:
-    """Build, refresh or leave the vector index as ``policy`` says; returns ``"none"``, ``"built"`` or ``"updated"``.
+    """Build, refresh or leave the vector index as ``policy`` says: ``"none"``, ``"built"`` or ``"updated"``.
 
     ``"none"``: the table is below ``min_rows`` or its index already covers every row.
     """
@@ -104,15 +106,17 @@ def ensure_ann_index(table: Table, policy: AnnPolicy = AnnPolicy()) -> str:
         table.optimize()  # appends new rows to the vector and scalar indexes without retraining
         return "updated"
     dim = table.schema.field(VECTOR_COLUMN).type.list_size
-    table.create_index(VECTOR_COLUMN, config=index_config(policy.kind, rows, dim, policy.rows_per_partition),
-                       replace=True)
+    table.create_index(
+        VECTOR_COLUMN, config=index_config(policy.kind, rows, dim, policy.rows_per_partition), replace=True
+    )
     for column in BBOX_COLUMNS:
         table.create_index(column, config=BTree(), replace=True)
     return "built"
 
 
-def tune_query(query: LanceVectorQueryBuilder, policy: AnnPolicy = AnnPolicy(),
-               candidate_rows: int | None = None) -> LanceVectorQueryBuilder:
+def tune_query(
+    query: LanceVectorQueryBuilder, policy: AnnPolicy = AnnPolicy(), candidate_rows: int | None = None
+) -> LanceVectorQueryBuilder:
     """Apply the policy's probes and exact re-ranking to a vector query (no effect on a table without index).
 
     ``candidate_rows``: rows left by the query's prefilter (an AOI), when it has one. The nearest of a few

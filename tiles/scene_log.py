@@ -1,10 +1,10 @@
 """Which scenes an ingest has finished, so a rerun after a crash skips them without reading or hashing them.
 
-The log is a small LanceDB table (:data:`LOG_TABLE`) next to ``chips``, one row per scene path. A row is written
-only after the scene's chips are committed (``ChipIndex.replace_scene``), so a crash between the two makes the
-rerun redo that one scene (idempotently), never skip a scene whose chips are missing. A logged scene counts as
-done only while its file is unchanged (size, mtime), it was cut with the same chip settings and model, and the
-index still holds exactly the number of chips logged (a deleted scene is ingested again).
+The log is a small LanceDB table (:data:`LOG_TABLE`) next to ``chips``, one row per scene path. A row is
+written only after the scene's chips are committed (``ChipIndex.replace_scene``), so a crash between the two
+makes the rerun redo that one scene (idempotently), never skip a scene whose chips are missing. A logged scene
+counts as done only while its file is unchanged (size, mtime), it was cut with the same chip settings and
+model, and the index still holds exactly the number of chips logged (a deleted scene is ingested again).
 """
 
 from __future__ import annotations
@@ -20,15 +20,17 @@ import pyarrow as pa
 from tiles.index import ChipIndex, sql_str
 
 LOG_TABLE = "ingested_scenes"
-LOG_SCHEMA = pa.schema([
-    pa.field("scene_path", pa.string(), nullable=False),
-    pa.field("size", pa.int64()),
-    pa.field("mtime_ns", pa.int64()),
-    pa.field("settings", pa.string()),
-    pa.field("model_id", pa.string()),
-    pa.field("scene_id", pa.string()),
-    pa.field("chips", pa.int64()),
-])
+LOG_SCHEMA = pa.schema(
+    [
+        pa.field("scene_path", pa.string(), nullable=False),
+        pa.field("size", pa.int64()),
+        pa.field("mtime_ns", pa.int64()),
+        pa.field("settings", pa.string()),
+        pa.field("model_id", pa.string()),
+        pa.field("scene_id", pa.string()),
+        pa.field("chips", pa.int64()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,9 @@ class SceneLog:
         rows = pa.Table.from_pylist([row], schema=LOG_SCHEMA)
         if LOG_TABLE in self._db.table_names():
             table = self._db.open_table(LOG_TABLE)
-            table.merge_insert("scene_path").when_matched_update_all().when_not_matched_insert_all().execute(rows)
+            table.merge_insert("scene_path").when_matched_update_all().when_not_matched_insert_all().execute(
+                rows
+            )
         else:
             self._db.create_table(LOG_TABLE, data=rows, schema=LOG_SCHEMA)
         self._logged[stamp.scene_path] = row
