@@ -1,4 +1,4 @@
-"""Small real inputs for the app tests: a textured GeoTIFF scene and a chip library built from it."""
+"""Small real inputs for the app tests: a textured GeoTIFF scene, a library built from it, hand-made hits."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.transform import from_origin
+from shapely.geometry import box
 
 from pipelines.ingest import ingest_paths
 from remoteclip.factory import LoadedModel
 from tiles.grid import ChipSpec
-from tiles.index import ChipIndex
+from tiles.index import ChipIndex, Hit
 
 #: 512 px at 10 m in UTM 18N: 16 level-1 chips of 128 px and 4 level-2 chips
 SCENE_PX = 512
@@ -43,3 +44,27 @@ def build_library(db_dir: Path, model: LoadedModel, scenes: list[Path], spec: Ch
     summary = ingest_paths(scenes, index, model, spec, progress=False)
     assert not summary.failed, summary.failed
     return index
+
+
+def make_hit(
+    minx: float, miny: float, size: float, score: float, *, pixel_space: bool = False, scene: str = "s1"
+) -> Hit:
+    footprint = box(minx, miny, minx + size, miny + size)
+    return Hit(
+        chip_id=f"{scene}-{minx}-{miny}",
+        scene_id=scene,
+        scene_path=f"/data/{scene}.tif",
+        level=1,
+        col_off=0,
+        row_off=0,
+        width=256,
+        height=256,
+        crs="EPSG:4326",
+        bbox=footprint.bounds,
+        footprint=footprint,
+        gsd_m=None if pixel_space else 0.5,
+        pixel_space=pixel_space,
+        thumbnail=b"",
+        model_id="tiny@0",
+        score=score,
+    )

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from app_data import build_library, write_scene
+from app_data import build_library, make_hit, write_scene
 from shapely.geometry import box
 from shapely.ops import unary_union
-from test_app_services import make_hit
 
 from pipelines.aoi_count import count_in_aoi, inside_fractions
 from remoteclip.counting import build_count_captions, estimate_counts

@@ -12,7 +12,7 @@ import pytest
 import rasterio
 from PIL import Image
 from rasterio.transform import from_origin
-from shapely.geometry import box, shape
+from shapely.geometry import shape
 
 from pipelines.classify_upload import (
     detect_image_type,
@@ -21,34 +21,10 @@ from pipelines.classify_upload import (
     safe_stem,
     store_upload,
 )
+from app_data import make_hit
 from pipelines.overview import scene_overview
 from pipelines.results import chip_feature, focus_bounds, hit_at, hits_csv, merge_regions
 from remoteclip.errors import InputError
-from tiles.index import Hit
-
-
-def make_hit(
-    minx: float, miny: float, size: float, score: float, *, pixel_space: bool = False, scene: str = "s1"
-) -> Hit:
-    footprint = box(minx, miny, minx + size, miny + size)
-    return Hit(
-        chip_id=f"{scene}-{minx}-{miny}",
-        scene_id=scene,
-        scene_path=f"/data/{scene}.tif",
-        level=1,
-        col_off=0,
-        row_off=0,
-        width=256,
-        height=256,
-        crs="EPSG:4326",
-        bbox=footprint.bounds,
-        footprint=footprint,
-        gsd_m=None if pixel_space else 0.5,
-        pixel_space=pixel_space,
-        thumbnail=b"",
-        model_id="tiny@0",
-        score=score,
-    )
 
 
 def write_geotiff(path: Path, *, crs: str = "EPSG:32618", size: int = 64) -> Path:
