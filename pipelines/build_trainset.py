@@ -12,6 +12,7 @@ Output folder layout (what ``remoteclip-explorer train --trainset`` and ``open_c
 from __future__ import annotations
 
 import csv
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from tqdm import tqdm
 from pipelines.options import overwrite_option
 from pipelines.trainset_sources import BOX_SOURCES, CAPTION_SOURCES, BoxScene, CaptionedImage, held_out_images
 from remoteclip.boxes import clip_boxes
-from remoteclip.captions import b2c_captions
+from remoteclip.captions import b2c_captions, empty_captions
 from remoteclip.dedup import MAX_DISTANCE, NearDuplicateFilter, perceptual_hash
 from remoteclip.errors import InputError
 from remoteclip.train import PAIRS_FILE
@@ -36,6 +37,8 @@ CARD_FILE = "DATASET_CARD.md"
 PAIR_COLUMNS = ("filepath", "caption", "source", "dataset")
 #: the card shows the n-th image of each dataset for these n (spread over its scenes)
 EXAMPLE_AT = frozenset({1, 40, 150, 400, 1000})
+#: an exhaustively labelled scene gives at most this many chips without boxes per chip with boxes
+EMPTY_PER_BOXED = 0.5
 
 
 @dataclass
@@ -45,6 +48,7 @@ class TrainsetStats:
     images: Counter[tuple[str, str]] = field(default_factory=Counter)
     pairs: Counter[tuple[str, str]] = field(default_factory=Counter)
     duplicates: Counter[str] = field(default_factory=Counter)
+    empty: Counter[tuple[str, str]] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -59,18 +63,48 @@ def scene_windows(width: int, height: int, scene: BoxScene) -> Iterator[ChipWind
                      width=side, height=side, span_px=side)
 
 
+def _bounds(window: ChipWindow) -> tuple[int, int, int, int]:
+    return window.col_off, window.row_off, window.col_off + window.width, window.row_off + window.height
+
+
+def _chip_name(scene: BoxScene, window: ChipWindow) -> str:
+    return f"{scene.boxes.image.stem}_L{window.level}_{window.col_off}_{window.row_off}"
+
+
 def box_scene_chips(scene: BoxScene, out_px: int) -> Iterator[tuple[str, np.ndarray, list[str]]]:
     """(chip name, uint8 chip, five B2C captions) for every chip of the scene that holds at least one box."""
     with open_scene(scene.boxes.image) as raster:
         for window in scene_windows(raster.width, raster.height, scene):
-            bounds = (window.col_off, window.row_off, window.col_off + window.width, window.row_off + window.height)
-            boxes = clip_boxes(scene.boxes.boxes, bounds)
+            boxes = clip_boxes(scene.boxes.boxes, _bounds(window))
             if not boxes:
                 continue
             chip = raster.read_chip(window, out_px, min_valid=0.9)
             if chip is not None:
-                name = f"{scene.boxes.image.stem}_L{window.level}_{window.col_off}_{window.row_off}"
-                yield name, chip, b2c_captions(boxes, window.width, window.height)
+                yield _chip_name(scene, window), chip, b2c_captions(boxes, window.width, window.height)
+
+
+def empty_scene_chips(scene: BoxScene, out_px: int, boxed: int) -> Iterator[tuple[str, np.ndarray, list[str]]]:
+    """Up to ``boxed * EMPTY_PER_BOXED`` chips that no box touches, from an exhaustively labelled scene only.
+
+    The chips are drawn in an order seeded by the image name (rebuilds give the same ones) and captioned with
+    the absence of the scene's classes, so the model sees "no airplanes" as well as "one airplane".
+    """
+    wanted = int(boxed * EMPTY_PER_BOXED)
+    labels = {box.label for box in scene.boxes.boxes}
+    if not scene.exhaustive or not labels or wanted == 0:
+        return
+    captions = empty_captions(labels)
+    with open_scene(scene.boxes.image) as raster:
+        windows = [window for window in scene_windows(raster.width, raster.height, scene)
+                   if not clip_boxes(scene.boxes.boxes, _bounds(window), min_visible=0.0)]
+        order = np.random.default_rng(zlib.crc32(scene.boxes.image.name.encode())).permutation(len(windows))
+        for index in order:
+            chip = raster.read_chip(windows[index], out_px, min_valid=0.9)
+            if chip is not None:
+                yield _chip_name(scene, windows[index]), chip, list(captions)
+                wanted -= 1
+                if wanted == 0:
+                    return
 
 
 def captioned_chip(item: CaptionedImage, out_px: int) -> np.ndarray:
@@ -92,12 +126,17 @@ class TrainsetWriter:
         self._rows = csv.writer(self._file, delimiter="\t", quoting=csv.QUOTE_MINIMAL)
         self._rows.writerow(PAIR_COLUMNS)
 
-    def add(self, source: str, dataset: str, name: str, chip: np.ndarray, captions: list[str]) -> None:
-        """Write one image and its captions unless it nearly duplicates an earlier or a held-out image."""
+    def add(self, source: str, dataset: str, name: str, chip: np.ndarray, captions: list[str],
+            empty: bool = False) -> None:
+        """Write one image and its captions unless it nearly duplicates an earlier or a held-out image.
+
+        ``empty``: the image holds none of its scene's classes (counted apart on the card).
+        """
         image = Image.fromarray(chip)
         if not self.dedup.keep(perceptual_hash(image)):
             self.stats.duplicates[dataset] += 1
             return
+        self.stats.empty[source, dataset] += empty
         relative = Path("images") / dataset / f"{name}.{self.image_format}"
         (self.out / relative).parent.mkdir(parents=True, exist_ok=True)
         image.save(self.out / relative, quality=self.quality)
@@ -128,8 +167,12 @@ def write_trainset(data: Path, out: Path, out_px: int = 160, image_format: str =
     writer = TrainsetWriter(out, image_format, quality, dedup)
     try:
         for scene in tqdm(box_scenes, desc="B2C/M2B scenes", unit="scene", disable=not progress):
+            boxed = 0
             for name, chip, captions in box_scene_chips(scene, out_px):
                 writer.add(scene.source, scene.dataset, name, chip, captions)
+                boxed += 1
+            for name, chip, captions in empty_scene_chips(scene, out_px, boxed):
+                writer.add(scene.source, scene.dataset, name, chip, captions, empty=True)
         for item in tqdm(captioned, desc="captioned images", unit="image", disable=not progress):
             writer.add(item.source, item.dataset, item.image.stem, captioned_chip(item, out_px), list(item.captions))
     finally:
@@ -156,14 +199,19 @@ def dataset_card(stats: TrainsetStats, held_out: int, out_px: int, image_format:
         "`m2b` = Mask-to-Box on Kampala building masks, then B2C; `human` = UCM-captions; `scene` = RSSCN7 labels",
         "turned into template captions.",
         "",
-        "| source | dataset | images | pairs | near duplicates dropped |",
-        "|---|---|---:|---:|---:|",
+        "Empty chips: scenes whose boxes cover every object of their classes (airbus-aircraft, ships-google-earth,",
+        f"DOTA/DIOR) also give chips that no box touches, at most {EMPTY_PER_BOXED:g} per chip with boxes, drawn in",
+        "an order seeded by the image name and captioned with the absence of the scene's classes",
+        '("There are no airplanes in the image.", "A satellite photo of no airplanes.").',
+        "",
+        "| source | dataset | images | of which empty | pairs | near duplicates dropped |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for (source, dataset), images in sorted(stats.images.items()):
-        lines.append(f"| {source} | {dataset} | {images} | {stats.pairs[source, dataset]} | "
-                     f"{stats.duplicates[dataset]} |")
-    lines.append(f"| **all** | | **{sum(stats.images.values())}** | **{sum(stats.pairs.values())}** | "
-                 f"**{sum(stats.duplicates.values())}** |")
+        lines.append(f"| {source} | {dataset} | {images} | {stats.empty[source, dataset]} | "
+                     f"{stats.pairs[source, dataset]} | {stats.duplicates[dataset]} |")
+    lines.append(f"| **all** | | **{sum(stats.images.values())}** | **{sum(stats.empty.values())}** | "
+                 f"**{sum(stats.pairs.values())}** | **{sum(stats.duplicates.values())}** |")
     lines += ["", "## Caption examples", ""]
     for dataset, examples in sorted(stats.examples.items()):
         lines += [f"**{dataset}**", ""] + [f"- {example}" for example in examples] + [""]

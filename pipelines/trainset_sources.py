@@ -33,13 +33,18 @@ M2B_MIN_AREA_PX = 64
 
 @dataclass(frozen=True)
 class BoxScene:
-    """A labelled image cut into chips at ``chip_px * level`` source pixels for each level (plus its centre square)."""
+    """A labelled image cut into chips at ``chip_px * level`` source pixels for each level (plus its centre square).
+
+    ``exhaustive``: every object of the scene's classes is boxed, so a chip without boxes truly holds none
+    (such scenes also give empty chips, captioned by ``empty_captions``).
+    """
 
     source: str  # "b2c" or "m2b"
     dataset: str
     boxes: ImageBoxes
     chip_px: int
     levels: tuple[int, ...]
+    exhaustive: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,10 +58,10 @@ class CaptionedImage:
 
 
 def airbus_scenes(data: Path) -> Iterator[BoxScene]:
-    """Airbus aircraft ``train/`` (``valid/`` is held out)."""
+    """Airbus aircraft ``train/`` (``valid/`` is held out); every aircraft is boxed."""
     root = data / "airbus-aircraft"
     for boxes in read_airbus_csv(root / "annotations.csv", root / "train"):
-        yield BoxScene("b2c", "airbus-aircraft", boxes, 256, (2, 4))
+        yield BoxScene("b2c", "airbus-aircraft", boxes, 256, (2, 4), exhaustive=True)
 
 
 def ships_scenes(data: Path) -> Iterator[BoxScene]:
@@ -64,17 +69,18 @@ def ships_scenes(data: Path) -> Iterator[BoxScene]:
     annotations = data / "ships-google-earth" / "annotations"
     for image in splits.ships_google_earth(data).train:
         boxes = read_voc_xml(annotations / f"{image.stem}.xml", image.parent)
-        yield BoxScene("b2c", "ships-google-earth", boxes, 256, (1,))
+        yield BoxScene("b2c", "ships-google-earth", boxes, 256, (1,), exhaustive=True)
 
 
 def dota_scenes(data: Path) -> Iterator[BoxScene]:
-    """DOTA devkit images (ships, harbors, vehicles) and the DIOR sample."""
+    """DOTA devkit images (ships, harbors, vehicles) and the DIOR sample; both box every object of their classes."""
     devkit = data / "dota" / "dota_devkit"
     for txt in sorted((devkit / "labelTxt").glob("*.txt")):
-        yield BoxScene("b2c", "dota", read_dota_labeltxt(txt, devkit / "images" / f"{txt.stem}.png"), 256, (1, 2))
+        boxes = read_dota_labeltxt(txt, devkit / "images" / f"{txt.stem}.png")
+        yield BoxScene("b2c", "dota", boxes, 256, (1, 2), exhaustive=True)
     mmrotate = data / "dota" / "mmrotate"
     yield BoxScene("b2c", "dota", read_dior_xml(mmrotate / "dior_00001_obb.xml", mmrotate / "dior_00001.jpg"),
-                   400, ())
+                   400, (), exhaustive=True)
 
 
 def deepforest_scenes(data: Path) -> Iterator[BoxScene]:

@@ -10,14 +10,18 @@ B2C turns the boxes of one image into exactly five captions:
 5. ``"A satellite photo of 2 airplanes and 1 ship."`` (digits: the wording of the counting prompts).
 
 Counts are words ("a"/"an", "two" ... "ten") or digits in caption 5; above 10 objects, every caption says
-"many". Groups are ordered by count (largest first), then by label.
+"many". Groups are ordered by count (largest first), then by label. A chip of an exhaustively labelled scene
+that holds no box gets the same five slots stating the absence of the scene's classes (``empty_captions``):
+``"Nothing in the center of the image."``, ``"Nothing else in the image."``,
+``"There are no airplanes in the image."``, ``"An aerial image with no airplanes."``,
+``"A satellite photo of no airplanes."`` (the wording of the counting prompts' zero).
 M2B turns a binary mask into one box per connected component (8-connectivity), which then go through B2C.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -63,9 +67,9 @@ def count_phrase(noun: str, n: int, digits: bool = False) -> str:
     return f"{NUMBER_WORDS[n]} {plural(noun)}"
 
 
-def join_phrases(phrases: Sequence[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    return phrases[0] if len(phrases) == 1 else f"{', '.join(phrases[:-1])} and {phrases[-1]}"
+def join_phrases(phrases: Sequence[str], conjunction: str = "and") -> str:
+    """``a``, ``a and b``, ``a, b and c`` (``a or b`` with ``conjunction="or"``)."""
+    return phrases[0] if len(phrases) == 1 else f"{', '.join(phrases[:-1])} {conjunction} {phrases[-1]}"
 
 
 def _groups(boxes: Sequence[Box]) -> list[tuple[str, int]]:
@@ -103,6 +107,21 @@ def b2c_captions(boxes: Sequence[Box], width: float, height: float) -> list[str]
         f"There {verb} {_listing(boxes)} in the image.",
         f"An aerial image with {_listing(boxes)}.",
         f"A satellite photo of {_listing(boxes, digits=True)}.",
+    ]
+
+
+def empty_captions(labels: Iterable[str]) -> list[str]:
+    """The five B2C captions of an image holding none of the object classes ``labels`` (at least one)."""
+    nouns = sorted({plural(label) for label in labels})
+    if not nouns:
+        raise ValueError("an empty-image caption needs the classes that are absent")
+    absent = join_phrases(nouns, conjunction="or")
+    return [
+        "Nothing in the center of the image.",
+        "Nothing else in the image.",
+        f"There are no {absent} in the image.",
+        f"An aerial image with no {absent}.",
+        f"A satellite photo of no {absent}.",
     ]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from remoteclip.boxes import Box
-from remoteclip.captions import b2c_captions, count_phrase, m2b_boxes, plural, scene_captions
+from remoteclip.captions import b2c_captions, count_phrase, empty_captions, m2b_boxes, plural, scene_captions
 
 
 def box(cx: float, cy: float, label: str, half: float = 2.0) -> Box:
@@ -64,6 +64,20 @@ def test_b2c_nothing_in_centre_and_central_region_boundary() -> None:
 def test_b2c_needs_a_box() -> None:
     with pytest.raises(ValueError):
         b2c_captions([], 100, 100)
+
+
+def test_empty_captions_state_the_absence_in_the_b2c_slots() -> None:
+    assert empty_captions(["airplane"]) == [
+        "Nothing in the center of the image.",
+        "Nothing else in the image.",
+        "There are no airplanes in the image.",
+        "An aerial image with no airplanes.",
+        "A satellite photo of no airplanes.",
+    ]
+    assert empty_captions(["ship", "harbor", "ship", "small vehicle"])[2] == (
+        "There are no harbors, ships or small vehicles in the image.")
+    with pytest.raises(ValueError):
+        empty_captions([])
 
 
 def test_plurals_and_count_phrases() -> None:

@@ -16,7 +16,8 @@ from rasterio.transform import from_origin
 from shapely.geometry import box as shapely_box
 
 from pipelines import splits
-from pipelines.build_trainset import PAIRS_FILE, TrainsetWriter, box_scene_chips, build_trainset
+from pipelines.build_trainset import (PAIRS_FILE, TrainsetWriter, box_scene_chips, build_trainset,
+                                      empty_scene_chips)
 from pipelines.trainset_sources import BoxScene, footprint_boxes, rsscn7_images, ships_scenes, ucm_images
 from remoteclip.boxes import Box, ImageBoxes
 from remoteclip.dedup import NearDuplicateFilter, perceptual_hash, unique_indices
@@ -97,6 +98,32 @@ def test_box_scene_chips_at_several_scales(scene_tif: Path) -> None:
     captions = dict((name, caps) for name, _, caps in chips)
     assert captions["scene_L1_0_0"][4] == "A satellite photo of 1 building."
     assert captions["scene_L2_0_0"][2] == "There is a building and a car in the image."
+
+
+def test_empty_chips_are_sampled_deterministically_and_bounded(scene_tif: Path) -> None:
+    # 128-px chips: 16 windows at level 1, 4 at level 2, plus the centre square; the box touches 1 + 1 + 1 of them
+    boxes = ImageBoxes(scene_tif, (Box(100, 100, 120, 120, "airplane"),))
+    scene = BoxScene("b2c", "test", boxes, 128, (1, 2), exhaustive=True)
+    assert len(list(box_scene_chips(scene, out_px=32))) == 3
+    first = [name for name, _, _ in empty_scene_chips(scene, out_px=32, boxed=3)]
+    assert first == [name for name, _, _ in empty_scene_chips(scene, out_px=32, boxed=3)]
+    assert len(first) == 1 and first[0] != "scene_L1_0_0" and first[0] != "scene_L0_0_0"
+    many = list(empty_scene_chips(scene, out_px=32, boxed=100))
+    assert len(many) == 16 + 4 - 2  # every window the box does not touch, none twice
+    assert len({name for name, _, _ in many}) == len(many)
+    assert many[0][2] == ["Nothing in the center of the image.", "Nothing else in the image.",
+                          "There are no airplanes in the image.", "An aerial image with no airplanes.",
+                          "A satellite photo of no airplanes."]
+    assert list(empty_scene_chips(BoxScene("b2c", "test", boxes, 128, (1, 2)), out_px=32, boxed=100)) == []
+    assert list(empty_scene_chips(scene, out_px=32, boxed=1)) == []
+
+
+def test_a_box_sliver_keeps_a_chip_out_of_the_empty_ones(scene_tif: Path) -> None:
+    # mostly in the top-left 256-px chip, 4 px into the one to its right: too little for B2C there, but not empty
+    boxes = ImageBoxes(scene_tif, (Box(220, 100, 260, 140, "ship"),))
+    scene = BoxScene("b2c", "test", boxes, 256, (1,), exhaustive=True)
+    names = {name for name, _, _ in empty_scene_chips(scene, out_px=32, boxed=100)}
+    assert names == {"scene_L1_0_256", "scene_L1_256_256"}
 
 
 def test_footprints_become_pixel_boxes(scene_tif: Path) -> None:
