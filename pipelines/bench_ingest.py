@@ -87,11 +87,15 @@ def write_synthetic_cog(path: Path, side_px: int, seed: int = 0) -> Path:
 
 
 class PeakMemory:
-    """Samples the resident memory of this process and its children; ``peak_mb`` is the highest seen."""
+    """Samples resident memory: ``peak_mb`` of this process plus its children, and of each side alone."""
 
     def __init__(self, interval_s: float = 0.05) -> None:
         self.interval_s = interval_s
         self.peak_mb = 0.0
+        #: this (encoding, writing) process alone
+        self.peak_main_mb = 0.0
+        #: the reader processes together
+        self.peak_readers_mb = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -105,8 +109,11 @@ class PeakMemory:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            pids = [os.getpid(), *(child.pid for child in mp.active_children() if child.pid)]
-            self.peak_mb = max(self.peak_mb, sum(_rss_mb(pid) for pid in pids))
+            main = _rss_mb(os.getpid())
+            readers = sum(_rss_mb(child.pid) for child in mp.active_children() if child.pid)
+            self.peak_main_mb = max(self.peak_main_mb, main)
+            self.peak_readers_mb = max(self.peak_readers_mb, readers)
+            self.peak_mb = max(self.peak_mb, main + readers)
             self._stop.wait(self.interval_s)
 
 
@@ -169,6 +176,8 @@ def bench_size(
         "model_only_chips_per_s": round(model_only, 1),
         "ratio": round(summary.chips_per_s / model_only, 3),
         "peak_rss_mb": round(memory.peak_mb),
+        "peak_main_mb": round(memory.peak_main_mb),
+        "peak_readers_mb": round(memory.peak_readers_mb),
     }
     cog.unlink()
     shutil.rmtree(workdir / f"db_{side_px}", ignore_errors=True)
@@ -260,6 +269,6 @@ def ingest(
             f"{row['side_px']:>6}² px  {row['chips']:>6} chips  "
             f"ingest {row['ingest_chips_per_s']:>8} chips/s  "
             f"model-only {row['model_only_chips_per_s']:>8} chips/s  ratio {row['ratio']:.2f}  "
-            f"peak {row['peak_rss_mb']} MB"
+            f"peak {row['peak_rss_mb']} MB (main {row['peak_main_mb']}, readers {row['peak_readers_mb']})"
         )
     click.echo(f"-> {path}")
