@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import folium
@@ -12,10 +13,12 @@ from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 from streamlit_folium import st_folium
 
-from app import maps
+from app import maps, state
+from pipelines.ingest import IngestSummary, ingest_paths
 from pipelines.overview import Overview, scene_overview
 from remoteclip.errors import ExplorerError
 from tiles.aoi import aoi_from_geojson
+from tiles.grid import ChipSpec
 
 #: what the map sends back to Python (panning and zooming do not rerun the page). Drawn shapes are read from
 #: ``all_drawings``: ``last_active_drawing`` also changes when a result polygon is merely clicked.
@@ -109,3 +112,28 @@ def take_drawn_aoi(map_state: Mapping[str, Any], key: str) -> None:
         st.error(str(exc))
         return
     st.rerun()
+
+
+def ingest_with_progress(paths: list[str], spec: ChipSpec) -> IngestSummary | None:
+    """Ingest ``paths`` into the library with a progress bar; ``None`` (error shown) if it could not start."""
+    bar = st.progress(0.0, text="Reading chips…")
+    try:
+        summary = ingest_paths(
+            paths,
+            state.get_index(),
+            state.get_model(),
+            spec,
+            progress=False,
+            on_progress=lambda done, total: bar.progress(
+                done / max(total, 1), text=f"{done} / {total} chips"
+            ),
+        )
+    except ExplorerError as exc:
+        st.error(str(exc))
+        return None
+    bar.progress(1.0, text=f"Added {summary.chips} chips to the library")
+    st.session_state["library_message"] = (
+        f"Ingested {summary.scenes} scenes, {summary.chips} chips in {summary.seconds:.1f} s",
+        [f"{Path(path).name}: {reason}" for path, reason in summary.failed],
+    )
+    return summary

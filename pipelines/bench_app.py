@@ -29,23 +29,13 @@ from pipelines.app_cmd import AppSettings, home_script
 from pipelines.bench import write_result
 from pipelines.bench_query import chip_boxes, clustered_vectors, synthetic_batches
 from pipelines.options import echo_json, model_option, output_format_option, weights_option
+from pipelines.search import EXAMPLE_QUERIES
 from remoteclip.encode import encode_texts
 from remoteclip.factory import LoadedModel, load_model
 from tiles.index import ChipIndex
 from tiles.schema import TABLE_NAME, chips_schema
 
-QUERIES: tuple[str, ...] = (
-    "ships in a harbor",
-    "cars in a parking lot",
-    "airplanes at an airport",
-    "a bridge over a river",
-    "dense residential houses",
-    "trees and forest",
-    "farmland fields",
-    "storage tanks",
-    "a football field",
-    "a highway interchange",
-)
+QUERIES: tuple[str, ...] = (*EXAMPLE_QUERIES, "a football field", "a highway interchange")
 #: what the issue asks of a query on a 100k-chip library
 TARGET_S = 1.0
 

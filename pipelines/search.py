@@ -17,6 +17,18 @@ from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
 from tiles.index import ChipIndex, Hit
 
+#: example queries offered by the app's Search page (and timed by ``bench app``)
+EXAMPLE_QUERIES: tuple[str, ...] = (
+    "ships in a harbor",
+    "cars in a parking lot",
+    "airplanes at an airport",
+    "a bridge over a river",
+    "dense residential houses",
+    "trees and forest",
+    "farmland fields",
+    "storage tanks",
+)
+
 
 def search_text(
     index: ChipIndex, model: LoadedModel, query: str, k: int = 20, aoi: BaseGeometry | None = None

@@ -12,7 +12,6 @@ from pipelines.classify_upload import (
     store_upload,
 )
 from pipelines.demo_library import DEMO_SPEC
-from pipelines.ingest import ingest_paths
 from remoteclip.errors import ExplorerError
 
 st.title("Classify an image")
@@ -76,22 +75,6 @@ widgets.show_map(fmap, key="classify_map", height=480)
 
 st.subheader("Add to the library")
 if st.button("Add this scene to the library", icon=":material/library_add:"):
-    bar = st.progress(0.0, text="Reading chips…")
-    try:
-        summary = ingest_paths(
-            [path],
-            state.get_index(),
-            model,
-            DEMO_SPEC,
-            progress=False,
-            on_progress=lambda done, total: bar.progress(
-                done / max(total, 1), text=f"{done} / {total} chips"
-            ),
-        )
-    except ExplorerError as exc:
-        st.error(str(exc))
-    else:
-        if summary.failed:
-            st.error(summary.failed[0][1])
-        else:
-            bar.progress(1.0, text=f"Added {summary.chips} chips to the library")
+    summary = widgets.ingest_with_progress([path], DEMO_SPEC)
+    if summary is not None and summary.failed:
+        st.error(summary.failed[0][1])

@@ -6,9 +6,7 @@ import streamlit as st
 
 from app import maps, state, widgets
 from pipelines.demo_library import DEMO_SPEC
-from pipelines.ingest import ingest_paths
 from pipelines.results import scenes_geojson, scenes_table
-from remoteclip.errors import ExplorerError
 from tiles.grid import ChipSpec
 
 st.title("Library")
@@ -68,25 +66,8 @@ with st.form("ingest"):
     levels = st.multiselect("Scale levels", [1, 2, 4], default=list(DEMO_SPEC.levels))
     submitted = st.form_submit_button("Ingest", icon=":material/upload:")
 if submitted and folder.strip():
-    bar = st.progress(0.0, text="Reading chips…")
-    try:
-        summary = ingest_paths(
-            [folder.strip()],
-            index,
-            state.get_model(),
-            ChipSpec(chip_px=chip_px, levels=tuple(sorted(levels))),
-            progress=False,
-            on_progress=lambda done, total: bar.progress(
-                done / max(total, 1), text=f"{done} / {total} chips"
-            ),
-        )
-    except ExplorerError as exc:
-        st.error(str(exc))
-    else:
-        st.session_state["library_message"] = (
-            f"Ingested {summary.scenes} scenes, {summary.chips} chips in {summary.seconds:.1f} s",
-            [f"{Path(path).name}: {reason}" for path, reason in summary.failed],
-        )
+    spec = ChipSpec(chip_px=chip_px, levels=tuple(sorted(levels)))
+    if widgets.ingest_with_progress([folder.strip()], spec) is not None:
         st.rerun()
 
 st.subheader("Delete a scene")

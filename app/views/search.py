@@ -6,19 +6,9 @@ import streamlit as st
 
 from app import maps, state, widgets
 from pipelines.results import focus_bounds, hit_at, hits_csv, merge_regions
-from pipelines.search import hits_geojson, search_like, search_text
+from pipelines.search import EXAMPLE_QUERIES, hits_geojson, search_like, search_text
 from remoteclip.errors import ExplorerError
 
-EXAMPLES = (
-    "ships in a harbor",
-    "cars in a parking lot",
-    "airplanes at an airport",
-    "a bridge over a river",
-    "dense residential houses",
-    "trees and forest",
-    "farmland fields",
-    "storage tanks",
-)
 AOI_KEY = "search_aoi"
 LIKE_KEY = "search_like"
 COLUMNS = 4
@@ -49,8 +39,8 @@ query = st.text_input(
     placeholder="e.g. ships in a harbor",
     on_change=lambda: st.session_state.pop(LIKE_KEY, None),
 )
-example_cols = st.columns(len(EXAMPLES) // 2)
-for i, example in enumerate(EXAMPLES):
+example_cols = st.columns(len(EXAMPLE_QUERIES) // 2)
+for i, example in enumerate(EXAMPLE_QUERIES):
     example_cols[i % len(example_cols)].button(
         example, key=f"example_{i}", on_click=use_example, args=(example,), width="stretch", type="tertiary"
     )
