@@ -130,7 +130,7 @@ def test_aoi_on_real_scenes_matches_an_independent_test_in_each_scene_crs(
     Expected chips come the other way round: the AOI is projected into each scene's CRS and tested against
     each chip window's box there, instead of chip footprints being projected to EPSG:4326.
     """
-    folder = shared_data / "scenes" / "xview2_joplin"
+    folder = (shared_data / "scenes" / "xview2_joplin").resolve()  # ingest stores resolved paths
     scenes = [folder / "pre" / "tile_337-9136.tif", folder / "post" / "tile_31500-5137.tif"]
     index = ChipIndex(tmp_path / "db")
     ingest_paths(scenes, index, tiny_model, ChipSpec(), progress=False)
