@@ -63,13 +63,16 @@ def chip_rows(
     item: dict[str, Any], spec: ChipSpec, thumb_px: int, model_id: str, failures: Any
 ) -> Iterator[dict[str, Any]]:
     """Read stage: one scene (``number``, ``path``, ``scene_id``) -> its chip rows, with raw ``pixels``."""
+    import ray  # runs in a Ray worker, where ray is importable
+
     job = SceneJob(int(item["number"]), Path(item["path"]), str(item["scene_id"]))
     for message in scene_messages(job, spec, thumb_px):
         if isinstance(message, ChipChunk):
             for row, chip in zip(metadata_table(message.records, model_id).to_pylist(), message.chips):
                 yield {**row, "pixels": chip.tobytes()}
         elif isinstance(message, SceneFailed):
-            failures.add.remote(job.number, message.reason)
+            # wait for the actor to hold it: a fire-and-forget call could land after the driver's final get()
+            ray.get(failures.add.remote(job.number, message.reason))
 
 
 class ChipEncoder:
