@@ -116,7 +116,7 @@ REGISTRY: dict[str, WeightsEntry] = {
             description="project model: EfficientNet-Lite0 + MiniLM-L6 text, trained on shared-data captions",
             source=f"{PKG_SCHEME}remoteclip/weights/explorer-small.safetensors",
             size_bytes=8_560_962,
-            sha256="f0d1d7c46155a983a2cc5635ecbfc1e9bbbdee529856ca65f4ce86d569d48b73",
+            sha256="a4ae4cefc789f92231727c74304f65ddf908733e17dc1d0bfaa348712d891f09",
             frozen_from_package=("text.transformer.",),
         ),
     )
