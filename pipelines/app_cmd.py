@@ -27,6 +27,8 @@ STREAMLIT_FLAGS: tuple[str, ...] = (
     "true",
     "--browser.gatherUsageStats",
     "false",
+    "--browser.serverAddress",  # set, so a headless server does not look up its external IP on the internet
+    "localhost",
     "--client.toolbarMode",
     "minimal",
 )
