@@ -72,12 +72,26 @@ def demo_paths(shared_data: Path | None = None) -> list[Path]:
 def ensure_demo_library(
     settings: AppSettings, shared_data: Path | None = None, progress: bool = True
 ) -> DemoLibrary:
-    """Reuse the library in ``settings.db_dir`` if it has chips, else ingest the demo scenes into it."""
+    """Reuse the library in ``settings.db_dir`` if it has chips, else ingest the demo scenes into it.
+
+    A library holding only the demo scenes, embedded by another model (an older default, say), is rebuilt
+    with this one; a library of the user's own scenes is never touched.
+    """
     index = ChipIndex(settings.db_dir)
-    if index.count_rows():
-        return DemoLibrary(settings.db_dir, built=False, chips=index.count_rows(), scenes=len(index.scenes()))
     model = load_model(settings.model_name, weights=settings.weights)
-    summary = ingest_paths(demo_paths(shared_data), index, model, DEMO_SPEC, progress=progress)
+    paths = demo_paths(shared_data)
+    if index.count_rows():
+        if index.model_id == model.model_id or not _holds_only(index, paths):
+            chips, scenes = index.count_rows(), len(index.scenes())
+            return DemoLibrary(settings.db_dir, built=False, chips=chips, scenes=scenes)
+        index.drop()
+    summary = ingest_paths(paths, index, model, DEMO_SPEC, progress=progress)
     return DemoLibrary(
         settings.db_dir, built=True, chips=summary.chips, scenes=summary.scenes, failed=tuple(summary.failed)
     )
+
+
+def _holds_only(index: ChipIndex, paths: list[Path]) -> bool:
+    """Whether every scene in ``index`` is one of ``paths``."""
+    allowed = {path.resolve() for path in paths}
+    return all(Path(scene.scene_path).resolve() in allowed for scene in index.scenes())

@@ -14,7 +14,9 @@ from app_data import write_scene
 from pipelines.app_cmd import AppSettings
 from pipelines.classify_upload import CLASSIFY_SPEC, classify_scene
 from pipelines.demo_library import BUNDLED_SCENE, DEMO_SCENES, demo_paths, ensure_demo_library
+from pipelines.ingest import ingest_paths
 from remoteclip.errors import InputError
+from remoteclip.factory import LoadedModel, load_model
 from tiles.index import ChipIndex
 
 
@@ -34,6 +36,44 @@ def test_demo_library_is_built_once_then_reused(tmp_path: Path, tiny_checkpoint:
     assert scenes[0].crs == "EPSG:32618" and not scenes[0].pixel_space
     again = ensure_demo_library(settings, shared_data=tmp_path / "absent", progress=False)
     assert not again.built and again.chips == first.chips and "reusing" in again.describe()
+
+
+def _retrained_copy(checkpoint: Path, folder: Path) -> Path:
+    """The tiny model folder with slightly different weights (another model id), as after a retrain."""
+    import shutil
+
+    import torch
+
+    shutil.copytree(checkpoint, folder)
+    weights = folder / "open_clip_pytorch_model.bin"
+    state = torch.load(weights, weights_only=True)
+    state["logit_scale"] = state["logit_scale"] + 0.5
+    torch.save(state, weights)
+    return folder
+
+
+def test_demo_library_of_another_model_is_rebuilt_but_a_users_library_is_kept(
+    tmp_path: Path, tiny_checkpoint: Path, tiny_model: LoadedModel
+) -> None:
+    absent = tmp_path / "absent"
+    retrained = load_model(_retrained_copy(tiny_checkpoint, tmp_path / "retrained"))
+    assert retrained.model_id != tiny_model.model_id
+
+    demo = AppSettings(db_dir=tmp_path / "demo", model_name=str(tiny_checkpoint))
+    first = ensure_demo_library(demo, shared_data=absent, progress=False)
+    upgraded = AppSettings(db_dir=demo.db_dir, model_name=str(tmp_path / "retrained"))
+    rebuilt = ensure_demo_library(upgraded, shared_data=absent, progress=False)
+    assert rebuilt.built and rebuilt.chips == first.chips
+    assert ChipIndex(demo.db_dir).model_id == retrained.model_id
+
+    own = AppSettings(db_dir=tmp_path / "own", model_name=str(tiny_checkpoint))
+    ensure_demo_library(own, shared_data=absent, progress=False)
+    index = ChipIndex(own.db_dir)
+    ingest_paths([write_scene(tmp_path / "own.tif")], index, tiny_model, CLASSIFY_SPEC, progress=False)
+    kept = ensure_demo_library(
+        AppSettings(db_dir=own.db_dir, model_name=upgraded.model_name), shared_data=absent, progress=False
+    )
+    assert not kept.built and kept.scenes == 2 and index.model_id == tiny_model.model_id
 
 
 def test_classify_geotiff_labels_every_chip(tmp_path: Path, tiny_model: object) -> None:

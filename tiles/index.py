@@ -199,7 +199,8 @@ class ChipIndex:
         candidates = table.count_rows(where_sql) if where_sql else None
         while True:
             query = table.search(vector, vector_column_name="vector").distance_type("cosine")
-            query = tune_query(query, self.ann, candidates).select([*METADATA_COLUMNS, "_distance"]).limit(limit)
+            query = tune_query(query, self.ann, candidates)
+            query = query.select([*METADATA_COLUMNS, "_distance"]).limit(limit)
             if where_sql:
                 query = query.where(where_sql, prefilter=True)
             found = query.to_arrow()
@@ -293,6 +294,12 @@ class ChipIndex:
         """Build or refresh the vector index as ``self.ann`` says (see :func:`tiles.ann.ensure_ann_index`)."""
         table = self.table
         return "none" if table is None else ensure_ann_index(table, self.ann)
+
+    def drop(self) -> None:
+        """Remove the whole chips table (every scene must then be ingested again)."""
+        if self.table is not None:
+            self._db.drop_table(self.table_name)
+            self._table = None
 
     def delete_scene(self, scene_id: str) -> int:
         """Delete a scene's chips; returns how many were deleted."""
