@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 import random
 import re
 from collections.abc import Iterator, Sequence
@@ -206,6 +207,20 @@ def open_clip_argv(cfg: TrainConfig, table: Path, init: Path | None) -> list[str
     return argv
 
 
+@contextlib.contextmanager
+def root_logging_restored() -> Iterator[None]:
+    """Undo what open_clip_train does to the root logger (level INFO, handlers on ``out.log`` and stdout)."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
+
+
 def run_training(cfg: TrainConfig) -> Path:
     """Train with open_clip_train; returns the official-format checkpoint ``<out>/model.pt``."""
     from open_clip_train.main import main as open_clip_main
@@ -219,7 +234,7 @@ def run_training(cfg: TrainConfig) -> Path:
     if init is not None and init.suffix == ".safetensors":
         init = cfg.out / "init.pt"
         torch.save(load_compact(cfg.init), init)
-    with paper_augmentation():
+    with paper_augmentation(), root_logging_restored():
         open_clip_main(open_clip_argv(cfg, table, init))
     if init is not None and init != cfg.init:
         init.unlink()
