@@ -30,10 +30,10 @@ def get_index() -> ChipIndex:
 def library_scenes() -> list[SceneSummary]:
     """The scenes of the library (recomputed only when the number of chips changes)."""
     index = get_index()
-    return _scenes(str(index.db_dir), index.count_rows())
+    return _scenes(index.uri, index.count_rows())
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def _scenes(db_dir: str, chips: int) -> list[SceneSummary]:
-    """``get_index().scenes()``, cached under the library folder and its chip count (the arguments)."""
+def _scenes(db_uri: str, chips: int) -> list[SceneSummary]:
+    """``get_index().scenes()``, cached under the library location and its chip count (the arguments)."""
     return get_index().scenes()

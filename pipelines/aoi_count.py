@@ -19,7 +19,6 @@ from pipelines.results import chip_feature
 from remoteclip.counting import aggregate_counts, build_count_captions, estimate_counts
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
-from tiles.aoi import bbox_where
 from tiles.index import Chip, ChipIndex
 
 #: objects offered in the app (any other noun can be typed)
@@ -103,7 +102,7 @@ def count_in_aoi(
     index.check_model(model.model_id)
     captions = build_count_captions(model, noun)
     level_sql = f"level = {int(level)}"
-    candidates = index.count_rows(f"{bbox_where(aoi.bounds)} AND {level_sql}")
+    candidates = index.count_rows(f"{index.aoi_where(aoi.bounds)} AND {level_sql}")
     if not candidates:
         return AoiCount(noun, level, 0.0, [])
     # nearest to "many objects" first, so the chips most likely to hold the objects claim overlapping ground

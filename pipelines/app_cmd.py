@@ -111,8 +111,13 @@ def streamlit_command(port: int, script: Path | None = None) -> list[str]:
     show_default=True,
     help="Ingest the demo scenes first when the library is empty.",
 )
-def app(db: Path, model_name: str | None, weights: Path | None, port: int, demo: bool) -> None:
+def app(db: Path | str, model_name: str | None, weights: Path | None, port: int, demo: bool) -> None:
     """Serve the map app on http://localhost:PORT (search, count, classify, library)."""
+    if not isinstance(db, Path):
+        raise click.UsageError(
+            f"the app serves a library on local disk, not {db}; search a library in an object store with "
+            "`remoteclip-explorer search QUERY --db URI`"
+        )
     settings = AppSettings(db_dir=db, model_name=model_name, weights=weights)
     if demo:
         from pipelines.demo_library import ensure_demo_library

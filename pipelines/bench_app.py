@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import lancedb
 import numpy as np
 import pyarrow as pa
 from PIL import Image
@@ -33,7 +32,7 @@ from pipelines.search import EXAMPLE_QUERIES
 from remoteclip.encode import encode_texts
 from remoteclip.factory import LoadedModel, load_model
 from tiles.index import ChipIndex
-from tiles.schema import TABLE_NAME, chips_schema
+from tiles.schema import chips_schema
 
 QUERIES: tuple[str, ...] = (*EXAMPLE_QUERIES, "a football field", "a highway interchange")
 #: what the issue asks of a query on a 100k-chip library
@@ -65,8 +64,8 @@ def write_library(db_dir: Path, rows: int, model: LoadedModel) -> ChipIndex:
     vectors = clustered_vectors(rows, model.embed_dim)
     schema = chips_schema(model.embed_dim)
     batches = library_batches(vectors, chip_boxes(rows), model.model_id)
-    lancedb.connect(db_dir).create_table(TABLE_NAME, data=pa.RecordBatchReader.from_batches(schema, batches))
     index = ChipIndex(db_dir)
+    index.create(pa.RecordBatchReader.from_batches(schema, batches))
     index.build_ann()
     return index
 

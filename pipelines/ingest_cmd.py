@@ -16,6 +16,7 @@ from pipelines.options import (
     echo_json,
     model_option,
     output_format_option,
+    storage_options_option,
     weights_option,
 )
 from remoteclip.factory import load_model
@@ -43,6 +44,7 @@ def _report_failure(path: str, reason: str) -> None:
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
 @db_option
+@storage_options_option
 @click.option("--chip-size", type=int, default=256, show_default=True, help="Chip side in output pixels.")
 @click.option(
     "--overlap", type=int, default=0, show_default=True, help="Overlap of neighbouring chips in pixels."
@@ -97,7 +99,8 @@ def _report_failure(path: str, reason: str) -> None:
 @output_format_option("table", "json")
 def ingest(
     paths: tuple[str, ...],
-    db: Path,
+    db: Path | str,
+    storage_options: dict[str, str],
     chip_size: int,
     overlap: int,
     levels: tuple[int, ...],
@@ -118,16 +121,17 @@ def ingest(
     """
     spec = ChipSpec(chip_px=chip_size, overlap_px=overlap, levels=levels, min_valid=min_valid)
     model = load_model(model_name, weights=weights, device=device)
+    index = ChipIndex(db, storage_options=storage_options)
     if engine == "ray":
         from pipelines.ray_ingest import ray_ingest_paths
 
         summary = ray_ingest_paths(
-            paths, ChipIndex(db), model, model_name, weights, spec, batch_size=batch_size,
+            paths, index, model, model_name, weights, spec, batch_size=batch_size,
             encoders=ray_encoders, address=ray_address, on_failure=_report_failure,
         )
     else:
         summary = ingest_paths(
-            paths, ChipIndex(db), model, spec, batch_size=batch_size, workers=workers,
+            paths, index, model, spec, batch_size=batch_size, workers=workers,
             on_failure=_report_failure,
         )
     if output_format == "json":

@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
+from tiles.index import is_object_store_uri
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_DB = Path("data/library")
@@ -26,13 +28,49 @@ def output_format_option(*choices: str) -> Callable[[F], F]:
     )
 
 
+class DbLocation(click.ParamType):
+    """A LanceDB folder (as a ``Path``) or an object-store URI such as ``s3://bucket/lib`` (a ``str``)."""
+
+    name = "FOLDER|URI"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
+        if isinstance(value, Path) or not is_object_store_uri(value):
+            path = Path(value).expanduser()
+            if path.exists() and not path.is_dir():
+                self.fail(f"{str(value)!r} is a file; give a folder or an object-store URI", param, ctx)
+            return path
+        return str(value)
+
+
+def _parse_storage_options(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    """``("aws_region=eu-west-1", ...)`` -> ``{"aws_region": "eu-west-1", ...}``."""
+    options = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE, such as aws_region=eu-west-1")
+        options[key.strip()] = value
+    return options
+
+
 format_option = output_format_option("table", "json", "geojson")
 db_option = click.option(
     "--db",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=DbLocation(),
     default=DEFAULT_DB,
     show_default=True,
-    help="LanceDB folder holding the chip index.",
+    help="Chip index: a LanceDB folder, or an object-store URI (s3://bucket/library, gs://..., az://...).",
+)
+storage_options_option = click.option(
+    "--storage-option",
+    "storage_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_parse_storage_options,
+    help="Object-store option for an --db URI, repeatable (e.g. aws_endpoint=http://minio:9000, "
+    "aws_region=eu-west-1); the AWS_*/GOOGLE_*/AZURE_* environment variables are read as well.",
 )
 model_option = click.option(
     "--model",

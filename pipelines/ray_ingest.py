@@ -8,9 +8,10 @@ commit.
 
 Where it runs: a local Ray instance by default (``ray.init(num_cpus=...)``); an existing cluster when
 ``address`` (or the ``RAY_ADDRESS`` environment variable) names it, e.g. ``ray://head:10001`` or ``auto``. The
-table is ``<db>/chips.lance`` on a filesystem every node sees; ``storage_options`` are passed to Lance for
-object stores. Rows of a scene that fails while it is read are deleted right after the commit (a second
-commit), and finished scenes are logged for resume as in the local engine.
+table is ``<db>/chips.lance`` on a filesystem every node mounts or in an object store (``s3://``, ``gs://``,
+``az://``), written with the index's ``storage_options``. Rows of a scene that fails while it is read are
+deleted right after the commit (a second commit), and finished scenes are logged for resume as in the local
+engine.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from remoteclip.factory import LoadedModel, load_model
 from tiles.grid import ChipSpec
 from tiles.index import ChipIndex, sql_str
 from tiles.schema import (
+    DATA_STORAGE_VERSION,
     METADATA_COLUMNS,
     METADATA_FIELDS,
     TABLE_NAME,
@@ -113,7 +115,6 @@ def ray_ingest_paths(
     address: str | None = None,
     num_cpus: int | None = None,
     on_failure: Callable[[str, str], None] | None = None,
-    storage_options: dict[str, str] | None = None,
 ) -> IngestSummary:
     """Ingest rasters into ``index`` with Ray Data; the same rows as :func:`pipelines.ingest.ingest_paths`.
 
@@ -131,7 +132,6 @@ def ray_ingest_paths(
         address: Ray cluster to join (``None``: ``RAY_ADDRESS`` if set, else a new local instance).
         num_cpus: CPUs of a new local instance (ignored when joining a cluster).
         on_failure: called with (path, reason) for each file that fails.
-        storage_options: object-store options for Lance (keys, endpoint, region).
     """
     import lance_ray
     import ray
@@ -169,7 +169,6 @@ def ray_ingest_paths(
                 batch_size,
                 thumb_px,
                 encoders,
-                storage_options,
                 lance_ray,
                 ray,
             )
@@ -207,7 +206,6 @@ def _run_pipeline(
     batch_size: int,
     thumb_px: int,
     encoders: int,
-    storage_options: dict[str, str] | None,
     lance_ray: Any,
     ray: Any,
 ) -> list[tuple[int, str]]:
@@ -238,10 +236,11 @@ def _run_pipeline(
     )
     lance_ray.write_lance(
         dataset,
-        table_uri(index.db_dir),
+        table_uri(index.uri),
         schema=chips_schema(model.embed_dim),
         mode="create" if index.table is None else "append",
-        storage_options=storage_options,
+        data_storage_version=DATA_STORAGE_VERSION,
+        storage_options=index.storage_options or None,
     )
     failed = ray.get(failures.get.remote())
     ray.kill(failures)

@@ -15,6 +15,7 @@ from pipelines.options import (
     echo_json,
     format_option,
     model_option,
+    storage_options_option,
     weights_option,
 )
 from pipelines.search import hit_record, hits_geojson, search_like, search_text
@@ -59,6 +60,7 @@ def _table(hits: list[Hit]) -> str:
     "--like", "like_chip", metavar="CHIP_ID", help="Find chips that look like this chip (no QUERY)."
 )
 @db_option
+@storage_options_option
 @click.option("-k", "k", type=click.IntRange(min=1), default=20, show_default=True, help="Number of results.")
 @aoi_option
 @model_option
@@ -68,7 +70,8 @@ def _table(hits: list[Hit]) -> str:
 def search(
     query: str | None,
     like_chip: str | None,
-    db: Path,
+    db: Path | str,
+    storage_options: dict[str, str],
     k: int,
     aoi: Path | None,
     model_name: str | None,
@@ -79,7 +82,7 @@ def search(
     """Print the chips at --db that best match QUERY (plain English, e.g. "ships in harbor")."""
     if (query is None) == (like_chip is None):
         raise click.UsageError("give either a QUERY or --like CHIP_ID")
-    index = ChipIndex(db)
+    index = ChipIndex(db, storage_options=storage_options)
     area = load_aoi(aoi) if aoi is not None else None
     if like_chip is not None:
         hits = search_like(index, like_chip, k=k, aoi=area)

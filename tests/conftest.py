@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,34 @@ def tiny_model(tiny_checkpoint: Path) -> object:
     from remoteclip.factory import load_model
 
     return load_model(tiny_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """A real S3 endpoint on localhost (moto's server) with an empty bucket ``chips``: Lance storage options.
+
+    The tables go over HTTP through Lance's object-store client, exactly as to AWS or MinIO; only the server
+    is local.
+    """
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    options = {
+        "aws_endpoint": f"http://{host}:{port}",
+        "aws_access_key_id": "test-key",
+        "aws_secret_access_key": "test-secret",
+        "aws_region": "us-east-1",
+        "allow_http": "true",
+    }
+    boto3.client(
+        "s3",
+        endpoint_url=options["aws_endpoint"],
+        aws_access_key_id=options["aws_access_key_id"],
+        aws_secret_access_key=options["aws_secret_access_key"],
+        region_name=options["aws_region"],
+    ).create_bucket(Bucket="chips")
+    yield options
+    server.stop()

@@ -15,7 +15,7 @@ from remoteclip.errors import ChipIndexError
 from tiles.georef import chip_georef
 from tiles.grid import ChipSpec, iter_windows
 from tiles.index import ChipIndex
-from tiles.schema import ChipRecord, chip_id_for, rows_table
+from tiles.schema import DATA_STORAGE_VERSION, ChipRecord, chip_id_for, rows_table
 
 DIM = 8
 WGS84 = CRS.from_epsg(4326)
@@ -32,9 +32,13 @@ def scene_rows(
     model_id: str = "model-a",
     seed: int = 0,
     dim: int = DIM,
+    pixel_deg: float = 0.001,
 ) -> pa.Table:
-    """Chips of a ``size``² scene of 0.001° pixels at ``origin`` (None: pixel space), random unit vectors."""
-    transform = from_origin(*origin, 0.001, 0.001) if origin else from_origin(0, 0, 1, -1)
+    """Chips of a ``size``² scene of ``pixel_deg``-degree pixels at ``origin`` (None: pixel space).
+
+    Its vectors are random unit vectors.
+    """
+    transform = from_origin(*origin, pixel_deg, pixel_deg) if origin else from_origin(0, 0, 1, -1)
     crs = WGS84 if origin else None
     records = [
         ChipRecord(
@@ -73,6 +77,16 @@ def test_reupsert_leaves_the_same_rows(index: ChipIndex) -> None:
     index.upsert(scene_rows("a", (10.0, 50.0), seed=1))
     index.replace_scene("b", scene_rows("b", (10.05, 50.0), seed=2))
     assert all_rows(index).equals(before)
+
+
+def test_tables_are_written_in_the_pinned_lance_format(index: ChipIndex, tmp_path: Path) -> None:
+    # pylance's default (2.2) makes each search decode whole pages of constant columns: DATA_STORAGE_VERSION
+    assert index.table.to_lance().data_storage_version == DATA_STORAGE_VERSION == "2.1"
+    bulk = ChipIndex(tmp_path / "bulk")
+    bulk.create(scene_rows("a", (10.0, 50.0)))
+    assert bulk.table.to_lance().data_storage_version == DATA_STORAGE_VERSION
+    with pytest.raises(ValueError, match="already exists"):
+        bulk.create(scene_rows("b", (10.0, 50.0)))
 
 
 def test_replace_scene_drops_chips_the_scene_no_longer_has(index: ChipIndex) -> None:
@@ -130,6 +144,19 @@ def test_aoi_search_equals_brute_force(index: ChipIndex) -> None:
     for k in (3, len(inside), 100):
         hits = index.search(query, k=k, aoi=aoi)
         assert [h.chip_id for h in hits] == [chips[i].chip_id for i in ranked[:k]]
+
+
+def test_aoi_prefilter_follows_the_largest_chip(index: ChipIndex) -> None:
+    """The prefilter's minx/miny ranges reach back by the largest chip's size, updated as scenes are added."""
+    assert index.max_chip_size() == pytest.approx((0.032, 0.032))  # level-2 chips of 16 x 0.001 deg pixels
+    index.replace_scene("big", scene_rows("big", (20.0, 40.0), seed=4, pixel_deg=0.01))
+    assert index.max_chip_size() == pytest.approx((0.32, 0.32))
+    aoi = Polygon.from_bounds(20.3, 39.7, 20.31, 39.71)  # 0.3 deg east of the big level-2 chip's west edge
+    chips = index.get(all_rows(index)["chip_id"].to_pylist())
+    touching = {chip.chip_id for chip in chips if not chip.pixel_space and chip.footprint.intersects(aoi)}
+    assert len(touching) == 2  # one chip of each level
+    assert {hit.chip_id for hit in index.search(np.ones(DIM, np.float32), k=10, aoi=aoi)} == touching
+    assert index.count_rows(index.aoi_where(aoi.bounds)) == 2
 
 
 def test_get_and_vectors_keep_the_order_asked(index: ChipIndex) -> None:

@@ -11,6 +11,7 @@ from pipelines.ingest import ingest_paths
 from pipelines.ray_ingest import ray_ingest_paths
 from tiles.grid import ChipSpec
 from tiles.index import ChipIndex
+from tiles.schema import DATA_STORAGE_VERSION
 
 pytestmark = pytest.mark.slow
 
@@ -29,13 +30,17 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.parametrize("target", ["folder", "s3"])
 def test_ray_engine_writes_the_local_engines_rows(
-    tmp_path: Path, tiny_model, tiny_checkpoint: Path, local_ray
+    tmp_path: Path, tiny_model, tiny_checkpoint: Path, local_ray, target: str, request: pytest.FixtureRequest
 ) -> None:
     paths = [RASTERS / name for name in SCENES]
     local = ChipIndex(tmp_path / "local")
     expected = ingest_paths(paths, local, tiny_model, SPEC, workers=0, progress=False)
-    on_ray = ChipIndex(tmp_path / "ray")
+    if target == "s3":  # a table in an object store, written by the Ray workers over S3
+        on_ray = ChipIndex("s3://chips/ray-library", storage_options=request.getfixturevalue("s3_server"))
+    else:
+        on_ray = ChipIndex(tmp_path / "ray")
     failures: list[tuple[str, str]] = []
     summary = ray_ingest_paths(
         paths,
@@ -53,6 +58,7 @@ def test_ray_engine_writes_the_local_engines_rows(
     got = on_ray.table.to_arrow().sort_by("chip_id")
     assert got.column("chip_id").equals(want.column("chip_id"))
     assert got.schema.equals(want.schema)
+    assert on_ray.table.to_lance().data_storage_version == DATA_STORAGE_VERSION
     assert got.drop_columns(["vector"]).equals(want.drop_columns(["vector"]))
     vectors = [np.stack(table.column("vector").to_numpy(zero_copy_only=False)) for table in (got, want)]
     np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)

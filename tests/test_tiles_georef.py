@@ -147,7 +147,12 @@ def test_unreadable_aoi_file_names_it(tmp_path: Path) -> None:
 
 def test_bbox_where_is_an_intersection_test() -> None:
     assert bbox_where((1.0, 2.0, 3.0, 4.0)) == (
-        "NOT pixel_space AND maxx >= 1.0 AND minx <= 3.0 AND maxy >= 2.0 AND miny <= 4.0"
+        "maxx >= 1.0 AND minx <= 3.0 AND maxy >= 2.0 AND miny <= 4.0 AND NOT pixel_space"
+    )
+    # with the largest chip's size, minx/miny get ranges an index can answer; the same rows match
+    assert bbox_where((1.0, 2.0, 3.0, 4.0), (0.5, 0.25)) == (
+        "minx BETWEEN 0.5 AND 3.0 AND miny BETWEEN 1.75 AND 4.0 "
+        "AND maxx >= 1.0 AND maxy >= 2.0 AND NOT pixel_space"
     )
 
 

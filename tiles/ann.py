@@ -21,8 +21,11 @@ from lancedb.query import LanceVectorQueryBuilder
 from lancedb.table import Table
 
 VECTOR_COLUMN = "vector"
-#: scalar columns of the AOI prefilter (``tiles.aoi.bbox_where``)
-BBOX_COLUMNS: tuple[str, ...] = ("minx", "miny", "maxx", "maxy")
+#: scalar columns of the AOI prefilter (``tiles.aoi.bbox_where``): its ``minx``/``miny`` ranges are selective;
+#: an index on ``maxx``/``maxy`` would answer ``maxx >= x`` with half the table and slow every AOI query down
+BBOX_COLUMNS: tuple[str, ...] = ("minx", "miny")
+#: bbox columns indexed by earlier versions, whose indexes are dropped when the vector index is rebuilt
+UNINDEXED_BBOX_COLUMNS: tuple[str, ...] = ("maxx", "maxy")
 
 
 class AnnKind(str, Enum):
@@ -111,6 +114,8 @@ def ensure_ann_index(table: Table, policy: AnnPolicy = AnnPolicy()) -> str:
     )
     for column in BBOX_COLUMNS:
         table.create_index(column, config=BTree(), replace=True)
+    for stale in (ix.name for ix in table.list_indices() if ix.columns[0] in UNINDEXED_BBOX_COLUMNS):
+        table.drop_index(stale)
     return "built"
 
 

@@ -110,9 +110,21 @@ def load_aoi(path: Path) -> BaseGeometry:
     return aoi_from_geojson(obj)
 
 
-def bbox_where(bounds: tuple[float, float, float, float]) -> str:
-    """SQL selecting georeferenced chips whose bbox intersects ``bounds`` (minx, miny, maxx, maxy)."""
+def bbox_where(
+    bounds: tuple[float, float, float, float], max_chip_size: tuple[float, float] | None = None
+) -> str:
+    """SQL selecting georeferenced chips whose bbox intersects ``bounds`` (minx, miny, maxx, maxy).
+
+    ``max_chip_size``: (width, height) of the largest chip in the table, in degrees. With it, the test starts
+    with two narrow ranges, ``minx`` within ``[bounds.minx - width, bounds.maxx]`` and ``miny`` likewise,
+    which BTree indexes answer with a few rows each; ``maxx >= ...`` alone matches half of any table.
+    """
     minx, miny, maxx, maxy = (float(v) for v in bounds)
-    return (
-        f"NOT pixel_space AND maxx >= {minx!r} AND minx <= {maxx!r} AND maxy >= {miny!r} AND miny <= {maxy!r}"
-    )
+    overlap = f"maxx >= {minx!r} AND minx <= {maxx!r} AND maxy >= {miny!r} AND miny <= {maxy!r}"
+    if max_chip_size is not None:
+        width, height = (float(v) for v in max_chip_size)
+        overlap = (
+            f"minx BETWEEN {minx - width!r} AND {maxx!r} AND miny BETWEEN {miny - height!r} AND {maxy!r} "
+            f"AND maxx >= {minx!r} AND maxy >= {miny!r}"
+        )
+    return f"{overlap} AND NOT pixel_space"

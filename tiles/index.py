@@ -7,9 +7,11 @@ table holds the vectors of one model only. AOI search filters on the bbox column
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from shapely.prepared import prep
 from remoteclip.errors import ChipIndexError
 from tiles.ann import AnnPolicy, ensure_ann_index, tune_query
 from tiles.aoi import bbox_where
-from tiles.schema import METADATA_COLUMNS, TABLE_NAME, chips_schema
+from tiles.schema import DATA_STORAGE_VERSION, METADATA_COLUMNS, TABLE_NAME, chips_schema
 
 #: first over-fetch factor when an exact AOI test may drop some of the bbox candidates
 AOI_OVERFETCH = 4
@@ -77,31 +79,59 @@ class SceneSummary:
     levels: tuple[int, ...]
 
 
+def is_object_store_uri(location: str | Path) -> bool:
+    """Whether ``location`` names an object store (``s3://``, ``gs://``, ``az://``...), not a folder."""
+    scheme, sep, _ = str(location).partition("://")
+    return bool(sep) and scheme.lower() != "file"
+
+
 def sql_str(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
 
 
 class ChipIndex:
-    """The LanceDB table ``chips`` in ``db_dir`` (created by the first write)."""
+    """The LanceDB table ``chips`` in a local folder or an object-store URI (created by the first write).
+
+    ``storage_options`` go to Lance for object stores (keys, ``aws_endpoint``, ``aws_region``, ...); Lance
+    also reads the usual variables (``AWS_ACCESS_KEY_ID``, ``GOOGLE_SERVICE_ACCOUNT``,
+    ``AZURE_STORAGE_ACCOUNT_NAME``).
+    """
 
     def __init__(
-        self, db_dir: str | Path, table_name: str = TABLE_NAME, ann: AnnPolicy = AnnPolicy()
+        self,
+        db: str | Path,
+        table_name: str = TABLE_NAME,
+        ann: AnnPolicy = AnnPolicy(),
+        storage_options: Mapping[str, str] | None = None,
     ) -> None:
-        self.db_dir = Path(db_dir)
+        #: the LanceDB location: a folder path, or a URI such as ``s3://bucket/library``
+        self.uri = str(db).rstrip("/") if is_object_store_uri(db) else str(Path(db).expanduser())
         self.table_name = table_name
         #: when a vector index is built and how queries use it (:mod:`tiles.ann`)
         self.ann = ann
-        # interval 0: every read sees writes made since by other processes (e.g. the app during an ingest)
-        self._db = lancedb.connect(self.db_dir, read_consistency_interval=timedelta(0))
+        self.storage_options = dict(storage_options or {})
         self._table: Table | None = None
+        #: (table version, its largest chip's size) for :meth:`aoi_where`
+        self._chip_size: tuple[int, tuple[float, float] | None] | None = None
+
+    @cached_property
+    def db(self) -> lancedb.DBConnection:
+        """The LanceDB connection (opened on first use)."""
+        try:
+            # interval 0: every read sees writes made since by other processes (e.g. the app during an ingest)
+            return lancedb.connect(
+                self.uri, read_consistency_interval=timedelta(0), storage_options=self.storage_options or None
+            )
+        except (OSError, ValueError) as exc:
+            raise ChipIndexError(f"cannot open the chip index at {self.uri}: {_store_error(exc)}") from exc
 
     @property
     def table(self) -> Table | None:
         """The LanceDB table, or None before the first write."""
         if self._table is None:
             try:
-                self._table = self._db.open_table(self.table_name)
+                self._table = self.db.open_table(self.table_name)
             except ValueError:
                 return None
         return self._table
@@ -110,8 +140,8 @@ class ChipIndex:
         table = self.table
         if table is None:
             raise ChipIndexError(
-                f"no chip index in {self.db_dir}; "
-                f"run `remoteclip-explorer ingest PATH --db {self.db_dir}` first"
+                f"no chip index in {self.uri}; "
+                f"run `remoteclip-explorer ingest PATH --db {self.uri}` first"
             )
         return table
 
@@ -135,7 +165,7 @@ class ChipIndex:
         existing = self.model_id
         if existing is not None and existing != model_id:
             raise ChipIndexError(
-                f"{self.db_dir} holds vectors of model {existing!r}, not {model_id!r}; use the model it was "
+                f"{self.uri} holds vectors of model {existing!r}, not {model_id!r}; use the model it was "
                 "built with (--model/--weights), or another --db"
             )
 
@@ -175,13 +205,19 @@ class ChipIndex:
         if table is None:
             if not rows.num_rows:
                 return None
-            self._table = self._db.create_table(self.table_name, schema=chips_schema(dim))
-            return self._table
+            return self.create(pa.RecordBatchReader.from_batches(chips_schema(dim), []))
         if models:
             self.check_model(models.pop())
         if rows.num_rows and dim != self.dim:
-            raise ChipIndexError(f"{self.db_dir} holds {self.dim}-d vectors, these rows have {dim}-d vectors")
+            raise ChipIndexError(f"{self.uri} holds {self.dim}-d vectors, these rows have {dim}-d vectors")
         return table
+
+    def create(self, rows: pa.Table | pa.RecordBatchReader) -> Table:
+        """Create the table from ``rows`` in one commit (for bulk loads; it must not exist yet)."""
+        self._table = self.db.create_table(
+            self.table_name, data=rows, schema=rows.schema, data_storage_version=DATA_STORAGE_VERSION
+        )
+        return self._table
 
     def search(
         self, vector: np.ndarray, k: int = 20, aoi: BaseGeometry | None = None, where: str | None = None
@@ -193,7 +229,7 @@ class ChipIndex:
             raise ChipIndexError(f"query vector has {vector.shape[0]} dimensions, the index {self.dim}")
         filters = [f"({where})"] if where else []
         if aoi is not None:
-            filters.append(bbox_where(aoi.bounds))
+            filters.append(self.aoi_where(aoi.bounds))
         limit = k * AOI_OVERFETCH if aoi is not None else k
         where_sql = " AND ".join(filters) if filters else None
         candidates = table.count_rows(where_sql) if where_sql else None
@@ -213,6 +249,32 @@ class ChipIndex:
             if len(inside) >= k or found.num_rows < limit:
                 return inside[:k]
             limit *= 4
+
+    def aoi_where(self, bounds: tuple[float, float, float, float]) -> str:
+        """SQL selecting the georeferenced chips whose bbox meets ``bounds`` (EPSG:4326), index-friendly."""
+        return bbox_where(bounds, self.max_chip_size())
+
+    def max_chip_size(self) -> tuple[float, float] | None:
+        """(width, height) in degrees of the largest georeferenced chip, or None (cached per version)."""
+        table = self.table
+        if table is None:
+            return None
+        version = table.version
+        if self._chip_size is None or self._chip_size[0] != version:
+            rows = (
+                table.search()
+                .where("NOT pixel_space")
+                .select(["minx", "miny", "maxx", "maxy"])
+                .limit(max(1, table.count_rows()))
+                .to_arrow()
+            )
+            size = None
+            if rows.num_rows:
+                width = pc.max(pc.subtract(rows["maxx"], rows["minx"])).as_py()
+                height = pc.max(pc.subtract(rows["maxy"], rows["miny"])).as_py()
+                size = (width, height)
+            self._chip_size = (version, size)
+        return self._chip_size[1]
 
     def get(self, chip_ids: Sequence[str]) -> list[Chip]:
         """The chips with these ids, in the order given; unknown ids raise :class:`ChipIndexError`."""
@@ -237,7 +299,7 @@ class ChipIndex:
         )
         missing = set(chip_ids) - set(found["chip_id"].to_pylist())
         if missing:
-            raise ChipIndexError(f"chip ids not in {self.db_dir}: {sorted(missing)[:5]}")
+            raise ChipIndexError(f"chip ids not in {self.uri}: {sorted(missing)[:5]}")
         return found
 
     def scenes(self) -> list[SceneSummary]:
@@ -298,13 +360,22 @@ class ChipIndex:
     def drop(self) -> None:
         """Remove the whole chips table (every scene must then be ingested again)."""
         if self.table is not None:
-            self._db.drop_table(self.table_name)
+            self.db.drop_table(self.table_name)
             self._table = None
 
     def delete_scene(self, scene_id: str) -> int:
         """Delete a scene's chips; returns how many were deleted."""
         table = self._require_table()
         return table.delete(f"scene_id = {sql_str(scene_id)}").num_deleted_rows
+
+
+def _store_error(exc: Exception) -> str:
+    """The object store's own error code and message in a Lance error, else its first line."""
+    text = str(exc)
+    code, message = re.search(r"<Code>(.*?)</Code>", text), re.search(r"<Message>(.*?)</Message>", text)
+    if code and message:
+        return f"{code.group(1)}: {message.group(1)}"
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _chip_fields(rows: pa.Table) -> list[dict[str, Any]]:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 from pathlib import Path
 
-import lancedb
 import pyarrow as pa
 
 from tiles.index import ChipIndex, sql_str
@@ -56,7 +54,7 @@ class SceneLog:
 
     def __init__(self, index: ChipIndex) -> None:
         self.index = index
-        self._db = lancedb.connect(index.db_dir, read_consistency_interval=timedelta(0))
+        self._db = index.db
         try:
             rows = self._db.open_table(LOG_TABLE).to_arrow().to_pylist()
         except ValueError:  # no log yet

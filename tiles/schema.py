@@ -19,6 +19,10 @@ from tiles.georef import ChipGeoref
 from tiles.grid import ChipWindow
 
 TABLE_NAME = "chips"
+#: Lance file format of new ``chips`` tables. 2.2 (pylance 14's default) decodes a whole page of a constant
+#: column (``model_id``, ``level``, ``crs`` ... are constant in most libraries) on every random-access read:
+#: ~2 ms per column per search at 1M rows, against ~0.5 ms in 2.1 (``bench query``)
+DATA_STORAGE_VERSION = "2.1"
 #: hex digits kept from the BLAKE2b digests used as ids
 ID_HEX = 20
 
