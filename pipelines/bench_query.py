@@ -267,7 +267,8 @@ def query(
         result = run_query_bench(rows, dim, n_queries, k, tmp / "db", policy)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    path = write_result(f"query_{rows}", result)
+    name = f"query_{rows}" if policy.kind is AnnPolicy.kind else f"query_{rows}_{policy.kind.value}"
+    path = write_result(name, result)
     if output_format == "json":
         echo_json({**result, "result_file": str(path)})
         return

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from click.testing import CliRunner
 from lancedb.index import BTree
 from shapely.geometry import box
 
@@ -17,6 +19,7 @@ from pipelines.bench_query import (
     synthetic_batches,
     write_synthetic_table,
 )
+from pipelines.cli import cli
 from tiles.ann import (
     BBOX_COLUMNS,
     UNINDEXED_BBOX_COLUMNS,
@@ -113,3 +116,22 @@ def test_index_config_per_kind(kind: AnnKind) -> None:
         assert config.num_partitions == 1_000
     if kind is AnnKind.IVF_PQ:
         assert config.num_sub_vectors == 64
+
+
+@pytest.mark.parametrize(
+    ("kind", "result_name"), [("ivf_sq", "query_3000"), ("ivf_hnsw_sq", "query_3000_ivf_hnsw_sq")]
+)
+def test_bench_query_writes_latency_and_recall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, result_name: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = f"bench query --rows 3000 --dim 32 --queries 10 --min-rows 2000 --index {kind} --format json"
+    result = CliRunner().invoke(cli, args.split(), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / f"benchmarks/results/{result_name}.json").read_text())
+    assert record["index"]["action"] == "built" and record["index"]["kind"] == kind
+    for case in ("no_aoi", "aoi"):
+        figures = record[case]
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"] and figures["cpu_ms_p50"] > 0
+        assert figures["recall_at_k"] >= 0.9
+    assert record["no_aoi"]["aoi_rows"] == 3000 and 0 < record["aoi"]["aoi_rows"] < 3000
