@@ -202,17 +202,25 @@ def open_clip_argv(cfg: TrainConfig, table: Path, init: Path | None) -> list[str
 
 
 @contextlib.contextmanager
-def root_logging_restored() -> Iterator[None]:
-    """Undo what open_clip_train does to the root logger (level INFO, handlers on ``out.log`` and stdout)."""
+def logging_restored() -> Iterator[None]:
+    """Undo what open_clip_train does to logging: every logger's level set to INFO, handlers on the root logger.
+
+    Left in place, the INFO levels make torch print its TorchDynamo statistics when the process exits.
+    """
     root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
+    handlers = list(root.handlers)
+    loggers = [root, *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict))]
+    levels = {logger: logger.level for logger in loggers}
     try:
         yield
     finally:
         for handler in [h for h in root.handlers if h not in handlers]:
             root.removeHandler(handler)
             handler.close()
-        root.setLevel(level)
+        for name in list(logging.root.manager.loggerDict):  # loggers created during training: as they were made
+            logger = logging.getLogger(name)
+            logger.setLevel(levels.get(logger, logging.NOTSET))
+        root.setLevel(levels[root])
 
 
 def run_training(cfg: TrainConfig) -> Path:
@@ -228,7 +236,7 @@ def run_training(cfg: TrainConfig) -> Path:
     if init is not None and init.suffix == ".safetensors":
         init = cfg.out / "init.pt"
         torch.save(load_compact(cfg.init), init)
-    with paper_augmentation(), root_logging_restored():
+    with paper_augmentation(), logging_restored():
         open_clip_main(open_clip_argv(cfg, table, init))
     if init is not None and init != cfg.init:
         init.unlink()

@@ -81,11 +81,13 @@ def test_two_step_cpu_training_writes_a_checkpoint_the_library_loads(tiny_trains
     out = tmp_path / "run"
     root = logging.getLogger()
     root_before = (root.level, list(root.handlers))
+    dynamo_level = logging.getLogger("torch._dynamo").level
     result = CliRunner().invoke(train, [
         "--trainset", str(tiny_trainset), "--out", str(out), "--epochs", "1", "--batch-size", "4",
         "--device", "cpu", "--workers", "0", "--image-px", "64", "--warmup", "1"])
     assert result.exit_code == 0, result.output
     assert (root.level, root.handlers) == root_before  # open_clip_train's logging set-up is undone
+    assert logging.getLogger("torch._dynamo").level == dynamo_level  # else torch prints its stats at exit
     assert [round(epoch, 2) for epoch, _ in read_loss_curve(out / "out.log")] == [0.5, 1.0]
     assert (out / "loss.png").stat().st_size > 1000
     state = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
