@@ -1,12 +1,15 @@
-"""The ingest job: rasters -> chips -> embeddings -> rows of the chip index, one commit per scene.
+"""The ingest job: rasters -> chips -> embeddings -> rows of the chip index, each scene in one commit.
 
 Reader processes open the scenes and cut them into chips (:func:`scene_messages`) while this process encodes
 batches of chips, so the model is kept busy; the queue between them is bounded, so memory stays flat however
 large the scenes are. A scene's rows are written only after all its chips are encoded, in one ``merge_insert``
 that also removes chips the scene no longer has: a scene that fails half-way (or an ingest killed with
-``kill -9``) leaves the index as it was before that scene, and readers never see part of a scene. Finished
-scenes are logged (:mod:`tiles.scene_log`), so running the same command again skips them without reading them.
-A failing file is reported (one line naming it and the reason) and the batch goes on.
+``kill -9``) leaves the index as it was before that scene, and readers never see part of a scene. Small scenes
+(a folder of UAV frames or image chips) are grouped, several whole scenes per commit (up to
+:data:`COMMIT_ROWS` rows or :data:`COMMIT_SECONDS` of work), so a commit per scene does not slow them down,
+and a scene's last chips wait for the next full encoder batch. Finished scenes are logged
+(:mod:`tiles.scene_log`), so running the same command again skips them without reading them. A failing file is
+reported (one line naming it and the reason) and the batch goes on.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ from tiles.schema import ChipRecord, rows_table, scene_id_for
 from tiles.thumbnail import THUMB_PX
 
 GLOB_CHARS = frozenset("*?[")
+#: finished scenes are written together until they hold this many rows (``commit_rows``) ...
+COMMIT_ROWS = 2048
+#: ... or the first of them has waited this many seconds
+COMMIT_SECONDS = 2.0
 
 
 @dataclass
@@ -112,6 +119,7 @@ def ingest_paths(
     batch_size: int = 64,
     thumb_px: int = THUMB_PX,
     workers: int = DEFAULT_WORKERS,
+    commit_rows: int = COMMIT_ROWS,
     progress: bool = True,
     on_failure: Callable[[str, str], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
@@ -123,7 +131,9 @@ def ingest_paths(
         must be empty or hold vectors of ``model``. model: the loaded model that embeds the chips. spec: chip
         size, overlap, levels and the valid share below which a chip is skipped. batch_size: chips per encoder
         batch. thumb_px: longest side of the stored JPEG thumbnails. workers: reader processes (0: read in
-        this process, between encoder batches). progress: show a tqdm progress bar (chips) on stderr.
+        this process, between encoder batches). commit_rows: finished scenes are written together until they
+        hold this many rows (1: a commit per scene; a scene is never split). progress: show a tqdm progress
+        bar (chips) on stderr.
         on_failure: called with (path, reason) for each file that fails, as it fails. on_progress: called with
         (chips read, chips known so far) after each chip (e.g. for the app's progress bar).
     """
@@ -131,6 +141,8 @@ def ingest_paths(
         raise InputError(f"batch size {batch_size} must be at least 1")
     if workers < 0:
         raise InputError(f"workers {workers} must be 0 (read in this process) or more")
+    if commit_rows < 1:
+        raise InputError(f"rows per commit {commit_rows} must be at least 1")
     index.check_model(model.model_id)
     files, missing = expand_paths(paths)
     summary = IngestSummary(failed=list(missing))
@@ -146,8 +158,19 @@ def ingest_paths(
     start = time.perf_counter()
     plan = plan_scenes(files, index, model.model_id, spec, thumb_px)
     summary.unchanged = plan.unchanged
+    encoder = _SceneEncoder(model, batch_size)
+    group = _CommitGroup(index, plan.log, model.model_id, commit_rows)
+
+    def write_finished() -> None:
+        for scene, records, vectors, skipped in encoder.finished():
+            group.add(plan.jobs[scene].scene_id, plan.stamps[scene], records, vectors)
+            summary.scenes += 1
+            summary.chips += len(records)
+            summary.skipped += skipped
+            if group.due():
+                group.commit()
+
     with gdal_env(), _Progress(progress, on_progress) as tracker:
-        encoder = _SceneEncoder(model, batch_size)
         for message in read_scenes(plan.jobs, spec, thumb_px, workers):
             job = plan.jobs[message.scene]
             if isinstance(message, SceneOpened):
@@ -160,12 +183,13 @@ def ingest_paths(
                 encoder.drop(message.scene)
                 fail(str(job.path), message.reason)
             else:
-                records, vectors, skipped = encoder.finish(message.scene)
-                index.replace_scene(job.scene_id, rows_table(records, vectors, model.model_id))
-                plan.log.mark_done(plan.stamps[message.scene], job.scene_id, len(records))
-                summary.scenes += 1
-                summary.chips += len(records)
-                summary.skipped += skipped
+                encoder.end(message.scene)
+            write_finished()
+            if group.due():  # scenes waiting while a large one is read
+                group.commit()
+        encoder.flush()
+        write_finished()
+        group.commit()
     if summary.scenes:
         summary.ann_index = index.build_ann()
     summary.seconds = time.perf_counter() - start
@@ -202,7 +226,7 @@ def plan_scenes(
 
 
 class _SceneEncoder:
-    """Encodes chips in full batches across scenes; holds each scene's records and vectors until it ends."""
+    """Encodes chips in full batches across scenes; holds each scene's records and vectors till taken."""
 
     def __init__(self, model: LoadedModel, batch_size: int) -> None:
         self.model = model
@@ -211,6 +235,8 @@ class _SceneEncoder:
         self._records: dict[int, list[ChipRecord]] = {}
         self._vectors: dict[int, list[np.ndarray]] = {}
         self._skipped: dict[int, int] = {}
+        #: scenes whose chips have all been added, in the order they ended
+        self._ended: list[int] = []
 
     def add(self, chunk: ChipChunk) -> None:
         """Queue a chunk's chips; encode whenever a full batch is waiting."""
@@ -226,19 +252,68 @@ class _SceneEncoder:
         for store in (self._records, self._vectors, self._skipped):
             store.pop(scene, None)
 
-    def finish(self, scene: int) -> tuple[list[ChipRecord], np.ndarray, int]:
-        """A finished scene's records, ``(N, D)`` vectors and skipped count (encoding what is pending)."""
-        while any(s == scene for s, _ in self._pending):
+    def end(self, scene: int) -> None:
+        """Note that all of a scene's chips have been added."""
+        self._ended.append(scene)
+
+    def flush(self) -> None:
+        """Encode every chip still waiting, in a last batch smaller than the others."""
+        while self._pending:
             self._encode(self.batch_size)
-        vectors = self._vectors.pop(scene, [])
-        matrix = np.concatenate(vectors) if vectors else np.zeros((0, self.model.embed_dim), dtype=np.float32)
-        return self._records.pop(scene, []), matrix, self._skipped.pop(scene, 0)
+
+    def finished(self) -> list[tuple[int, list[ChipRecord], np.ndarray, int]]:
+        """Take out the ended scenes whose chips are all encoded: (scene, records, vectors, skipped)."""
+        waiting = {scene for scene, _ in self._pending}
+        done = [scene for scene in self._ended if scene not in waiting]
+        self._ended = [scene for scene in self._ended if scene in waiting]
+        taken = []
+        for scene in done:
+            vectors = self._vectors.pop(scene, [])
+            matrix = np.concatenate(vectors) if vectors else np.zeros((0, self.model.embed_dim), np.float32)
+            taken.append((scene, self._records.pop(scene, []), matrix, self._skipped.pop(scene, 0)))
+        return taken
 
     def _encode(self, size: int) -> None:
         batch, self._pending = self._pending[:size], self._pending[size:]
         vectors = encode_images(self.model, [chip for _, chip in batch], self.batch_size)
         for (scene, _), vector in zip(batch, vectors):  # a scene's chips keep their order across batches
             self._vectors.setdefault(scene, []).append(vector[None])
+
+
+class _CommitGroup:
+    """Finished scenes written to the index together, in one commit, then logged as done."""
+
+    def __init__(self, index: ChipIndex, log: SceneLog, model_id: str, max_rows: int) -> None:
+        self.index = index
+        self.log = log
+        self.model_id = model_id
+        self.max_rows = max_rows
+        self._scenes: list[tuple[str, SceneStamp, list[ChipRecord], np.ndarray]] = []
+        self._since = 0.0
+
+    def add(self, scene_id: str, stamp: SceneStamp, records: list[ChipRecord], vectors: np.ndarray) -> None:
+        """Queue a finished scene."""
+        if not self._scenes:
+            self._since = time.monotonic()
+        self._scenes.append((scene_id, stamp, records, vectors))
+
+    def due(self) -> bool:
+        """Whether the queued scenes hold ``max_rows`` rows or have waited :data:`COMMIT_SECONDS`."""
+        rows = sum(len(records) for _, _, records, _ in self._scenes)
+        return bool(self._scenes) and (
+            rows >= self.max_rows or time.monotonic() - self._since >= COMMIT_SECONDS
+        )
+
+    def commit(self) -> None:
+        """Write the queued scenes in one commit (each replacing its earlier chips), then log them."""
+        if not self._scenes:
+            return
+        records = [record for _, _, scene_records, _ in self._scenes for record in scene_records]
+        vectors = np.concatenate([scene_vectors for *_, scene_vectors in self._scenes])
+        scene_ids = [scene_id for scene_id, *_ in self._scenes]
+        self.index.replace_scenes(scene_ids, rows_table(records, vectors, self.model_id))
+        self.log.mark_done([(stamp, scene_id, len(rec)) for scene_id, stamp, rec, _ in self._scenes])
+        self._scenes = []
 
 
 class _Progress:

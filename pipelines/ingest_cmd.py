@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from pipelines.ingest import ingest_paths
-from pipelines.scene_reader import DEFAULT_WORKERS
+from pipelines.ingest import COMMIT_ROWS, ingest_paths
 from pipelines.options import (
     db_option,
     device_option,
@@ -19,6 +18,7 @@ from pipelines.options import (
     storage_options_option,
     weights_option,
 )
+from pipelines.scene_reader import DEFAULT_WORKERS
 from remoteclip.factory import load_model
 from tiles.grid import ChipSpec
 from tiles.index import ChipIndex
@@ -74,6 +74,13 @@ def _report_failure(path: str, reason: str) -> None:
     help="Reader processes cutting chips while the model encodes (0: read in this process).",
 )
 @click.option(
+    "--commit-rows",
+    type=click.IntRange(min=1),
+    default=COMMIT_ROWS,
+    show_default=True,
+    help="Small scenes are written together, whole, until they hold this many rows (1: a commit per scene).",
+)
+@click.option(
     "--engine",
     type=click.Choice(["local", "ray"]),
     default="local",
@@ -107,6 +114,7 @@ def ingest(
     min_valid: float,
     batch_size: int,
     workers: int,
+    commit_rows: int,
     engine: str,
     ray_address: str | None,
     ray_encoders: int,
@@ -131,7 +139,7 @@ def ingest(
         )
     else:
         summary = ingest_paths(
-            paths, index, model, spec, batch_size=batch_size, workers=workers,
+            paths, index, model, spec, batch_size=batch_size, workers=workers, commit_rows=commit_rows,
             on_failure=_report_failure,
         )
     if output_format == "json":

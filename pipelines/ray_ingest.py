@@ -181,12 +181,14 @@ def ray_ingest_paths(
             index.delete_scene(job.scene_id)
         summary.failed.append((str(job.path), reason.removeprefix(f"{job.path}: ")))
     failed_numbers = {number for number, _ in failed}
-    for job, stamp in zip(plan.jobs, plan.stamps):
-        if job.number not in failed_numbers:
-            chips = index.count_rows(f"scene_id = {sql_str(job.scene_id)}")
-            plan.log.mark_done(stamp, job.scene_id, chips)
-            summary.scenes += 1
-            summary.chips += chips
+    done = [
+        (stamp, job.scene_id, index.count_rows(f"scene_id = {sql_str(job.scene_id)}"))
+        for job, stamp in zip(plan.jobs, plan.stamps)
+        if job.number not in failed_numbers
+    ]
+    plan.log.mark_done(done)
+    summary.scenes += len(done)
+    summary.chips += sum(chips for _, _, chips in done)
     for path, reason in summary.failed:
         if on_failure:
             on_failure(path, reason)

@@ -59,9 +59,9 @@ def scene_rows(
 @pytest.fixture
 def index(tmp_path: Path) -> ChipIndex:
     idx = ChipIndex(tmp_path / "db")
-    idx.replace_scene("a", scene_rows("a", (10.0, 50.0), seed=1))
-    idx.replace_scene("b", scene_rows("b", (10.05, 50.0), seed=2))
-    idx.replace_scene("c", scene_rows("c", None, seed=3))
+    idx.replace_scenes(["a"], scene_rows("a", (10.0, 50.0), seed=1))
+    idx.replace_scenes(["b"], scene_rows("b", (10.05, 50.0), seed=2))
+    idx.replace_scenes(["c"], scene_rows("c", None, seed=3))
     return idx
 
 
@@ -75,7 +75,7 @@ def test_reupsert_leaves_the_same_rows(index: ChipIndex) -> None:
     before = all_rows(index)
     assert before.num_rows == 3 * (16 + 4)
     index.upsert(scene_rows("a", (10.0, 50.0), seed=1))
-    index.replace_scene("b", scene_rows("b", (10.05, 50.0), seed=2))
+    index.replace_scenes(["b"], scene_rows("b", (10.05, 50.0), seed=2))
     assert all_rows(index).equals(before)
 
 
@@ -89,15 +89,24 @@ def test_tables_are_written_in_the_pinned_lance_format(index: ChipIndex, tmp_pat
         bulk.create(scene_rows("b", (10.0, 50.0)))
 
 
-def test_replace_scene_drops_chips_the_scene_no_longer_has(index: ChipIndex) -> None:
-    index.replace_scene("a", scene_rows("a", (10.0, 50.0), chip_px=32, seed=1))
+def test_replace_scenes_drops_chips_the_scenes_no_longer_have(index: ChipIndex) -> None:
+    index.replace_scenes(["a"], scene_rows("a", (10.0, 50.0), chip_px=32, seed=1))
     assert index.count_rows("scene_id = 'a'") == 4 + 1
     assert index.count_rows("scene_id = 'b'") == 20
+    version = index.table.version
+    # several scenes in one commit: "a" back to 16-px chips, "b" now empty (all its chips skipped), "d" new
+    rows = pa.concat_tables([scene_rows("a", (10.0, 50.0), seed=1), scene_rows("d", (11.0, 50.0), seed=5)])
+    index.replace_scenes(["a", "b", "d"], rows)
+    assert index.table.version == version + 1
+    counts = {scene: index.count_rows(f"scene_id = '{scene}'") for scene in "abcd"}
+    assert counts == {"a": 20, "b": 0, "c": 20, "d": 20}
 
 
-def test_replace_scene_refuses_rows_of_other_scenes(index: ChipIndex) -> None:
+def test_replace_scenes_refuses_rows_of_other_scenes(index: ChipIndex) -> None:
     with pytest.raises(ChipIndexError, match="other scenes"):
-        index.replace_scene("a", scene_rows("b", (10.0, 50.0)))
+        index.replace_scenes(["a"], scene_rows("b", (10.0, 50.0)))
+    with pytest.raises(ChipIndexError, match="at least one scene"):
+        index.replace_scenes([], scene_rows("b", (10.0, 50.0)))
 
 
 def test_a_second_model_is_refused_naming_both(index: ChipIndex) -> None:
@@ -149,7 +158,7 @@ def test_aoi_search_equals_brute_force(index: ChipIndex) -> None:
 def test_aoi_prefilter_follows_the_largest_chip(index: ChipIndex) -> None:
     """The prefilter's minx/miny ranges reach back by the largest chip's size, updated as scenes are added."""
     assert index.max_chip_size() == pytest.approx((0.032, 0.032))  # level-2 chips of 16 x 0.001 deg pixels
-    index.replace_scene("big", scene_rows("big", (20.0, 40.0), seed=4, pixel_deg=0.01))
+    index.replace_scenes(["big"], scene_rows("big", (20.0, 40.0), seed=4, pixel_deg=0.01))
     assert index.max_chip_size() == pytest.approx((0.32, 0.32))
     aoi = Polygon.from_bounds(20.3, 39.7, 20.31, 39.71)  # 0.3 deg east of the big level-2 chip's west edge
     chips = index.get(all_rows(index)["chip_id"].to_pylist())

@@ -57,6 +57,27 @@ def test_reingest_leaves_the_same_rows(tmp_path: Path, tiny_model) -> None:
     assert after.equals(before)
 
 
+def test_small_scenes_are_written_together_and_vectors_match_one_by_one(
+    tmp_path: Path, tiny_model, shared_data: Path
+) -> None:
+    """30 one-chip drone scenes: grouped commits, the same rows as a commit per scene, every scene logged."""
+    chips = sorted((shared_data / "kampala-buildings" / "chips").glob("*.tif"))[:30]
+    spec = ChipSpec(chip_px=256)
+    grouped = ChipIndex(tmp_path / "grouped")
+    summary = ingest_paths(chips, grouped, tiny_model, spec, batch_size=8, workers=0, progress=False)
+    one_by_one = ChipIndex(tmp_path / "one_by_one")
+    ingest_paths(chips, one_by_one, tiny_model, spec, batch_size=8, workers=0, commit_rows=1, progress=False)
+    assert summary.scenes == summary.chips == grouped.count_rows() == 30
+    # table versions: one per commit (a commit per scene, plus the table's creation, when not grouped)
+    assert grouped.table.version < 30 <= one_by_one.table.version
+    got, want = (ix.table.to_arrow().sort_by("chip_id") for ix in (grouped, one_by_one))
+    assert got.drop_columns(["vector"]).equals(want.drop_columns(["vector"]))
+    vectors = [np.stack(t["vector"].to_numpy(zero_copy_only=False)) for t in (got, want)]
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)  # full batches vs batches cut at each scene
+    again = ingest_paths(chips, grouped, tiny_model, spec, workers=0, progress=False)
+    assert (again.unchanged, again.scenes) == (30, 0)  # every grouped scene was logged as done
+
+
 def test_vectors_embed_the_chip_pixels(tmp_path: Path, tiny_model) -> None:
     index = ChipIndex(tmp_path / "db")
     ingest_paths([RASTERS / "rgbn_3395.tif"], index, tiny_model, SPEC, progress=False)

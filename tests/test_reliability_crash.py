@@ -68,6 +68,8 @@ def _ingest_command(scenes: Path, db: Path, model: Path) -> list[str]:
         "1",
         "--batch-size",
         "64",
+        "--commit-rows",  # a commit per scene, so the kill lands between commits
+        "1",
         "--format",
         "json",
     ]

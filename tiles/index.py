@@ -176,21 +176,24 @@ class ChipIndex:
 
     def upsert(self, rows: pa.Table) -> None:
         """Insert or update ``rows`` (schema :func:`tiles.schema.chips_schema`) by ``chip_id``."""
-        self._merge(rows, replace_scene=None)
+        self._merge(rows, replace_scenes=None)
 
-    def replace_scene(self, scene_id: str, rows: pa.Table) -> None:
-        """Make ``rows`` the scene's chips in one commit: upsert them, delete the scene's other chips."""
-        if rows.num_rows and pc.any(pc.not_equal(rows["scene_id"], scene_id)).as_py():
-            raise ChipIndexError(f"replace_scene({scene_id!r}) was given rows of other scenes")
-        self._merge(rows, replace_scene=scene_id)
+    def replace_scenes(self, scene_ids: Sequence[str], rows: pa.Table) -> None:
+        """Make ``rows`` these scenes' chips in one commit: upsert them, delete the scenes' other chips."""
+        if not scene_ids:
+            raise ChipIndexError("replace_scenes() needs at least one scene id")
+        if rows.num_rows and not pc.all(pc.is_in(rows["scene_id"], pa.array(list(scene_ids)))).as_py():
+            raise ChipIndexError(f"replace_scenes({list(scene_ids)[:3]}...) was given rows of other scenes")
+        self._merge(rows, replace_scenes=scene_ids)
 
-    def _merge(self, rows: pa.Table, replace_scene: str | None) -> None:
+    def _merge(self, rows: pa.Table, replace_scenes: Sequence[str] | None) -> None:
         table = self._table_for(rows)
         if table is None:
             return
         builder = table.merge_insert("chip_id").when_matched_update_all().when_not_matched_insert_all()
-        if replace_scene is not None:
-            builder = builder.when_not_matched_by_source_delete(f"scene_id = {sql_str(replace_scene)}")
+        if replace_scenes is not None:
+            scenes = ", ".join(sql_str(scene_id) for scene_id in replace_scenes)
+            builder = builder.when_not_matched_by_source_delete(f"scene_id IN ({scenes})")
         builder.execute(rows.select(table.schema.names))
 
     def _table_for(self, rows: pa.Table) -> Table | None:

@@ -1,8 +1,8 @@
 """Which scenes an ingest has finished, so a rerun after a crash skips them without reading or hashing them.
 
 The log is a small LanceDB table (:data:`LOG_TABLE`) next to ``chips``, one row per scene path. A row is
-written only after the scene's chips are committed (``ChipIndex.replace_scene``), so a crash between the two
-makes the rerun redo that one scene (idempotently), never skip a scene whose chips are missing. A logged scene
+written only after the scene's chips are committed (``ChipIndex.replace_scenes``), so a crash between the two
+makes the rerun redo those scenes (idempotently), never skip a scene whose chips are missing. A logged scene
 counts as done only while its file is unchanged (size, mtime), it was cut with the same chip settings and
 model, and the index still holds exactly the number of chips logged (a deleted scene is ingested again).
 """
@@ -10,6 +10,7 @@ model, and the index still holds exactly the number of chips logged (a deleted s
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -68,10 +69,14 @@ class SceneLog:
             return False
         return self.index.count_rows(f"scene_id = {sql_str(row['scene_id'])}") == row["chips"]
 
-    def mark_done(self, stamp: SceneStamp, scene_id: str, chips: int) -> None:
-        """Record that the scene's ``chips`` rows are committed (call only after the commit)."""
-        row = {**asdict(stamp), "scene_id": scene_id, "chips": chips}
-        rows = pa.Table.from_pylist([row], schema=LOG_SCHEMA)
+    def mark_done(self, scenes: Sequence[tuple[SceneStamp, str, int]]) -> None:
+        """Record in one commit that these (stamp, scene_id, chips) scenes' rows are committed."""
+        if not scenes:
+            return
+        logged = [
+            {**asdict(stamp), "scene_id": scene_id, "chips": chips} for stamp, scene_id, chips in scenes
+        ]
+        rows = pa.Table.from_pylist(logged, schema=LOG_SCHEMA)
         if LOG_TABLE in self._db.table_names():
             table = self._db.open_table(LOG_TABLE)
             table.merge_insert("scene_path").when_matched_update_all().when_not_matched_insert_all().execute(
@@ -79,4 +84,4 @@ class SceneLog:
             )
         else:
             self._db.create_table(LOG_TABLE, data=rows, schema=LOG_SCHEMA)
-        self._logged[stamp.scene_path] = row
+        self._logged.update((row["scene_path"], row) for row in logged)
