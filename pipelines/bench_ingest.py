@@ -7,6 +7,10 @@ samples the resident memory of this process and its reader processes every 50 ms
 scenes grow. Model-only throughput is timed on chips of the same scene already in memory (``encode_images``
 in batches), so ``ingest chips/s ÷ model-only chips/s`` says how busy the pipeline keeps the model.
 ``--model tiny`` uses a random 64-px ViT (runs in minutes on a CPU); any other value goes to ``load_model``.
+
+``--small-scenes N`` adds the other shape of input: a folder of N one-chip GeoTIFFs (UAV frames, image chips),
+ingested with small scenes grouped into shared commits (the default) and with a commit per scene
+(``commit_rows=1``), against model-only throughput on the same chips.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from pipelines.bench import write_result
-from pipelines.ingest import ingest_paths
+from pipelines.ingest import COMMIT_ROWS, ingest_paths
 from pipelines.options import device_option, echo_json, output_format_option
 from pipelines.scene_reader import DEFAULT_WORKERS
 from remoteclip.encode import encode_images
@@ -137,11 +141,21 @@ def tiny_model(folder: Path, device: str) -> LoadedModel:
     return load_model(folder, device=device)
 
 
-def model_only_chips_per_s(model: LoadedModel, path: Path, spec: ChipSpec, batch_size: int) -> float:
-    """Encoding throughput on up to ``MODEL_ONLY_CHIPS`` chips of ``path`` already read into memory."""
-    with gdal_env(), open_scene(path) as scene:
-        windows = list(iter_windows(scene.width, scene.height, spec))[:MODEL_ONLY_CHIPS]
-        chips = [scene.read_chip(window, spec.chip_px) for window in windows]
+def read_chips(paths: list[Path], spec: ChipSpec, limit: int = MODEL_ONLY_CHIPS) -> list[np.ndarray]:
+    """Up to ``limit`` chips of these scenes, read into memory."""
+    chips: list[np.ndarray] = []
+    with gdal_env():
+        for path in paths:
+            with open_scene(path) as scene:
+                windows = list(iter_windows(scene.width, scene.height, spec))[: limit - len(chips)]
+                chips += [scene.read_chip(window, spec.chip_px) for window in windows]
+            if len(chips) >= limit:
+                break
+    return chips
+
+
+def model_only_chips_per_s(model: LoadedModel, chips: list[np.ndarray], batch_size: int) -> float:
+    """Encoding throughput on chips already in memory (preprocessing included, as the model needs it)."""
     encode_images(model, chips[:batch_size], batch_size)  # warm-up
     start = time.perf_counter()
     encode_images(model, chips, batch_size)
@@ -165,7 +179,7 @@ def bench_size(
             workers=workers,
             progress=False,
         )
-    model_only = model_only_chips_per_s(model, cog, spec, batch_size)
+    model_only = model_only_chips_per_s(model, read_chips([cog], spec), batch_size)
     figures = {
         "side_px": side_px,
         "file_mb": round(cog.stat().st_size / 1e6, 1),
@@ -181,6 +195,51 @@ def bench_size(
     }
     cog.unlink()
     shutil.rmtree(workdir / f"db_{side_px}", ignore_errors=True)
+    return figures
+
+
+def write_small_scenes(folder: Path, count: int, side_px: int, seed: int = 1) -> list[Path]:
+    """``count`` one-chip ``side_px``² RGB GeoTIFFs side by side (EPSG:32633, 0.5 m), each its own texture."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for n in range(count):
+        path = folder / f"frame_{n:05d}.tif"
+        profile = {
+            "driver": "GTiff",
+            "width": side_px,
+            "height": side_px,
+            "count": 3,
+            "dtype": "uint8",
+            "crs": "EPSG:32633",
+            "transform": from_origin(500_000 + n * side_px * 0.5, 5_000_000, 0.5, 0.5),
+        }
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(rng.integers(0, 256, (3, side_px, side_px), dtype=np.uint8))
+        paths.append(path)
+    return paths
+
+
+def bench_small_scenes(
+    count: int, workdir: Path, model: LoadedModel, spec: ChipSpec, batch_size: int, workers: int
+) -> dict[str, float]:
+    """Ingest ``count`` one-chip scenes with grouped commits and with a commit per scene; their figures."""
+    frames = write_small_scenes(workdir / "frames", count, spec.chip_px)
+    figures: dict[str, float] = {"scenes": count}
+    for name, commit_rows in (("grouped", COMMIT_ROWS), ("commit_per_scene", 1)):
+        index = ChipIndex(workdir / f"db_{name}")
+        summary = ingest_paths(
+            frames, index, model, spec, batch_size=batch_size, workers=workers, commit_rows=commit_rows,
+            progress=False,
+        )
+        figures[f"{name}_chips_per_s"] = round(summary.chips_per_s, 1)
+        figures[f"{name}_table_versions"] = index.table.version
+        shutil.rmtree(workdir / f"db_{name}", ignore_errors=True)
+    model_only = model_only_chips_per_s(model, read_chips(frames, spec, limit=count), batch_size)
+    figures["model_only_chips_per_s"] = round(model_only, 1)
+    figures["grouped_ratio"] = round(figures["grouped_chips_per_s"] / model_only, 3)
+    figures["commit_per_scene_ratio"] = round(figures["commit_per_scene_chips_per_s"] / model_only, 3)
+    shutil.rmtree(workdir / "frames", ignore_errors=True)
     return figures
 
 
@@ -222,6 +281,13 @@ def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
     help="Reader processes of the local engine.",
 )
 @click.option(
+    "--small-scenes",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="Also ingest a folder of this many one-chip GeoTIFFs (0: skip).",
+)
+@click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -235,6 +301,7 @@ def ingest(
     chip_size: int,
     batch_size: int,
     workers: int,
+    small_scenes: int,
     workdir: Path | None,
     output_format: str,
 ) -> None:
@@ -248,6 +315,9 @@ def ingest(
         )
         spec = ChipSpec(chip_px=chip_size)
         rows = [bench_size(side, tmp, model, spec, batch_size, workers) for side in sizes]
+        small = None
+        if small_scenes:
+            small = bench_small_scenes(small_scenes, tmp, model, spec, batch_size, workers)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result = {
@@ -259,6 +329,7 @@ def ingest(
         "batch_size": batch_size,
         "workers": workers,
         "sizes": rows,
+        "small_scenes": small,
     }
     path = write_result(f"ingest_{model_name.replace('/', '_')}_{device.replace(':', '')}", result)
     if output_format == "json":
@@ -270,5 +341,12 @@ def ingest(
             f"ingest {row['ingest_chips_per_s']:>8} chips/s  "
             f"model-only {row['model_only_chips_per_s']:>8} chips/s  ratio {row['ratio']:.2f}  "
             f"peak {row['peak_rss_mb']} MB (main {row['peak_main_mb']}, readers {row['peak_readers_mb']})"
+        )
+    if small:
+        click.echo(
+            f"{small['scenes']} one-chip scenes: grouped {small['grouped_chips_per_s']} chips/s "
+            f"(ratio {small['grouped_ratio']:.2f}), a commit per scene "
+            f"{small['commit_per_scene_chips_per_s']} chips/s (ratio {small['commit_per_scene_ratio']:.2f}), "
+            f"model-only {small['model_only_chips_per_s']}"
         )
     click.echo(f"-> {path}")

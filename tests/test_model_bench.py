@@ -37,3 +37,25 @@ def test_bench_encode_writes_results(
 def test_bench_encode_rejects_unknown_architecture() -> None:
     result = CliRunner().invoke(cli, ["bench", "encode", "--arch", "ViT-Q-1", "--device", "cpu"])
     assert result.exit_code == 2 and "unknown open_clip architectures ['ViT-Q-1']" in result.output
+
+
+@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")  # rasterio's from_origin
+def test_bench_ingest_writes_ratios_for_a_cog_and_for_small_scenes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = "bench ingest --sizes 256 --model tiny --chip-size 32 --batch-size 8 --workers 0 --small-scenes 12"
+    result = CliRunner().invoke(cli, [*args.split(), "--format", "json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "benchmarks/results/ingest_tiny_cpu.json").read_text())
+    (cog,) = record["sizes"]
+    assert (cog["side_px"], cog["chips"]) == (256, 64)
+    assert cog["ratio"] == pytest.approx(cog["ingest_chips_per_s"] / cog["model_only_chips_per_s"], abs=0.01)
+    assert cog["peak_rss_mb"] >= cog["peak_main_mb"] > 0
+    small = record["small_scenes"]
+    assert small["scenes"] == 12 and small["model_only_chips_per_s"] > 0
+    # twelve commits (plus the table's creation) one by one; grouped, the whole folder in far fewer
+    assert small["grouped_table_versions"] < 12 <= small["commit_per_scene_table_versions"]
+    for name in ("grouped", "commit_per_scene"):
+        ratio = small[f"{name}_chips_per_s"] / small["model_only_chips_per_s"]
+        assert small[f"{name}_ratio"] == pytest.approx(ratio, abs=0.01)
