@@ -55,18 +55,25 @@ NOISE_ROWS = 16
 MODEL_ONLY_CHIPS = 256
 
 
-def write_synthetic_cog(path: Path, side_px: int, seed: int = 0) -> Path:
-    """A ``side_px``² 3-band uint8 COG (EPSG:32633, 0.5 m) with texture, written block by block."""
-    # noise repeats every NOISE_ROWS rows: textured like imagery, yet DEFLATE finds repeats (fast to write)
-    noise = np.random.default_rng(seed).integers(-20, 20, (3, NOISE_ROWS, side_px), dtype=np.int16)
-    profile = {
+def rgb_profile(side_px: int, west: float = 500_000.0) -> dict[str, object]:
+    """Profile of a ``side_px``² 3-band uint8 GeoTIFF, EPSG:32633, 0.5 m pixels, west edge at ``west``."""
+    return {
         "driver": "GTiff",
         "width": side_px,
         "height": side_px,
         "count": 3,
         "dtype": "uint8",
         "crs": "EPSG:32633",
-        "transform": from_origin(500_000, 5_000_000, 0.5, 0.5),
+        "transform": from_origin(west, 5_000_000, 0.5, 0.5),
+    }
+
+
+def write_synthetic_cog(path: Path, side_px: int, seed: int = 0) -> Path:
+    """A ``side_px``² 3-band uint8 COG (EPSG:32633, 0.5 m) with texture, written block by block."""
+    # noise repeats every NOISE_ROWS rows: textured like imagery, yet DEFLATE finds repeats (fast to write)
+    noise = np.random.default_rng(seed).integers(-20, 20, (3, NOISE_ROWS, side_px), dtype=np.int16)
+    profile = {
+        **rgb_profile(side_px),
         "tiled": True,
         "blockxsize": 512,
         "blockysize": 512,
@@ -205,16 +212,7 @@ def write_small_scenes(folder: Path, count: int, side_px: int, seed: int = 1) ->
     paths = []
     for n in range(count):
         path = folder / f"frame_{n:05d}.tif"
-        profile = {
-            "driver": "GTiff",
-            "width": side_px,
-            "height": side_px,
-            "count": 3,
-            "dtype": "uint8",
-            "crs": "EPSG:32633",
-            "transform": from_origin(500_000 + n * side_px * 0.5, 5_000_000, 0.5, 0.5),
-        }
-        with rasterio.open(path, "w", **profile) as dst:
+        with rasterio.open(path, "w", **rgb_profile(side_px, west=500_000 + n * side_px * 0.5)) as dst:
             dst.write(rng.integers(0, 256, (3, side_px, side_px), dtype=np.uint8))
         paths.append(path)
     return paths
