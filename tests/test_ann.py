@@ -29,6 +29,7 @@ from tiles.ann import (
     AnnState,
     ann_state,
     index_config,
+    tune_query,
 )
 from tiles.index import ChipIndex
 
@@ -135,3 +136,15 @@ def test_bench_query_writes_latency_and_recall(
         assert 0 < figures["p50_ms"] <= figures["p99_ms"] and figures["cpu_ms_p50"] > 0
         assert figures["recall_at_k"] >= 0.9
     assert record["no_aoi"]["aoi_rows"] == 3000 and 0 < record["aoi"]["aoi_rows"] < 3000
+
+
+def test_a_filter_leaving_few_rows_is_searched_exactly_not_through_the_index(tmp_path: Path) -> None:
+    index, vectors, _ = _index(tmp_path, 3_000)
+    index.build_ann()
+    policy = AnnPolicy(min_rows=2_000, exact_filter_rows=500)
+
+    def plan(candidate_rows: int | None) -> str:
+        return tune_query(index.table.search(vectors[0]), policy, candidate_rows).explain_plan(verbose=True)
+
+    assert "ANNSubIndex" not in plan(500)  # a flat scan of the filtered rows
+    assert "ANNSubIndex" in plan(501) and "ANNSubIndex" in plan(None)
