@@ -217,9 +217,9 @@ def plan_scenes(
     )
     jobs: list[SceneJob] = []
     stamps: list[SceneStamp] = []
-    for path in files:
-        stamp = SceneStamp.of(path, settings, model_id)
-        if not log.is_done(stamp):
+    all_stamps = [SceneStamp.of(path, settings, model_id) for path in files]
+    for path, stamp, done in zip(files, all_stamps, log.finished(all_stamps), strict=True):
+        if not done:
             jobs.append(SceneJob(len(jobs), path, scene_id_for(path)))
             stamps.append(stamp)
     return ScenePlan(jobs, stamps, len(files) - len(jobs), log)

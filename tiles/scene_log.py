@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tiles.index import ChipIndex, sql_str
+from tiles.index import ChipIndex
 
 LOG_TABLE = "ingested_scenes"
 LOG_SCHEMA = pa.schema(
@@ -62,12 +62,24 @@ class SceneLog:
             rows = []
         self._logged = {row["scene_path"]: row for row in rows}
 
-    def is_done(self, stamp: SceneStamp) -> bool:
-        """Whether the scene was finished with this stamp and its chips are all still in the index."""
-        row = self._logged.get(stamp.scene_path)
-        if row is None or any(row[key] != value for key, value in asdict(stamp).items()):
-            return False
-        return self.index.count_rows(f"scene_id = {sql_str(row['scene_id'])}") == row["chips"]
+    def finished(self, stamps: Sequence[SceneStamp]) -> list[bool]:
+        """Whether each scene was finished with its stamp and its chips are all still in the index.
+
+        The index's chips per scene are read once for all the stamps (not a count per scene: a rerun over
+        thousands of files would scan the table thousands of times), and only if some stamp is logged.
+        """
+        rows = [self._logged.get(stamp.scene_path) for stamp in stamps]
+        logged = [
+            row is not None and all(row[key] == value for key, value in asdict(stamp).items())
+            for stamp, row in zip(stamps, rows, strict=True)
+        ]
+        if not any(logged):
+            return logged
+        chips = {scene.scene_id: scene.chips for scene in self.index.scenes()}
+        return [
+            is_logged and chips.get(row["scene_id"], 0) == row["chips"]
+            for is_logged, row in zip(logged, rows, strict=True)
+        ]
 
     def mark_done(self, scenes: Sequence[tuple[SceneStamp, str, int]]) -> None:
         """Record in one commit that these (stamp, scene_id, chips) scenes' rows are committed."""
