@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from index_rows import sorted_rows, vector_matrix
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from shapely.geometry import Polygon
@@ -65,18 +66,12 @@ def index(tmp_path: Path) -> ChipIndex:
     return idx
 
 
-def all_rows(index: ChipIndex) -> pa.Table:
-    table = index.table
-    assert table is not None
-    return table.to_arrow().sort_by("chip_id")
-
-
 def test_reupsert_leaves_the_same_rows(index: ChipIndex) -> None:
-    before = all_rows(index)
+    before = sorted_rows(index)
     assert before.num_rows == 3 * (16 + 4)
     index.upsert(scene_rows("a", (10.0, 50.0), seed=1))
     index.replace_scenes(["b"], scene_rows("b", (10.05, 50.0), seed=2))
-    assert all_rows(index).equals(before)
+    assert sorted_rows(index).equals(before)
 
 
 def test_tables_are_written_in_the_pinned_lance_format(index: ChipIndex, tmp_path: Path) -> None:
@@ -123,8 +118,8 @@ def test_a_second_model_is_refused_naming_both(index: ChipIndex) -> None:
 
 
 def test_search_ranks_by_cosine_similarity(index: ChipIndex) -> None:
-    rows = all_rows(index)
-    vectors = np.stack(rows["vector"].to_numpy(zero_copy_only=False))
+    rows = sorted_rows(index)
+    vectors = vector_matrix(rows)
     query = vectors[7]
     hits = index.search(query, k=10)
     expected = np.argsort(-(vectors @ query))[:10]
@@ -136,8 +131,8 @@ def test_search_ranks_by_cosine_similarity(index: ChipIndex) -> None:
 def test_aoi_search_equals_brute_force(index: ChipIndex) -> None:
     """A triangle whose bbox covers chips it does not touch; pixel-space chips never match."""
     aoi = Polygon([(10.0, 50.0), (10.1, 50.0), (10.0, 49.94)])
-    rows = all_rows(index)
-    vectors = np.stack(rows["vector"].to_numpy(zero_copy_only=False))
+    rows = sorted_rows(index)
+    vectors = vector_matrix(rows)
     query = np.random.default_rng(9).normal(size=DIM).astype(np.float32)
     query /= np.linalg.norm(query)
     chips = index.get(rows["chip_id"].to_pylist())
@@ -161,7 +156,7 @@ def test_aoi_prefilter_follows_the_largest_chip(index: ChipIndex) -> None:
     index.replace_scenes(["big"], scene_rows("big", (20.0, 40.0), seed=4, pixel_deg=0.01))
     assert index.max_chip_size() == pytest.approx((0.32, 0.32))
     aoi = Polygon.from_bounds(20.3, 39.7, 20.31, 39.71)  # 0.3 deg east of the big level-2 chip's west edge
-    chips = index.get(all_rows(index)["chip_id"].to_pylist())
+    chips = index.get(sorted_rows(index)["chip_id"].to_pylist())
     touching = {chip.chip_id for chip in chips if not chip.pixel_space and chip.footprint.intersects(aoi)}
     assert len(touching) == 2  # one chip of each level
     assert {hit.chip_id for hit in index.search(np.ones(DIM, np.float32), k=10, aoi=aoi)} == touching
@@ -169,7 +164,7 @@ def test_aoi_prefilter_follows_the_largest_chip(index: ChipIndex) -> None:
 
 
 def test_get_and_vectors_keep_the_order_asked(index: ChipIndex) -> None:
-    rows = all_rows(index)
+    rows = sorted_rows(index)
     ids = [rows["chip_id"][i].as_py() for i in (5, 0, 33)]
     assert [c.chip_id for c in index.get(ids)] == ids
     expected = np.stack([rows["vector"][i].as_py() for i in (5, 0, 33)])

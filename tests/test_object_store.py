@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from click.testing import CliRunner
+from index_rows import assert_same_rows
 
 from pipelines.cli import cli, main
 from tiles.index import ChipIndex, is_object_store_uri
@@ -20,18 +20,6 @@ SCENES = ["rgb_4326.tif", "pan_uint16_32616.tif", "plain.png"]
 def storage_flags(options: dict[str, str]) -> list[str]:
     """``--storage-option KEY=VALUE`` for each option."""
     return [arg for key, value in options.items() for arg in ("--storage-option", f"{key}={value}")]
-
-
-def sorted_rows(index: ChipIndex) -> pa.Table:
-    return index.table.to_arrow().sort_by("chip_id")
-
-
-def assert_same_rows(got: pa.Table, want: pa.Table) -> None:
-    """Same chips and metadata, vectors within 1e-6."""
-    assert got.num_rows == want.num_rows > 0
-    assert got.drop_columns(["vector"]).equals(want.drop_columns(["vector"]))
-    vectors = [np.stack(t.column("vector").to_numpy(zero_copy_only=False)) for t in (got, want)]
-    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-6)
 
 
 def test_locations_that_name_an_object_store() -> None:
@@ -57,7 +45,7 @@ def test_cli_ingest_and_search_in_s3_match_a_local_folder(
     chips = json.loads(remote.stdout)["chips"]
     assert chips == json.loads(local.stdout)["chips"] > 0
     in_s3 = ChipIndex(uri, storage_options=s3_server)
-    assert_same_rows(sorted_rows(in_s3), sorted_rows(ChipIndex(tmp_path / "local")))
+    assert_same_rows(in_s3, ChipIndex(tmp_path / "local"), atol=1e-6)
     assert [scene.scene_path for scene in in_s3.scenes()] == sorted(str(Path(p).resolve()) for p in paths)
 
     # the finished-scenes log lives in the bucket too: a rerun reads nothing
