@@ -181,8 +181,9 @@ def ray_ingest_paths(
             index.delete_scene(job.scene_id)
         summary.failed.append((str(job.path), reason.removeprefix(f"{job.path}: ")))
     failed_numbers = {number for number, _ in failed}
+    chips_per_scene = index.chips_per_scene()
     done = [
-        (stamp, job.scene_id, index.count_rows(f"scene_id = {sql_str(job.scene_id)}"))
+        (stamp, job.scene_id, chips_per_scene.get(job.scene_id, 0))
         for job, stamp in zip(plan.jobs, plan.stamps)
         if job.number not in failed_numbers
     ]

@@ -182,6 +182,7 @@ def test_scenes_summarise_each_scene(index: ChipIndex) -> None:
     along_row, along_column = 0.001 * 111_320 * np.cos(np.radians(50)), 0.001 * 111_230  # metres per 0.001°
     assert a.gsd_m == pytest.approx((along_row + along_column) / 2, rel=0.01)
     assert scenes["c"].pixel_space and scenes["c"].gsd_m is None and scenes["c"].extent == (0, 0, 64, 64)
+    assert index.chips_per_scene() == {"a": 20, "b": 20, "c": 20}
 
 
 def test_delete_scene(index: ChipIndex) -> None:
@@ -200,5 +201,6 @@ def test_chip_ids_are_deterministic() -> None:
 def test_empty_index_explains_what_to_do(tmp_path: Path) -> None:
     index = ChipIndex(tmp_path / "empty")
     assert index.count_rows() == 0 and index.scenes() == [] and index.model_id is None
+    assert index.chips_per_scene() == {}
     with pytest.raises(ChipIndexError, match="remoteclip-explorer ingest"):
         index.search(np.ones(DIM, dtype=np.float32))

@@ -103,9 +103,9 @@ def ensure_ann_index(table: Table, policy: AnnPolicy = AnnPolicy()) -> str:
     ``"none"``: the table is below ``min_rows`` or its index already covers every row.
     """
     rows = table.count_rows()
-    state = ann_state(table)
     if rows < policy.min_rows:
         return "none"
+    state = ann_state(table)
     if state.exists and rows < policy.retrain_growth * state.indexed_rows:
         if state.unindexed_rows == 0:
             return "none"

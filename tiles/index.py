@@ -30,7 +30,7 @@ from tiles.ann import AnnPolicy, ensure_ann_index, tune_query
 from tiles.aoi import bbox_where
 from tiles.schema import DATA_STORAGE_VERSION, METADATA_COLUMNS, TABLE_NAME, chips_schema
 
-#: first over-fetch factor when an exact AOI test may drop some of the bbox candidates
+#: over-fetch factor (first, then again each round) when an exact AOI test may drop some bbox candidates
 AOI_OVERFETCH = 4
 
 
@@ -236,6 +236,7 @@ class ChipIndex:
         limit = k * AOI_OVERFETCH if aoi is not None else k
         where_sql = " AND ".join(filters) if filters else None
         candidates = table.count_rows(where_sql) if where_sql else None
+        prepared = prep(aoi) if aoi is not None else None
         while True:
             query = table.search(vector, vector_column_name="vector").distance_type("cosine")
             query = tune_query(query, self.ann, candidates)
@@ -245,13 +246,12 @@ class ChipIndex:
             found = query.to_arrow()
             distances = found["_distance"].to_pylist()
             hits = [Hit(**kw, score=1.0 - d) for kw, d in zip(_chip_fields(found), distances, strict=True)]
-            if aoi is None:
+            if prepared is None:
                 return hits
-            prepared = prep(aoi)
             inside = [hit for hit in hits if prepared.intersects(hit.footprint)]
             if len(inside) >= k or found.num_rows < limit:
                 return inside[:k]
-            limit *= 4
+            limit *= AOI_OVERFETCH
 
     def aoi_where(self, bounds: tuple[float, float, float, float]) -> str:
         """SQL selecting the georeferenced chips whose bbox meets ``bounds`` (EPSG:4326), index-friendly."""
@@ -305,10 +305,20 @@ class ChipIndex:
             raise ChipIndexError(f"chip ids not in {self.uri}: {sorted(missing)[:5]}")
         return found
 
+    def chips_per_scene(self) -> dict[str, int]:
+        """How many chips each scene id has in the index (one read of the ``scene_id`` column)."""
+        table = self.table
+        rows = table.count_rows() if table is not None else 0
+        if not rows:
+            return {}
+        ids = table.search().select(["scene_id"]).limit(rows).to_arrow()["scene_id"]
+        return {count["values"]: count["counts"] for count in pc.value_counts(ids).to_pylist()}
+
     def scenes(self) -> list[SceneSummary]:
         """Every scene in the index with its chip count, CRS, GSD and extent, sorted by path."""
         table = self.table
-        if table is None or not table.count_rows():
+        rows_in_table = table.count_rows() if table is not None else 0
+        if not rows_in_table:
             return []
         columns = [
             "scene_id",
@@ -322,7 +332,7 @@ class ChipIndex:
             "maxy",
             "pixel_space",
         ]
-        rows = table.search().select(columns).limit(table.count_rows()).to_arrow()
+        rows = table.search().select(columns).limit(rows_in_table).to_arrow()
         rows = rows.append_column(
             "source_gsd", pc.divide(pc.cast(rows["gsd_m"], pa.float64()), rows["level"])
         )

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
+from lancedb.table import Table
 
 from tiles.index import ChipIndex
 
@@ -57,9 +58,10 @@ class SceneLog:
         self.index = index
         self._db = index.db
         try:
-            rows = self._db.open_table(LOG_TABLE).to_arrow().to_pylist()
+            self._table: Table | None = self._db.open_table(LOG_TABLE)
         except ValueError:  # no log yet
-            rows = []
+            self._table = None
+        rows = self._table.to_arrow().to_pylist() if self._table is not None else []
         self._logged = {row["scene_path"]: row for row in rows}
 
     def finished(self, stamps: Sequence[SceneStamp]) -> list[bool]:
@@ -75,7 +77,7 @@ class SceneLog:
         ]
         if not any(logged):
             return logged
-        chips = {scene.scene_id: scene.chips for scene in self.index.scenes()}
+        chips = self.index.chips_per_scene()
         return [
             is_logged and chips.get(row["scene_id"], 0) == row["chips"]
             for is_logged, row in zip(logged, rows, strict=True)
@@ -89,11 +91,10 @@ class SceneLog:
             {**asdict(stamp), "scene_id": scene_id, "chips": chips} for stamp, scene_id, chips in scenes
         ]
         rows = pa.Table.from_pylist(logged, schema=LOG_SCHEMA)
-        if LOG_TABLE in self._db.table_names():
-            table = self._db.open_table(LOG_TABLE)
-            table.merge_insert("scene_path").when_matched_update_all().when_not_matched_insert_all().execute(
+        if self._table is None:
+            self._table = self._db.create_table(LOG_TABLE, data=rows, schema=LOG_SCHEMA)
+        else:
+            self._table.merge_insert("scene_path").when_matched_update_all().when_not_matched_insert_all().execute(
                 rows
             )
-        else:
-            self._db.create_table(LOG_TABLE, data=rows, schema=LOG_SCHEMA)
         self._logged.update((row["scene_path"], row) for row in logged)
