@@ -185,6 +185,16 @@ def test_scenes_summarise_each_scene(index: ChipIndex) -> None:
     assert index.chips_per_scene() == {"a": 20, "b": 20, "c": 20}
 
 
+def test_model_id_is_read_again_after_a_drop_even_at_the_same_version(index: ChipIndex) -> None:
+    old_version = index.table.version
+    assert index.model_id == "model-a"  # now cached with the table and its version
+    index.drop()
+    writer = ChipIndex(index.uri)  # a new table of another model, written without `index` reading it
+    while writer.table is None or writer.table.version < old_version:
+        writer.replace_scenes(["z"], scene_rows("z", (1.0, 1.0), model_id="model-b"))
+    assert index.table.version == old_version and index.model_id == "model-b"
+
+
 def test_delete_scene(index: ChipIndex) -> None:
     assert index.delete_scene("b") == 20
     assert index.delete_scene("it's") == 0  # quoted, not injected

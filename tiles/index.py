@@ -8,12 +8,12 @@ table holds the vectors of one model only. AOI search filters on the bbox column
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lancedb
 import numpy as np
@@ -29,6 +29,8 @@ from remoteclip.errors import ChipIndexError
 from tiles.ann import AnnPolicy, ensure_ann_index, tune_query
 from tiles.aoi import bbox_where
 from tiles.schema import DATA_STORAGE_VERSION, METADATA_COLUMNS, TABLE_NAME, chips_schema
+
+T = TypeVar("T")
 
 #: over-fetch factor (first, then again each round) when an exact AOI test may drop some bbox candidates
 AOI_OVERFETCH = 4
@@ -112,8 +114,8 @@ class ChipIndex:
         self.ann = ann
         self.storage_options = dict(storage_options or {})
         self._table: Table | None = None
-        #: (table version, its largest chip's size) for :meth:`aoi_where`
-        self._chip_size: tuple[int, tuple[float, float] | None] | None = None
+        #: values read from the table (its model, its largest chip), each with the table and version read at
+        self._per_version: dict[str, tuple[Table, int, Any]] = {}
 
     @cached_property
     def db(self) -> lancedb.DBConnection:
@@ -153,12 +155,9 @@ class ChipIndex:
 
     @property
     def model_id(self) -> str | None:
-        """The model whose vectors the table holds, or None while it is empty."""
+        """The model whose vectors the table holds, or None while it is empty (cached per table version)."""
         table = self.table
-        if table is None:
-            return None
-        rows = table.search().select(["model_id"]).limit(1).to_arrow()
-        return rows["model_id"][0].as_py() if rows.num_rows else None
+        return None if table is None else self._read_per_version("model_id", table, _model_id)
 
     def check_model(self, model_id: str) -> None:
         """Refuse a model other than the one whose vectors the table already holds."""
@@ -260,24 +259,17 @@ class ChipIndex:
     def max_chip_size(self) -> tuple[float, float] | None:
         """(width, height) in degrees of the largest georeferenced chip, or None (cached per version)."""
         table = self.table
-        if table is None:
-            return None
+        return None if table is None else self._read_per_version("max_chip_size", table, _max_chip_size)
+
+    def _read_per_version(self, name: str, table: Table, read: Callable[[Table], T]) -> T:
+        """``read(table)``, read again once the table has a new version (a write, here or elsewhere) or was
+        dropped and created again."""
         version = table.version
-        if self._chip_size is None or self._chip_size[0] != version:
-            rows = (
-                table.search()
-                .where("NOT pixel_space")
-                .select(["minx", "miny", "maxx", "maxy"])
-                .limit(max(1, table.count_rows()))
-                .to_arrow()
-            )
-            size = None
-            if rows.num_rows:
-                width = pc.max(pc.subtract(rows["maxx"], rows["minx"])).as_py()
-                height = pc.max(pc.subtract(rows["maxy"], rows["miny"])).as_py()
-                size = (width, height)
-            self._chip_size = (version, size)
-        return self._chip_size[1]
+        cached = self._per_version.get(name)
+        if cached is None or cached[0] is not table or cached[1] != version:
+            cached = (table, version, read(table))
+            self._per_version[name] = cached
+        return cached[2]
 
     def get(self, chip_ids: Sequence[str]) -> list[Chip]:
         """The chips with these ids, in the order given; unknown ids raise :class:`ChipIndexError`."""
@@ -380,6 +372,28 @@ class ChipIndex:
         """Delete a scene's chips; returns how many were deleted."""
         table = self._require_table()
         return table.delete(f"scene_id = {sql_str(scene_id)}").num_deleted_rows
+
+
+def _model_id(table: Table) -> str | None:
+    """The ``model_id`` of the table's first row (a table holds one model), None when it is empty."""
+    rows = table.search().select(["model_id"]).limit(1).to_arrow()
+    return rows["model_id"][0].as_py() if rows.num_rows else None
+
+
+def _max_chip_size(table: Table) -> tuple[float, float] | None:
+    """(width, height) in degrees of the table's largest georeferenced chip, None without any."""
+    rows = (
+        table.search()
+        .where("NOT pixel_space")
+        .select(["minx", "miny", "maxx", "maxy"])
+        .limit(max(1, table.count_rows()))
+        .to_arrow()
+    )
+    if not rows.num_rows:
+        return None
+    width = pc.max(pc.subtract(rows["maxx"], rows["minx"])).as_py()
+    height = pc.max(pc.subtract(rows["maxy"], rows["miny"])).as_py()
+    return (width, height)
 
 
 def _store_error(exc: Exception) -> str:
