@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from tiles.index import is_object_store_uri
+from tiles.location import is_object_store_uri
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from index_rows import assert_same_rows
 
 from pipelines.cli import cli, main
-from tiles.index import ChipIndex, is_object_store_uri
+from tiles.index import ChipIndex
+from tiles.location import is_object_store_uri
 
 RASTERS = Path(__file__).parent / "data" / "rasters"
 SCENES = ["rgb_4326.tif", "pan_uint16_32616.tif", "plain.png"]

@@ -28,6 +28,7 @@ from shapely.prepared import prep
 from remoteclip.errors import ChipIndexError
 from tiles.ann import AnnPolicy, ensure_ann_index, tune_query
 from tiles.aoi import bbox_where
+from tiles.location import is_object_store_uri
 from tiles.schema import DATA_STORAGE_VERSION, METADATA_COLUMNS, TABLE_NAME, chips_schema
 
 T = TypeVar("T")
@@ -79,12 +80,6 @@ class SceneSummary:
     extent: tuple[float, float, float, float]
     pixel_space: bool
     levels: tuple[int, ...]
-
-
-def is_object_store_uri(location: str | Path) -> bool:
-    """Whether ``location`` names an object store (``s3://``, ``gs://``, ``az://``...), not a folder."""
-    scheme, sep, _ = str(location).partition("://")
-    return bool(sep) and scheme.lower() != "file"
 
 
 def sql_str(value: str) -> str:
