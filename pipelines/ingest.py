@@ -289,6 +289,7 @@ class _CommitGroup:
         self.model_id = model_id
         self.max_rows = max_rows
         self._scenes: list[tuple[str, SceneStamp, list[ChipRecord], np.ndarray]] = []
+        self._rows = 0
         self._since = 0.0
 
     def add(self, scene_id: str, stamp: SceneStamp, records: list[ChipRecord], vectors: np.ndarray) -> None:
@@ -296,12 +297,12 @@ class _CommitGroup:
         if not self._scenes:
             self._since = time.monotonic()
         self._scenes.append((scene_id, stamp, records, vectors))
+        self._rows += len(records)
 
     def due(self) -> bool:
         """Whether the queued scenes hold ``max_rows`` rows or have waited :data:`COMMIT_SECONDS`."""
-        rows = sum(len(records) for _, _, records, _ in self._scenes)
         return bool(self._scenes) and (
-            rows >= self.max_rows or time.monotonic() - self._since >= COMMIT_SECONDS
+            self._rows >= self.max_rows or time.monotonic() - self._since >= COMMIT_SECONDS
         )
 
     def commit(self) -> None:
@@ -313,7 +314,7 @@ class _CommitGroup:
         scene_ids = [scene_id for scene_id, *_ in self._scenes]
         self.index.replace_scenes(scene_ids, rows_table(records, vectors, self.model_id))
         self.log.mark_done([(stamp, scene_id, len(rec)) for scene_id, stamp, rec, _ in self._scenes])
-        self._scenes = []
+        self._scenes, self._rows = [], 0
 
 
 class _Progress:
