@@ -16,13 +16,17 @@ from typing import Any
 import click
 
 from pipelines.evaluate import TASKS, read_suite, read_task_data, run_suite, run_task
-from pipelines.options import echo_json, model_option, output_format_option, overwrite_option, weights_option
+from pipelines.options import (
+    device_option,
+    echo_json,
+    model_option,
+    output_format_option,
+    overwrite_option,
+    weights_option,
+)
 
 DEFAULT_DATA_ROOT = Path("../shared/data")
 
-device_option = click.option(
-    "--device", default="cpu", show_default=True, help="Torch device (cpu, cuda, cuda:1)."
-)
 CLASS_FOLDERS = "Folder with one subfolder per class (or train/ and test/ folders of them)."
 #: task -> (what it measures, what --data must be)
 TASK_HELP: dict[str, tuple[str, str]] = {
