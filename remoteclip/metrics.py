@@ -26,10 +26,10 @@ DEFAULT_CS: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 RETRIEVAL_KS: tuple[int, ...] = (1, 5, 10)
 
 
-def _l2_normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Vectors (the last axis) scaled to unit length (float32)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
 def _check_rows(name: str, a: np.ndarray, n: int) -> None:
@@ -84,8 +84,8 @@ def retrieval_ranks(
     Returns:
         ``(image_ranks (N,), text_ranks (T,))``.
     """
-    images = _l2_normalise(image_emb)
-    texts = _l2_normalise(text_emb)
+    images = l2_normalize(image_emb)
+    texts = l2_normalize(text_emb)
     text_image = np.asarray(text_image, dtype=np.int64)
     _check_rows("text_image", text_image, len(texts))
     if len(images) == 0 or len(texts) == 0:
@@ -148,8 +148,8 @@ def knn_scores(
 
     Scores are normalised to sum to 1 per row; ``argmax`` gives the prediction.
     """
-    train = _l2_normalise(train_x)
-    test = _l2_normalise(test_x)
+    train = l2_normalize(train_x)
+    test = l2_normalize(test_x)
     train_y = np.asarray(train_y, dtype=np.int64)
     _check_rows("train_y", train_y, len(train))
     if len(train) == 0:
@@ -198,7 +198,7 @@ def linear_probe(
     val_y = np.asarray(val_y, dtype=np.int64)
     if len(np.unique(train_y)) < 2:
         raise InputError("a linear probe needs training samples of at least two classes")
-    train, val, test = _l2_normalise(train_x), _l2_normalise(val_x), _l2_normalise(test_x)
+    train, val, test = l2_normalize(train_x), l2_normalize(val_x), l2_normalize(test_x)
 
     def fit(x: np.ndarray, y: np.ndarray, c: float) -> LogisticRegression:
         with warnings.catch_warnings():

@@ -13,6 +13,7 @@ import numpy as np
 from remoteclip.encode import encode_texts
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
+from remoteclip.metrics import l2_normalize
 from remoteclip.prompts import ZEROSHOT_TEMPLATES, class_prompts
 
 
@@ -22,12 +23,6 @@ class Prediction:
 
     label: str
     probability: float
-
-
-def l2_normalize(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (float32)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
 def classifier_weights(prompt_embeddings: np.ndarray) -> np.ndarray:
