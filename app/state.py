@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import shapely
 import streamlit as st
 
+from pipelines.aoi_count import AoiCount, count_in_aoi
 from pipelines.app_cmd import AppSettings
+from pipelines.classify_upload import SceneClassification, classify_scene
 from remoteclip.factory import LoadedModel, load_model
 from tiles.index import ChipIndex, SceneSummary
 
@@ -37,3 +42,23 @@ def library_scenes() -> list[SceneSummary]:
 def _scenes(db_uri: str, chips: int) -> list[SceneSummary]:
     """``get_index().scenes()``, cached under the library location and its chip count (the arguments)."""
     return get_index().scenes()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def classification(path: str, labels: tuple[str, ...]) -> SceneClassification:
+    """``classify_scene`` of a stored upload (its name is a content hash), computed once per labels.
+
+    Without the cache, every rerun (a map click, a toggle) would label every chip of the image again.
+    """
+    return classify_scene(Path(path), get_model(), list(labels))
+
+
+def aoi_count(object_name: str, aoi: shapely.Geometry, level: int) -> AoiCount:
+    """``count_in_aoi`` on the library, computed again only when the library's chip count changes."""
+    return _aoi_count(object_name, shapely.to_wkb(aoi), level, get_index().count_rows())
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _aoi_count(object_name: str, aoi_wkb: bytes, level: int, chips: int) -> AoiCount:
+    """Cached under the object, the AOI, the level and the library's chip count (the arguments)."""
+    return count_in_aoi(get_index(), get_model(), object_name, shapely.from_wkb(aoi_wkb), level=level)

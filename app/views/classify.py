@@ -7,7 +7,6 @@ from pipelines.classify_upload import (
     DEFAULT_LABELS,
     IMAGE_SIGNATURES,
     MAX_UPLOAD_BYTES,
-    classify_scene,
     parse_labels,
     store_upload,
 )
@@ -15,7 +14,6 @@ from pipelines.demo_library import DEMO_SPEC
 from remoteclip.errors import ExplorerError
 
 st.title("Classify an image")
-model = state.get_model()
 
 upload = st.file_uploader(
     f"GeoTIFF, JPEG or PNG (up to {MAX_UPLOAD_BYTES // 2**20} MB)",
@@ -34,7 +32,7 @@ try:
     labels = parse_labels(labels_text)
     path = store_upload(upload.getvalue(), upload.name, state.settings().uploads)
     with st.spinner("Labelling chips…"):
-        result = classify_scene(path, model, labels)
+        result = state.classification(str(path), tuple(labels))
 except ExplorerError as exc:
     st.error(str(exc))
     st.stop()

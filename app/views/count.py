@@ -3,14 +3,13 @@
 import streamlit as st
 
 from app import maps, state, widgets
-from pipelines.aoi_count import COMMON_OBJECTS, count_in_aoi
+from pipelines.aoi_count import COMMON_OBJECTS
 from remoteclip.errors import ExplorerError
 
 AOI_KEY = "count_aoi"
 OTHER = "other (type it)"
 
 st.title("Count objects in an area")
-index, model = state.get_index(), state.get_model()
 scenes = state.library_scenes()
 
 with st.sidebar:
@@ -32,7 +31,7 @@ result = None
 if aoi is not None and object_name.strip():
     try:
         with st.spinner(f"Counting {object_name}…"):
-            result = count_in_aoi(index, model, object_name, aoi, level=level)
+            result = state.aoi_count(object_name, aoi, level)
     except ExplorerError as exc:
         st.error(str(exc))
 
@@ -57,8 +56,9 @@ fmap = maps.offline_map(
 )
 maps.add_image_layers(fmap, widgets.imagery_layers(s.scene_path for s in georeferenced))
 if result is not None and result.chips:
-    counts = [c.count for c in result.chips if not c.chip.pixel_space]
-    colored = maps.with_fill(result.geojson(), maps.value_colors(counts))
+    per_chip = result.geojson()
+    counts = [feature["properties"]["count"] for feature in per_chip["features"]]
+    colored = maps.with_fill(per_chip, maps.value_colors(counts))
     maps.add_geojson_layer(
         fmap,
         colored,
