@@ -14,25 +14,22 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
-import pyarrow as pa
 from PIL import Image
 
 from pipelines.app_cmd import AppSettings, home_script
 from pipelines.bench import write_result
-from pipelines.bench_query import chip_boxes, clustered_vectors, synthetic_batches
+from pipelines.bench_query import chip_boxes, clustered_vectors, write_synthetic_table
 from pipelines.options import echo_json, model_option, output_format_option, weights_option
 from pipelines.search import EXAMPLE_QUERIES
 from remoteclip.encode import encode_texts
 from remoteclip.factory import LoadedModel, load_model
 from tiles.index import ChipIndex
-from tiles.schema import chips_schema
 
 QUERIES: tuple[str, ...] = (*EXAMPLE_QUERIES, "a football field", "a highway interchange")
 #: what the issue asks of a query on a 100k-chip library
@@ -47,25 +44,12 @@ def thumbnail_jpeg(px: int = 128) -> bytes:
     return buffer.getvalue()
 
 
-def library_batches(vectors: np.ndarray, boxes: np.ndarray, model_id: str) -> Iterator[pa.RecordBatch]:
-    """Synthetic ``chips`` rows of ``model_id`` with a real thumbnail in every row."""
-    thumbnail = thumbnail_jpeg()
-    for batch in synthetic_batches(vectors, boxes, model_id=model_id):
-        column = batch.schema.get_field_index("thumbnail")
-        thumbs = pa.array([thumbnail] * batch.num_rows, type=pa.binary())
-        yield pa.RecordBatch.from_arrays(
-            [thumbs if i == column else batch.column(i) for i in range(batch.num_columns)],
-            schema=batch.schema,
-        )
-
-
 def write_library(db_dir: Path, rows: int, model: LoadedModel) -> ChipIndex:
-    """A ``rows``-chip library for ``model`` in ``db_dir``, with the vector index a real one would have."""
-    vectors = clustered_vectors(rows, model.embed_dim)
-    schema = chips_schema(model.embed_dim)
-    batches = library_batches(vectors, chip_boxes(rows), model.model_id)
+    """A ``rows``-chip library for ``model`` in ``db_dir`` (a real thumbnail in every row), with the vector
+    index a real one would have."""
     index = ChipIndex(db_dir)
-    index.create(pa.RecordBatchReader.from_batches(schema, batches))
+    vectors = clustered_vectors(rows, model.embed_dim)
+    write_synthetic_table(index, vectors, chip_boxes(rows), model.model_id, thumbnail_jpeg())
     index.build_ann()
     return index
 

@@ -73,9 +73,9 @@ def chip_boxes(n: int, seed: int = 0) -> np.ndarray:
 
 
 def synthetic_batches(
-    vectors: np.ndarray, boxes: np.ndarray, model_id: str = "synthetic"
+    vectors: np.ndarray, boxes: np.ndarray, model_id: str = "synthetic", thumbnail: bytes = b""
 ) -> Iterator[pa.RecordBatch]:
-    """The rows of a synthetic ``chips`` table, in record batches of the real schema."""
+    """The rows of a synthetic ``chips`` table in record batches of the real schema (one thumbnail in all)."""
     schema = chips_schema(vectors.shape[1])
     for start in range(0, len(vectors), WRITE_BATCH):
         stop = min(start + WRITE_BATCH, len(vectors))
@@ -101,7 +101,7 @@ def synthetic_batches(
             "pixel_space": np.zeros(len(ids), bool),
             "centroid_lon": (b[:, 0] + b[:, 2]) / 2,
             "centroid_lat": (b[:, 1] + b[:, 3]) / 2,
-            "thumbnail": [b""] * len(ids),
+            "thumbnail": [thumbnail] * len(ids),
             "model_id": [model_id] * len(ids),
         }
         arrays = [pa.array(columns[name], type=schema.field(name).type) for name in METADATA_COLUMNS]
@@ -111,10 +111,16 @@ def synthetic_batches(
         )
 
 
-def write_synthetic_table(index: ChipIndex, vectors: np.ndarray, boxes: np.ndarray) -> None:
+def write_synthetic_table(
+    index: ChipIndex,
+    vectors: np.ndarray,
+    boxes: np.ndarray,
+    model_id: str = "synthetic",
+    thumbnail: bytes = b"",
+) -> None:
     """Create the ``chips`` table of ``index`` from synthetic rows (one commit)."""
-    schema = chips_schema(vectors.shape[1])
-    index.create(pa.RecordBatchReader.from_batches(schema, synthetic_batches(vectors, boxes)))
+    batches = synthetic_batches(vectors, boxes, model_id, thumbnail)
+    index.create(pa.RecordBatchReader.from_batches(chips_schema(vectors.shape[1]), batches))
 
 
 def exact_top_k(

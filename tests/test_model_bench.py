@@ -59,3 +59,16 @@ def test_bench_ingest_writes_ratios_for_a_cog_and_for_small_scenes(
     for name in ("grouped", "commit_per_scene"):
         ratio = small[f"{name}_chips_per_s"] / small["model_only_chips_per_s"]
         assert small[f"{name}_ratio"] == pytest.approx(ratio, abs=0.01)
+
+
+def test_bench_app_times_the_search_page_on_a_synthetic_library(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["bench", "app", "--rows", "1000", "-k", "5", "--model", str(tiny_checkpoint), "--format", "json"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "benchmarks/results/app.json").read_text())
+    assert record["rows"] == 1000 and record["queries"] > 0
+    assert 0 < record["page_s_p50"] <= record["page_s_p90"] <= record["page_s_max"]
+    assert record["meets_target"] == (record["page_s_p50"] <= record["target_s"])
