@@ -101,12 +101,9 @@ def count_in_aoi(
         raise InputError("the object to count is empty; choose one or type e.g. 'storage tanks'")
     index.check_model(model.model_id)
     captions = build_count_captions(model, noun)
-    level_sql = f"level = {int(level)}"
-    candidates = index.count_rows(f"{index.aoi_where(aoi.bounds)} AND {level_sql}")
-    if not candidates:
-        return AoiCount(noun, level, 0.0, [])
-    # nearest to "many objects" first, so the chips most likely to hold the objects claim overlapping ground
-    chips = index.search(captions[-1], k=candidates, aoi=aoi, where=level_sql)
+    # every level-`level` chip in the AOI, nearest to "many objects" first, so the chips most likely to hold
+    # the objects claim overlapping ground
+    chips = index.search(captions[-1], k=None, aoi=aoi, where=f"level = {int(level)}")
     if not chips:
         return AoiCount(noun, level, 0.0, [])
     estimates = estimate_counts(index.vectors([c.chip_id for c in chips]), captions, model.logit_scale)

@@ -148,6 +148,11 @@ def test_aoi_search_equals_brute_force(index: ChipIndex) -> None:
     for k in (3, len(inside), 100):
         hits = index.search(query, k=k, aoi=aoi)
         assert [h.chip_id for h in hits] == [chips[i].chip_id for i in ranked[:k]]
+    every = index.search(query, k=None, aoi=aoi)  # every chip touching the AOI, nearest first
+    assert [h.chip_id for h in every] == [chips[i].chip_id for i in ranked]
+    assert index.search(query, k=None, aoi=Polygon.from_bounds(-50, -50, -49, -49)) == []
+    with pytest.raises(ChipIndexError, match="needs an AOI or a where filter"):
+        index.search(query, k=None)
 
 
 def test_aoi_prefilter_follows_the_largest_chip(index: ChipIndex) -> None:

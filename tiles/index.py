@@ -217,9 +217,16 @@ class ChipIndex:
         return self._table
 
     def search(
-        self, vector: np.ndarray, k: int = 20, aoi: BaseGeometry | None = None, where: str | None = None
+        self,
+        vector: np.ndarray,
+        k: int | None = 20,
+        aoi: BaseGeometry | None = None,
+        where: str | None = None,
     ) -> list[Hit]:
-        """The ``k`` chips nearest to ``vector`` (cosine), intersecting ``aoi`` (EPSG:4326) when given."""
+        """The ``k`` chips nearest to ``vector`` (cosine), intersecting ``aoi`` (EPSG:4326) when given.
+
+        ``k=None``: every chip the filters leave, nearest first (an ``aoi`` or ``where`` is then required).
+        """
         table = self._require_table()
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         if vector.shape[0] != self.dim:
@@ -227,9 +234,15 @@ class ChipIndex:
         filters = [f"({where})"] if where else []
         if aoi is not None:
             filters.append(self.aoi_where(aoi.bounds))
-        limit = k * AOI_OVERFETCH if aoi is not None else k
         where_sql = " AND ".join(filters) if filters else None
         candidates = table.count_rows(where_sql) if where_sql else None
+        if k is None:
+            if candidates is None:
+                raise ChipIndexError("a search for every match needs an AOI or a where filter")
+            if not candidates:
+                return []
+            k = candidates
+        limit = k * AOI_OVERFETCH if aoi is not None else k
         prepared = prep(aoi) if aoi is not None else None
         while True:
             query = table.search(vector, vector_column_name="vector").distance_type("cosine")
