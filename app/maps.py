@@ -18,6 +18,8 @@ from folium.plugins import Draw
 from matplotlib import colormaps
 from shapely.geometry import mapping, shape
 
+from pipelines.results import Bounds
+
 #: Streamlit serves ``app/static/`` here when ``server.enableStaticServing`` is on.
 VENDOR_URL = "/app/static/vendor"
 
@@ -40,7 +42,6 @@ DRAW_CSS: list[tuple[str, str]] = [("leaflet_draw_css", f"{VENDOR_URL}/leaflet-d
 ONLINE_BASEMAP = "OpenStreetMap"
 
 #: (minx, miny, maxx, maxy) in EPSG:4326 degrees.
-Bounds = tuple[float, float, float, float]
 
 HIT_COLOR = "#ff7f0e"
 REGION_COLOR = "#d62728"
@@ -226,19 +227,6 @@ def legend_html(entries: Sequence[tuple[str, str]], title: str = "") -> str:
     )
     head = f"<b>{html.escape(title)}</b>" if title else ""
     return f'<div style="font-size:0.85rem;line-height:1.6">{head}{rows}</div>'
-
-
-def extent(boxes: Iterable[Bounds]) -> Bounds | None:
-    """The box around all ``boxes``, or None when there are none."""
-    boxes = list(boxes)
-    if not boxes:
-        return None
-    return (
-        min(b[0] for b in boxes),
-        min(b[1] for b in boxes),
-        max(b[2] for b in boxes),
-        max(b[3] for b in boxes),
-    )
 
 
 def _centre(bounds: Bounds) -> list[float]:

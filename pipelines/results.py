@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import shapely
 from shapely.geometry import Point, box, mapping
 
 from tiles.index import Chip, Hit, SceneSummary
+
+#: (minx, miny, maxx, maxy)
+Bounds = tuple[float, float, float, float]
 
 #: gap (degrees, ~1 m) closed when merging neighbouring footprints, so chips that only touch become one region
 MERGE_TOLERANCE_DEG = 1e-5
@@ -94,7 +97,14 @@ def focus_bounds(hits: Sequence[Hit]) -> tuple[float, float, float, float] | Non
     if not located:
         return None
     scene = located[0].scene_id
-    boxes = [hit.bbox for hit in located if hit.scene_id == scene]
+    return extent(hit.bbox for hit in located if hit.scene_id == scene)
+
+
+def extent(boxes: Iterable[Bounds]) -> Bounds | None:
+    """The box around all ``boxes`` (minx, miny, maxx, maxy), or None when there are none."""
+    boxes = list(boxes)
+    if not boxes:
+        return None
     return (
         min(b[0] for b in boxes),
         min(b[1] for b in boxes),

@@ -12,6 +12,7 @@ import pytest
 
 from app import maps
 from pipelines.app_cmd import STREAMLIT_FLAGS, AppSettings, home_script, streamlit_command
+from pipelines.results import extent
 
 STATIC = Path(maps.__file__).parent / "static"
 REPO = Path(__file__).resolve().parents[1]
@@ -109,7 +110,7 @@ def test_colours() -> None:
     assert maps.value_colors([10], vmax=10) == ramp[2:]
     palette = maps.label_colors(["a", "b", "c"])
     assert list(palette) == ["a", "b", "c"] and len(set(palette.values())) == 3
-    assert maps.extent([(0, 0, 1, 1), (2, -1, 3, 0.5)]) == (0, -1, 3, 1) and maps.extent([]) is None
+    assert extent([(0, 0, 1, 1), (2, -1, 3, 0.5)]) == (0, -1, 3, 1) and extent([]) is None
     assert "&lt;x&gt;" in maps.legend_html([("<x>", "#fff")])
 
 

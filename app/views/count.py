@@ -4,6 +4,7 @@ import streamlit as st
 
 from app import maps, state, widgets
 from pipelines.aoi_count import COMMON_OBJECTS
+from pipelines.results import extent
 from remoteclip.errors import ExplorerError
 
 AOI_KEY = "count_aoi"
@@ -52,7 +53,7 @@ else:
 
 georeferenced = [s for s in scenes if not s.pixel_space]
 fmap = maps.offline_map(
-    aoi.bounds if aoi is not None else maps.extent(s.extent for s in georeferenced), online_basemap=online
+    aoi.bounds if aoi is not None else extent(s.extent for s in georeferenced), online_basemap=online
 )
 maps.add_image_layers(fmap, widgets.imagery_layers(s.scene_path for s in georeferenced))
 if result is not None and result.chips:

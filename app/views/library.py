@@ -6,7 +6,7 @@ import streamlit as st
 
 from app import maps, state, widgets
 from pipelines.demo_library import DEMO_SPEC
-from pipelines.results import scenes_geojson, scenes_table
+from pipelines.results import extent, scenes_geojson, scenes_table
 from tiles.grid import ChipSpec
 
 st.title("Library")
@@ -32,7 +32,7 @@ focus = st.sidebar.selectbox(
     ),
 )
 fmap = maps.offline_map(
-    located[focus].extent if focus else maps.extent(s.extent for s in located.values()),
+    located[focus].extent if focus else extent(s.extent for s in located.values()),
     online_basemap=st.sidebar.toggle("Online basemap (needs internet)", value=False),
 )
 maps.add_image_layers(fmap, widgets.imagery_layers(s.scene_path for s in scenes))

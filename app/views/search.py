@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from app import maps, state, widgets
-from pipelines.results import focus_bounds, hit_at, hits_csv, merge_regions
+from pipelines.results import extent, focus_bounds, hit_at, hits_csv, merge_regions
 from pipelines.search import EXAMPLE_QUERIES, hits_geojson, search_like, search_text
 from remoteclip.errors import ExplorerError
 
@@ -61,7 +61,7 @@ if threshold > 0:
 
 bounds = focus_bounds(hits) or (aoi.bounds if aoi else None)
 fmap = maps.offline_map(
-    bounds or maps.extent(s.extent for s in state.library_scenes() if not s.pixel_space),
+    bounds or extent(s.extent for s in state.library_scenes() if not s.pixel_space),
     online_basemap=online,
 )
 if show_imagery:
