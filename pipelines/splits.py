@@ -40,10 +40,6 @@ class Split:
     test: tuple[Path, ...]
     labels: dict[Path, str]
 
-    def is_held_out(self, path: Path) -> bool:
-        """Whether ``path`` belongs to the held-out part."""
-        return path in self.test
-
 
 def _rank_key(dataset: str, image_id: str) -> str:
     return hashlib.sha256(f"{dataset}/{image_id}".encode()).hexdigest()

@@ -72,4 +72,4 @@ def register_builtin_configs() -> list[str]:
     return registered
 
 
-BUILTIN_ARCHS = register_builtin_configs()
+register_builtin_configs()
