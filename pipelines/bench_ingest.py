@@ -206,7 +206,7 @@ def bench_size(
 
 
 def write_small_scenes(folder: Path, count: int, side_px: int, seed: int = 1) -> list[Path]:
-    """``count`` one-chip ``side_px``² RGB GeoTIFFs side by side (EPSG:32633, 0.5 m), each its own texture."""
+    """``count`` ``side_px``² RGB GeoTIFFs side by side (EPSG:32633, 0.5 m), each its own random texture."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     paths = []

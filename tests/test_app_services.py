@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from app_data import make_hit, write_scene
 from PIL import Image
-from rasterio.transform import from_origin
 from shapely.geometry import shape
 
 from pipelines.classify_upload import (
@@ -21,26 +21,14 @@ from pipelines.classify_upload import (
     safe_stem,
     store_upload,
 )
-from app_data import make_hit
 from pipelines.overview import scene_overview
 from pipelines.results import chip_feature, focus_bounds, hit_at, hits_csv, merge_regions
 from remoteclip.errors import InputError
 
 
-def write_geotiff(path: Path, *, crs: str = "EPSG:32618", size: int = 64) -> Path:
-    data = np.random.default_rng(0).integers(0, 255, (3, size, size), dtype=np.uint8)
-    profile = {
-        "driver": "GTiff",
-        "width": size,
-        "height": size,
-        "count": 3,
-        "dtype": "uint8",
-        "crs": crs,
-        "transform": from_origin(220000, 2800000, 10, 10),
-    }  # far off the central meridian: rotated
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-    return path
+def write_geotiff(path: Path) -> Path:
+    """A GeoTIFF far off its UTM zone's central meridian, so its footprint is rotated in EPSG:4326."""
+    return write_scene(path, origin=(220000.0, 2800000.0))
 
 
 def png_bytes(size: int = 32) -> bytes:

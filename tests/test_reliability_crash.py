@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
-from rasterio.transform import from_origin
 
+from pipelines.bench_ingest import write_small_scenes
 from tiles.grid import ChipSpec, iter_windows
 from tiles.index import ChipIndex
 
@@ -34,20 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _write_scenes(folder: Path) -> int:
     """SCENES random RGB GeoTIFFs (distinct content, so distinct scene ids); returns the chips they hold."""
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for n in range(SCENES):
-        profile = {
-            "driver": "GTiff",
-            "width": SIDE_PX,
-            "height": SIDE_PX,
-            "count": 3,
-            "dtype": "uint8",
-            "crs": "EPSG:32633",
-            "transform": from_origin(500_000 + n * 10_000, 5_000_000, 0.5, 0.5),
-        }
-        with rasterio.open(folder / f"scene_{n}.tif", "w", **profile) as dst:
-            dst.write(rng.integers(0, 256, (3, SIDE_PX, SIDE_PX), dtype=np.uint8))
+    write_small_scenes(folder, SCENES, SIDE_PX, seed=0)
     return SCENES * sum(1 for _ in iter_windows(SIDE_PX, SIDE_PX, SPEC))
 
 
