@@ -145,7 +145,7 @@ def ingest_paths(
         raise InputError(f"rows per commit {commit_rows} must be at least 1")
     index.check_model(model.model_id)
     files, missing = expand_paths(paths)
-    summary = IngestSummary(failed=list(missing))
+    summary = IngestSummary()
 
     def fail(path: str, reason: str) -> None:
         summary.failed.append((path, reason))
@@ -153,8 +153,7 @@ def ingest_paths(
             on_failure(path, reason)
 
     for path, reason in missing:
-        if on_failure:
-            on_failure(path, reason)
+        fail(path, reason)
     start = time.perf_counter()
     plan = plan_scenes(files, index, model.model_id, spec, thumb_px)
     summary.unchanged = plan.unchanged
@@ -244,7 +243,7 @@ class _SceneEncoder:
         self._skipped[chunk.scene] = self._skipped.get(chunk.scene, 0) + chunk.skipped
         self._pending.extend((chunk.scene, chip) for chip in chunk.chips)
         while len(self._pending) >= self.batch_size:
-            self._encode(self.batch_size)
+            self._encode()
 
     def drop(self, scene: int) -> None:
         """Forget a failed scene's chips."""
@@ -259,7 +258,7 @@ class _SceneEncoder:
     def flush(self) -> None:
         """Encode every chip still waiting, in a last batch smaller than the others."""
         while self._pending:
-            self._encode(self.batch_size)
+            self._encode()
 
     def finished(self) -> list[tuple[int, list[ChipRecord], np.ndarray, int]]:
         """Take out the ended scenes whose chips are all encoded: (scene, records, vectors, skipped)."""
@@ -273,8 +272,8 @@ class _SceneEncoder:
             taken.append((scene, self._records.pop(scene, []), matrix, self._skipped.pop(scene, 0)))
         return taken
 
-    def _encode(self, size: int) -> None:
-        batch, self._pending = self._pending[:size], self._pending[size:]
+    def _encode(self) -> None:
+        batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
         vectors = encode_images(self.model, [chip for _, chip in batch], self.batch_size)
         for (scene, _), vector in zip(batch, vectors):  # a scene's chips keep their order across batches
             self._vectors.setdefault(scene, []).append(vector[None])

@@ -6,7 +6,7 @@ footprints and thumbnails are identical), ``map_batches`` encodes them in a pool
 when the cluster has GPUs), and ``lance_ray.write_lance`` appends all rows to the ``chips`` table in one
 commit.
 
-Where it runs: a local Ray instance by default (``ray.init(num_cpus=...)``); an existing cluster when
+Where it runs: a local Ray instance by default (``ray.init()``, every core); an existing cluster when
 ``address`` (or the ``RAY_ADDRESS`` environment variable) names it, e.g. ``ray://head:10001`` or ``auto``. The
 table is ``<db>/chips.lance`` on a filesystem every node mounts or in an object store (``s3://``, ``gs://``,
 ``az://``), written with the index's ``storage_options``. Rows of a scene that fails while it is read are
@@ -113,7 +113,6 @@ def ray_ingest_paths(
     thumb_px: int = THUMB_PX,
     encoders: int = 1,
     address: str | None = None,
-    num_cpus: int | None = None,
     on_failure: Callable[[str, str], None] | None = None,
 ) -> IngestSummary:
     """Ingest rasters into ``index`` with Ray Data; the same rows as :func:`pipelines.ingest.ingest_paths`.
@@ -130,7 +129,6 @@ def ray_ingest_paths(
         thumb_px: longest side of the stored thumbnails.
         encoders: model actors (each takes one GPU when the cluster has GPUs).
         address: Ray cluster to join (``None``: ``RAY_ADDRESS`` if set, else a new local instance).
-        num_cpus: CPUs of a new local instance (ignored when joining a cluster).
         on_failure: called with (path, reason) for each file that fails.
     """
     import lance_ray
@@ -152,7 +150,6 @@ def ray_ingest_paths(
     if started_here:
         ray.init(
             address=address,
-            num_cpus=None if address else num_cpus,
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
