@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import platform
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +55,19 @@ def write_result(name: str, payload: dict[str, Any], results_dir: Path = RESULTS
     path = results_dir / f"{name}.json"
     path.write_text(json.dumps(record, indent=2))
     return path
+
+
+workdir_option = click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the benchmark's temporary files (default: the system temp dir); removed afterwards.",
+)
+
+
+@contextmanager
+def scratch_dir(benchmark: str, workdir: Path | None) -> Iterator[Path]:
+    """A temporary folder for one benchmark run (inside ``workdir`` when given), removed afterwards."""
+    prefix = f"bench-{benchmark}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=workdir, ignore_cleanup_errors=True) as tmp:
+        yield Path(tmp)

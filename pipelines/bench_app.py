@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.app_cmd import AppSettings, home_script
-from pipelines.bench import write_result
+from pipelines.bench import scratch_dir, workdir_option, write_result
 from pipelines.bench_query import chip_boxes, clustered_vectors, write_synthetic_table
 from pipelines.options import echo_json, model_option, output_format_option, weights_option
 from pipelines.search import EXAMPLE_QUERIES
@@ -112,20 +110,14 @@ def time_queries(
 )
 @model_option
 @weights_option
-@click.option(
-    "--workdir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder for the temporary library (default: the system temp dir); removed afterwards.",
-)
+@workdir_option
 @output_format_option("table", "json")
 def app_bench(
     rows: int, k: int, model_name: str | None, weights: Path | None, workdir: Path | None, output_format: str
 ) -> None:
     """Search page latency (encode + search + map + list) on a synthetic library of ROWS chips."""
     model = load_model(model_name, weights=weights)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-app-", dir=workdir))
-    try:
+    with scratch_dir("app", workdir) as tmp:
         start = time.perf_counter()
         index = write_library(tmp / "db", rows, model)
         build_s = time.perf_counter() - start
@@ -133,8 +125,6 @@ def app_bench(
             db_dir=tmp / "db", model_name=model_name, weights=weights, upload_dir=tmp / "up"
         )
         times = time_queries(settings, index, model, QUERIES, k)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     page_s = times["page"]
     p50, p90 = (float(np.percentile(page_s, q)) for q in (50, 90))
     parts = {

@@ -19,7 +19,6 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from pipelines.bench import write_result
+from pipelines.bench import scratch_dir, workdir_option, write_result
 from pipelines.ingest import COMMIT_ROWS, ingest_paths
 from pipelines.options import device_option, echo_json, output_format_option
 from pipelines.scene_reader import DEFAULT_WORKERS
@@ -285,12 +284,7 @@ def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
     show_default=True,
     help="Also ingest a folder of this many one-chip GeoTIFFs (0: skip).",
 )
-@click.option(
-    "--workdir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder for the temporary COGs and tables (default: the system temp dir).",
-)
+@workdir_option
 @output_format_option("table", "json")
 def ingest(
     sizes: list[int],
@@ -304,8 +298,7 @@ def ingest(
     output_format: str,
 ) -> None:
     """Ingest chips/s, model-only chips/s and peak memory on synthetic COGs of each --sizes side."""
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=workdir))
-    try:
+    with scratch_dir("ingest", workdir) as tmp:
         model = (
             tiny_model(tmp / "tiny", device)
             if model_name == "tiny"
@@ -316,8 +309,6 @@ def ingest(
         small = None
         if small_scenes:
             small = bench_small_scenes(small_scenes, tmp, model, spec, batch_size, workers)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     result = {
         "model": model_name,
         "model_id": model.model_id,

@@ -12,8 +12,6 @@ meets it).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +22,7 @@ import pyarrow as pa
 import shapely
 from shapely.geometry import box
 
-from pipelines.bench import write_result
+from pipelines.bench import scratch_dir, workdir_option, write_result
 from pipelines.options import echo_json, output_format_option
 from tiles.ann import AnnKind, AnnPolicy
 from tiles.index import ChipIndex
@@ -249,12 +247,7 @@ def run_query_bench(
     show_default=True,
     help="Rows from which the vector index is built (below: exact flat scan).",
 )
-@click.option(
-    "--workdir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder for the temporary table (default: the system temp dir); removed afterwards.",
-)
+@workdir_option
 @output_format_option("table", "json")
 def query(
     rows: int,
@@ -268,11 +261,8 @@ def query(
 ) -> None:
     """Search latency (p50/p99) and recall@k vs exact search on a synthetic table, with and without an AOI."""
     policy = AnnPolicy(min_rows=min_rows, kind=AnnKind(kind))
-    tmp = Path(tempfile.mkdtemp(prefix="bench-query-", dir=workdir))
-    try:
+    with scratch_dir("query", workdir) as tmp:
         result = run_query_bench(rows, dim, n_queries, k, tmp / "db", policy)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     name = f"query_{rows}" if policy.kind is AnnPolicy.kind else f"query_{rows}_{policy.kind.value}"
     path = write_result(name, result)
     if output_format == "json":
