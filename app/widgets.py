@@ -16,6 +16,7 @@ from streamlit_folium import st_folium
 from app import maps, state
 from pipelines.ingest import IngestSummary, ingest_paths
 from pipelines.overview import Overview, scene_overview
+from pipelines.results import scene_name
 from remoteclip.errors import ExplorerError
 from tiles.aoi import aoi_from_geojson
 from tiles.grid import ChipSpec
@@ -42,7 +43,7 @@ def imagery_layers(paths: Iterable[str]) -> list[maps.ImageLayer]:
         if found is not None and not found.pixel_space:
             layers.append(
                 maps.ImageLayer(
-                    name=path.rsplit("/", 1)[-1], image=found.image, bounds=found.bounds, mime=found.mime
+                    name=scene_name(path), image=found.image, bounds=found.bounds, mime=found.mime
                 )
             )
     return layers

@@ -15,7 +15,7 @@ from typing import Any
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
-from pipelines.results import chip_feature
+from pipelines.results import chip_feature, scene_name
 from remoteclip.counting import aggregate_counts, build_count_captions, estimate_counts
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
@@ -69,7 +69,7 @@ class AoiCount:
         ranked = sorted(self.chips, key=lambda c: -c.contribution)
         return [
             {
-                "scene": c.chip.scene_path.rsplit("/", 1)[-1],
+                "scene": scene_name(c.chip.scene_path),
                 "chip_id": c.chip.chip_id,
                 "count": c.count,
                 "expected": round(c.expected, 2),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.options import db_option, model_option, weights_option
+from pipelines.options import DEFAULT_DB, db_option, model_option, weights_option
 
 #: Environment variables that carry the settings into the Streamlit process.
 ENV_DB = "REMOTECLIP_DB"
@@ -64,7 +64,7 @@ class AppSettings:
         weights = env.get(ENV_WEIGHTS)
         uploads = env.get(ENV_UPLOADS)
         return cls(
-            db_dir=Path(env.get(ENV_DB, "data/library")),
+            db_dir=Path(env.get(ENV_DB, DEFAULT_DB)),
             model_name=env.get(ENV_MODEL) or None,
             weights=Path(weights) if weights else None,
             upload_dir=Path(uploads) if uploads else None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import shapely
@@ -20,6 +21,11 @@ from tiles.index import Chip, Hit, SceneSummary
 
 #: (minx, miny, maxx, maxy)
 Bounds = tuple[float, float, float, float]
+
+
+def scene_name(scene_path: str) -> str:
+    """The file name of a scene, as tables, tooltips and layer names show it."""
+    return Path(scene_path).name
 
 #: gap (degrees, ~1 m) closed when merging neighbouring footprints, so chips that only touch become one region
 MERGE_TOLERANCE_DEG = 1e-5
@@ -49,7 +55,7 @@ def chip_feature(chip: Chip, **properties: Any) -> dict[str, Any]:
         "geometry": mapping(chip.footprint),
         "properties": {
             "chip_id": chip.chip_id,
-            "scene": chip.scene_path.rsplit("/", 1)[-1],
+            "scene": scene_name(chip.scene_path),
             "level": chip.level,
             **properties,
         },
@@ -154,7 +160,7 @@ def scenes_geojson(scenes: Sequence[SceneSummary]) -> dict[str, Any]:
             "type": "Feature",
             "geometry": mapping(box(*scene.extent)),
             "properties": {
-                "scene": scene.scene_path.rsplit("/", 1)[-1],
+                "scene": scene_name(scene.scene_path),
                 "chips": scene.chips,
                 "crs": scene.crs,
                 "gsd_m": None if scene.gsd_m is None else round(scene.gsd_m, 3),
@@ -170,7 +176,7 @@ def scenes_table(scenes: Sequence[SceneSummary]) -> list[dict[str, Any]]:
     """One display row per scene: file, chips, CRS, GSD, levels, extent and id."""
     return [
         {
-            "scene": scene.scene_path.rsplit("/", 1)[-1],
+            "scene": scene_name(scene.scene_path),
             "chips": scene.chips,
             "crs": scene.crs or "none (pixel space)",
             "gsd_m": scene.gsd_m,

@@ -18,6 +18,7 @@ from pipelines.options import (
     storage_options_option,
     weights_option,
 )
+from pipelines.results import scene_name
 from pipelines.search import hit_record, hits_geojson, search_like, search_text
 from remoteclip.factory import load_model
 from tiles.aoi import load_aoi
@@ -33,7 +34,7 @@ def _table(hits: list[Hit]) -> str:
             [
                 rank,
                 f"{hit.score:.4f}",
-                Path(hit.scene_path).name,
+                scene_name(hit.scene_path),
                 hit.level,
                 f"{hit.col_off},{hit.row_off} {hit.width}x{hit.height}",
                 f"({bbox})" + (" px" if hit.pixel_space else ""),

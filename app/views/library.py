@@ -1,12 +1,11 @@
 """Library page: the scenes in the index on the map and in a table; ingest a folder; delete a scene."""
 
-from pathlib import Path
 
 import streamlit as st
 
 from app import maps, state, widgets
 from pipelines.demo_library import DEMO_SPEC
-from pipelines.results import extent, scenes_geojson, scenes_table
+from pipelines.results import extent, scene_name, scenes_geojson, scenes_table
 from tiles.grid import ChipSpec
 
 st.title("Library")
@@ -20,7 +19,7 @@ scenes = state.library_scenes()
 
 first, second, third = st.columns(3)
 first.metric("Scenes", len(scenes))
-second.metric("Chips", index.count_rows())
+second.metric("Chips", sum(s.chips for s in scenes))
 third.metric("Model", index.model_id or state.get_model().model_id)
 
 located = {s.scene_id: s for s in scenes if not s.pixel_space}
@@ -28,7 +27,7 @@ focus = st.sidebar.selectbox(
     "Show on the map",
     [None, *located],
     format_func=lambda scene_id: (
-        "all scenes" if scene_id is None else Path(located[scene_id].scene_path).name
+        "all scenes" if scene_id is None else scene_name(located[scene_id].scene_path)
     ),
 )
 fmap = maps.offline_map(
@@ -72,7 +71,7 @@ if submitted and folder.strip():
 
 st.subheader("Delete a scene")
 if scenes:
-    names = {s.scene_id: f"{Path(s.scene_path).name} ({s.chips} chips)" for s in scenes}
+    names = {s.scene_id: f"{scene_name(s.scene_path)} ({s.chips} chips)" for s in scenes}
     doomed = st.selectbox("Scene", list(names), format_func=names.__getitem__)
     confirmed = st.checkbox("Yes, remove its chips from the index (the image file stays)")
     if st.button("Delete scene", type="primary", disabled=not confirmed, icon=":material/delete:"):
