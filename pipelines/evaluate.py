@@ -42,7 +42,9 @@ from remoteclip.errors import InputError, RasterReadError
 from remoteclip.factory import LoadedModel
 from remoteclip.prompts import MAX_COUNT, PAPER_TEMPLATE
 
-TASKS = ("zero-shot", "linear-probe", "knn", "few-shot", "retrieval", "counting")
+#: the tasks that classify images of class folders
+CLASSIFICATION_TASKS: tuple[str, ...] = ("zero-shot", "linear-probe", "knn", "few-shot")
+TASKS: tuple[str, ...] = (*CLASSIFICATION_TASKS, "retrieval", "counting")
 FEW_SHOTS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
 FEW_SHOT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 KNN_K = 20
@@ -330,7 +332,7 @@ DEFAULT_SUITE: tuple[SuiteItem, ...] = (
     *(
         SuiteItem(task, dataset)
         for dataset in ("rsscn7", "ucm-captions")
-        for task in ("zero-shot", "linear-probe", "knn", "few-shot")
+        for task in CLASSIFICATION_TASKS
     ),
     SuiteItem("retrieval", "ucm-captions"),
     SuiteItem("counting", "airbus-aircraft", "airplane", chip_px=512),

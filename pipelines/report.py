@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from pipelines.evaluate import CLASSIFICATION_TASKS
 from remoteclip import metrics
 
 Result = dict[str, Any]
@@ -34,7 +35,6 @@ DATA_NOTES: dict[str, str] = {
     "dota_devkit": "DOTA v1 harbour scene P0706 (0.26 m, 531 ships). Not held out: `build-trainset` also "
     "uses DOTA, so this set was seen in training and its figures are optimistic.",
 }
-CLASSIFICATION_TASKS = ("zero-shot", "linear-probe", "knn", "few-shot")
 
 
 def _slug(text: str) -> str:
