@@ -7,11 +7,10 @@ from pathlib import Path
 
 import click
 import torch
-from safetensors.torch import save_file
 
-from remoteclip.factory import read_state_dict
+from remoteclip.factory import read_state_dict, save_weights
 from remoteclip.train import (FROZEN_TEXT_PREFIXES, TrainConfig, build_init_state, run_training, save_compact,
-                              trained_tensors)
+                              half_precision)
 
 #: ``--init`` value that assembles the initial weights from the pip packages (ImageNet vision, MiniLM text)
 PACKAGE_INIT = "packages"
@@ -71,6 +70,7 @@ def train(trainset: Path, out: Path, arch: str, init: str, sources: str, min_row
         model_file = run_training(cfg)
     state = read_state_dict(model_file)
     weights = out / "weights.safetensors"
-    save_file(trained_tensors(state, FROZEN_TEXT_PREFIXES if lock_text else ()), str(weights))
+    # the frozen text tower is left out: the library takes it from the installed package
+    save_weights(half_precision(state), weights, drop_prefixes=FROZEN_TEXT_PREFIXES if lock_text else ())
     click.echo(f"checkpoint {model_file} (official OpenCLIP state_dict), shippable weights {weights}, "
                f"loss curve {out / 'loss.png'}")

@@ -137,11 +137,9 @@ def load_compact(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def trained_tensors(state: dict[str, torch.Tensor], frozen_prefixes: Sequence[str] = FROZEN_TEXT_PREFIXES,
-                    ) -> dict[str, torch.Tensor]:
-    """The tensors a frozen-text model learnt (vision, projections, logit scale) in fp16, for shipping."""
-    return {key: (value.half() if value.is_floating_point() else value).contiguous()
-            for key, value in state.items() if not key.startswith(tuple(frozen_prefixes))}
+def half_precision(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with its floating-point tensors in fp16, for shipping."""
+    return {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
 
 
 @dataclass
