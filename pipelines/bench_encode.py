@@ -19,6 +19,7 @@ import torch
 from open_clip.model import CLIP, CustomTextCLIP
 
 from pipelines.bench import write_result
+from pipelines.options import parse_int_list
 from remoteclip.factory import quiet_open_clip
 
 #: precision -> (open_clip model precision, autocast dtype or None)
@@ -31,12 +32,7 @@ PRECISIONS: dict[str, tuple[str, torch.dtype | None]] = {
 
 
 def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
-    try:
-        numbers = sorted({int(part) for part in value.split(",") if part.strip()})
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a comma-separated list of integers such as 1,32,256"
-        ) from None
+    numbers = sorted(set(parse_int_list(value, "1,32,256")))
     if not numbers or numbers[0] < 1:
         raise click.BadParameter(f"{value!r} must list positive integers such as 1,32,256")
     return numbers

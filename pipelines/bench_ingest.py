@@ -32,7 +32,7 @@ from rasterio.windows import Window
 
 from pipelines.bench import scratch_dir, workdir_option, write_result
 from pipelines.ingest import COMMIT_ROWS, ingest_paths
-from pipelines.options import device_option, echo_json, output_format_option
+from pipelines.options import device_option, echo_json, output_format_option, parse_int_list
 from pipelines.scene_reader import DEFAULT_WORKERS
 from remoteclip.encode import encode_images
 from remoteclip.factory import LoadedModel, load_model
@@ -241,12 +241,7 @@ def bench_small_scenes(
 
 
 def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
-    try:
-        sizes = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a comma-separated list of sizes such as 1000,10000"
-        ) from None
+    sizes = parse_int_list(value, "1000,10000")
     if not sizes or min(sizes) < 256:
         raise click.BadParameter(f"{value!r}: give sizes of at least 256 pixels")
     return sizes

@@ -27,6 +27,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from pipelines.bench import RESULTS_DIR, write_result
+from pipelines.options import parse_int_list
 from tiles.grid import ChipSpec, iter_windows
 from tiles.reader import gdal_env, open_scene
 
@@ -157,7 +158,12 @@ def _tile_whole_scene(path: str, chip_px: int) -> dict[str, float]:
 
 @click.command()
 @click.option(
-    "--sizes", default="8192,16384", show_default=True, help="Scene sides in pixels, comma-separated."
+    "--sizes",
+    "sides",
+    default="8192,16384",
+    show_default=True,
+    callback=lambda ctx, param, value: sorted(set(parse_int_list(value, "8192,16384"))),
+    help="Scene sides in pixels, comma-separated.",
 )
 @click.option(
     "--huge", is_flag=True, help="Also tile a 30,000 x 30,000 scene: a VRT mosaic of the largest COG."
@@ -169,14 +175,8 @@ def _tile_whole_scene(path: str, chip_px: int) -> dict[str, float]:
 @click.option(
     "--results-dir", type=click.Path(file_okay=False, path_type=Path), default=RESULTS_DIR, show_default=True
 )
-def tiling(sizes: str, huge: bool, chip_size: int, repeats: int, results_dir: Path) -> None:
+def tiling(sides: list[int], huge: bool, chip_size: int, repeats: int, results_dir: Path) -> None:
     """Tiling throughput vs plain rasterio reads, and peak memory vs scene size; writes tiling.json."""
-    try:
-        sides = sorted({int(s) for s in sizes.split(",") if s.strip()})
-    except ValueError:
-        raise click.BadParameter(
-            f"{sizes!r} is not a comma-separated list of integers", param_hint="--sizes"
-        ) from None
     spec = ChipSpec(chip_px=chip_size)
     payload: dict[str, Any] = {"chip_px": chip_size, "throughput": {}, "memory": []}
     with tempfile.TemporaryDirectory(prefix="bench-tiling-") as tmp:

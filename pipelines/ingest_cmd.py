@@ -15,6 +15,7 @@ from pipelines.options import (
     echo_json,
     model_option,
     output_format_option,
+    parse_int_list,
     storage_options_option,
     weights_option,
 )
@@ -26,12 +27,7 @@ from tiles.index import ChipIndex
 
 def _parse_levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
     """``"1,2,4"`` -> ``(1, 2, 4)``."""
-    try:
-        levels = tuple(int(part) for part in value.split(",") if part.strip())
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a comma-separated list of integers such as 1,2,4"
-        ) from None
+    levels = tuple(parse_int_list(value, "1,2,4"))
     if not levels:
         raise click.BadParameter("give at least one level, such as 1 or 1,2,4")
     return levels

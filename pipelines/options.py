@@ -16,6 +16,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DB = Path("data/library")
 
 
+def parse_int_list(value: str, example: str) -> list[int]:
+    """``"1,2,4"`` -> ``[1, 2, 4]``; anything else is a usage error naming ``example``."""
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a comma-separated list of integers such as {example}"
+        ) from None
+
+
 def output_format_option(*choices: str) -> Callable[[F], F]:
     """``--format`` with these choices, the first being the default."""
     return click.option(
