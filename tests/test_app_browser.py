@@ -122,6 +122,7 @@ def test_search_draws_hits_on_the_map(page: object, app_url: str, shots: Path) -
     assert hits.count() >= 2  # hit footprints plus merged regions
     assert map_frame(page).locator("img.leaflet-image-layer").count() >= 1  # the imagery under the hits
     assert map_frame(page).locator("b", has_text="gardens").count() == 0  # the query is never HTML
+    assert page.get_by_text(re.compile("hits is georeferenced")).count() == 0  # these hits are on the map
     wait_idle(page)
     page.screenshot(path=shots / "search.png", full_page=True)
 

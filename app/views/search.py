@@ -59,6 +59,11 @@ except ExplorerError as exc:
 if threshold > 0:
     hits = [hit for hit in hits if hit.score >= threshold]
 
+if hits and all(hit.pixel_space for hit in hits):
+    st.caption(
+        f"None of these {len(hits)} hits is georeferenced (their images have no CRS): "
+        "they are listed below the map, not drawn on it."
+    )
 bounds = focus_bounds(hits) or (aoi.bounds if aoi else None)
 fmap = maps.offline_map(
     bounds or extent(s.extent for s in state.library_scenes() if not s.pixel_space),
