@@ -18,7 +18,7 @@ from folium.plugins import Draw
 from matplotlib import colormaps
 from shapely.geometry import mapping, shape
 
-from pipelines.results import Bounds
+from pipelines.services.results import Bounds
 
 #: Streamlit serves ``app/static/`` here when ``server.enableStaticServing`` is on.
 VENDOR_URL = "/app/static/vendor"

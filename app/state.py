@@ -7,11 +7,11 @@ from pathlib import Path
 import shapely
 import streamlit as st
 
-from pipelines.aoi_count import AoiCount, count_in_aoi
-from pipelines.app_cmd import AppSettings
-from pipelines.classify_upload import SceneClassification, classify_scene
+from pipelines.services.classify import SceneClassification, classify_scene
+from pipelines.services.count import AoiCount, count_in_aoi
+from pipelines.services.settings import AppSettings
 from remoteclip.factory import LoadedModel, load_model
-from tiles.index import ChipIndex, SceneSummary
+from tiles.index.chip_index import ChipIndex, SceneSummary
 
 
 def settings() -> AppSettings:

@@ -14,9 +14,9 @@ from shapely.geometry.base import BaseGeometry
 from streamlit_folium import st_folium
 
 from app import maps, state
-from pipelines.ingest import IngestSummary, ingest_paths
-from pipelines.overview import Overview, scene_overview
-from pipelines.results import scene_name
+from pipelines.ingest.local import IngestSummary, ingest_paths
+from pipelines.services.overview import Overview, scene_overview
+from pipelines.services.results import scene_name
 from remoteclip.errors import ExplorerError
 from tiles.aoi import aoi_from_geojson
 from tiles.grid import ChipSpec

@@ -1,14 +1,19 @@
-"""Prompt templates: zero-shot classification and counting by captions (text only, no model code).
+"""Prompt templates and their wording: zero-shot classification and counting by captions (text only, no model code).
 
-Counting captions use the digit wording of the B2C training captions (``remoteclip.captions``), so the
-project's own model is asked in the words it was trained on.
+Counting captions use the digit wording of the B2C training captions (:mod:`pipelines.training.captions`
+builds those from the same :func:`count_phrase`), so the project's own model is asked in the words it was
+trained on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from remoteclip.captions import count_phrase, plural
+#: above this many objects of a kind, captions say "many"
+MANY_ABOVE = 10
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+#: nouns whose plural is not ``+s``/``+es``
+IRREGULAR_PLURALS: dict[str, str] = {"person": "people", "tree": "trees"}
 
 #: the paper's zero-shot prompt
 PAPER_TEMPLATE = "a satellite photo of {}."
@@ -26,6 +31,29 @@ ZEROSHOT_TEMPLATES: tuple[str, ...] = (
     "an overhead view of {}.",
     "a top-down view of {}.",
 )
+
+def plural(noun: str) -> str:
+    """English plural of a (possibly multi-word) noun: ``small vehicle`` -> ``small vehicles``."""
+    head, _, last = noun.rpartition(" ")
+    if last in IRREGULAR_PLURALS:
+        last = IRREGULAR_PLURALS[last]
+    elif last.endswith(("s", "x", "ch", "sh")):
+        last += "es"
+    else:
+        last += "s"
+    return f"{head} {last}" if head else last
+
+
+def count_phrase(noun: str, n: int, digits: bool = False) -> str:
+    """``a ship`` / ``two ships`` / ``many ships`` (``1 ship`` / ``2 ships`` with ``digits``)."""
+    if n > MANY_ABOVE:
+        return f"many {plural(noun)}"
+    if digits:
+        return f"{n} {noun if n == 1 else plural(noun)}"
+    if n == 1:
+        return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+    return f"{NUMBER_WORDS[n]} {plural(noun)}"
+
 
 #: RemoteCount's range: the captions rank n = 1..MAX_COUNT objects, plus a "no objects" caption for 0
 MAX_COUNT = 10

@@ -13,8 +13,8 @@ import numpy as np
 from remoteclip.encode import encode_texts
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
-from remoteclip.metrics import l2_normalize
 from remoteclip.prompts import ZEROSHOT_TEMPLATES, class_prompts
+from remoteclip.vectors import l2_normalize
 
 
 @dataclass(frozen=True)

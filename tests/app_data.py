@@ -9,10 +9,10 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
-from pipelines.ingest import ingest_paths
+from pipelines.ingest.local import ingest_paths
 from remoteclip.factory import LoadedModel
 from tiles.grid import ChipSpec
-from tiles.index import ChipIndex, Hit
+from tiles.index.chip_index import ChipIndex, Hit
 
 #: 512 px at 10 m in UTM 18N: 16 level-1 chips of 128 px and 4 level-2 chips
 SCENE_PX = 512

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from tiles.index import ChipIndex
+from tiles.index.chip_index import ChipIndex
 
 
 def sorted_rows(index: ChipIndex) -> pa.Table:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 
 
 def _pip_installs(text: str) -> list[str]:

@@ -24,16 +24,17 @@ from rasterio.transform import from_origin
 from shapely.geometry import Point
 
 from app.maps import add_geojson_layer
-from pipelines.classify_upload import store_upload
-from pipelines.ingest import ingest_paths
+from pipelines.ingest.local import ingest_paths
+from pipelines.services.classify import store_upload
 from remoteclip.encode import encode_texts
-from remoteclip.errors import ExplorerError, InputError, RasterReadError, WeightsError
+from remoteclip.errors import ExplorerError, InputError, WeightsError
 from remoteclip.factory import read_state_dict
 from remoteclip.pretrained import check_weights, get_entry
 from tiles.aoi import MAX_AOI_BYTES, aoi_from_geojson, load_aoi
+from tiles.errors import RasterReadError
 from tiles.georef import chip_georef, pixels_to_lonlat
 from tiles.grid import ChipSpec, ChipWindow
-from tiles.index import ChipIndex
+from tiles.index.chip_index import ChipIndex
 from tiles.reader import MAX_STREAM_PIXELS, gdal_env, open_scene
 
 WINDOW = ChipWindow(level=1, col_off=0, row_off=0, width=16, height=16, span_px=16)

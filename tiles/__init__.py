@@ -1,1 +1,1 @@
-"""Cutting GeoTIFFs, COGs, UAV mosaics and plain images into georeferenced chips, and the chip index."""
+"""Cutting GeoTIFFs, COGs, UAV mosaics and plain images into georeferenced chips; the chip index in `tiles.index`."""

@@ -16,10 +16,10 @@ import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from shapely import make_valid
+from shapely.affinity import translate
 from shapely.errors import GeometryTypeError
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
-from shapely.affinity import translate
 from shapely.ops import transform, unary_union
 
 from remoteclip.errors import InputError

@@ -24,7 +24,7 @@ from rasterio.io import DatasetReader
 from rasterio.transform import from_gcps
 from rasterio.windows import Window
 
-from remoteclip.errors import RasterReadError
+from tiles.errors import RasterReadError
 from tiles.grid import ChipWindow
 
 #: file name endings that folder and glob expansion treat as rasters

@@ -3,14 +3,14 @@
 import streamlit as st
 
 from app import maps, state, widgets
-from pipelines.classify_upload import (
+from pipelines.services.classify import (
     DEFAULT_LABELS,
     IMAGE_SIGNATURES,
     MAX_UPLOAD_BYTES,
     parse_labels,
     store_upload,
 )
-from pipelines.demo_library import DEMO_SPEC
+from pipelines.services.demo_library import DEMO_SPEC
 from remoteclip.errors import ExplorerError
 
 st.title("Classify an image")

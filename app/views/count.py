@@ -3,8 +3,8 @@
 import streamlit as st
 
 from app import maps, state, widgets
-from pipelines.aoi_count import COMMON_OBJECTS
-from pipelines.results import extent
+from pipelines.services.count import COMMON_OBJECTS
+from pipelines.services.results import extent
 from remoteclip.errors import ExplorerError
 
 AOI_KEY = "count_aoi"

@@ -1,0 +1,155 @@
+"""``remoteclip-explorer bench app``: how long the Search page takes to show a query's hits on a big library.
+
+A synthetic library of ``--rows`` chips in the real ``chips`` schema (clustered vectors and scene grids of
+:mod:`pipelines.bench.query`, a real JPEG thumbnail per chip, the model's own ``model_id``) is searched
+through the Search page itself: Streamlit's ``AppTest`` runs ``app/views/search.py`` for each query, so the
+time covers text encoding, the index search, region merging, the folium map (rendered to HTML by
+streamlit-folium) and the ranked list with thumbnails. Encoding and search are also timed alone to split it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+from PIL import Image
+
+from pipelines.bench.common import scratch_dir, workdir_option, write_result
+from pipelines.bench.query import chip_boxes, clustered_vectors, write_synthetic_table
+from pipelines.cli.app import home_script
+from pipelines.cli.options import echo_json, model_option, output_format_option, weights_option
+from pipelines.services.search import EXAMPLE_QUERIES
+from pipelines.services.settings import AppSettings
+from remoteclip.encode import encode_texts
+from remoteclip.factory import LoadedModel, load_model
+from tiles.index.chip_index import ChipIndex
+
+QUERIES: tuple[str, ...] = (*EXAMPLE_QUERIES, "a football field", "a highway interchange")
+#: what the issue asks of a query on a 100k-chip library
+TARGET_S = 1.0
+
+
+def thumbnail_jpeg(px: int = 128) -> bytes:
+    """A textured ``px``² JPEG like the ones ingest stores."""
+    pixels = np.random.default_rng(0).integers(0, 255, (px // 8, px // 8, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.repeat(8, axis=0).repeat(8, axis=1)).save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def write_library(db_dir: Path, rows: int, model: LoadedModel) -> ChipIndex:
+    """A ``rows``-chip library for ``model`` in ``db_dir`` (a real thumbnail in every row), with the vector
+    index a real one would have."""
+    index = ChipIndex(db_dir)
+    vectors = clustered_vectors(rows, model.embed_dim)
+    write_synthetic_table(index, vectors, chip_boxes(rows), model.model_id, thumbnail_jpeg())
+    index.build_ann()
+    return index
+
+
+def split_query(index: ChipIndex, model: LoadedModel, query: str, k: int) -> tuple[float, float]:
+    """Seconds to encode ``query`` and to search the index with it."""
+    start = time.perf_counter()
+    vector = encode_texts(model, [query])[0]
+    encoded = time.perf_counter()
+    index.search(vector, k=k)
+    return encoded - start, time.perf_counter() - encoded
+
+
+def time_queries(
+    settings: AppSettings, index: ChipIndex, model: LoadedModel, queries: tuple[str, ...], k: int
+) -> dict[str, list[float]]:
+    """Seconds of each Search page run showing a new query's hits, and of its encoding and search alone.
+
+    The page runs first (after one warm-up run that loads the model into its cache); then the same query is
+    encoded and searched directly on a worker thread, as Streamlit runs pages (on this CPU torch runs several
+    times slower on the main thread), so each split is measured under the same load as its page run.
+    """
+    from streamlit.testing.v1 import AppTest
+
+    os.environ.update(settings.to_env())
+    page = AppTest.from_file(str(home_script().parent / "views" / "search.py"), default_timeout=600)
+    page.run()
+    page.sidebar.slider[0].set_value(k)
+    times: dict[str, list[float]] = {"page": [], "encode": [], "search": []}
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        for query in queries:
+            page.text_input(key="query").set_value(query)
+            start = time.perf_counter()
+            page.run()
+            times["page"].append(time.perf_counter() - start)
+            if page.exception:
+                raise click.ClickException(f"the Search page failed on {query!r}: {page.exception[0].value}")
+            if f"{k} hits" not in [header.value for header in page.subheader]:
+                raise click.ClickException(f"the Search page did not show {k} hits for {query!r}")
+            encode_s, search_s = worker.submit(split_query, index, model, query, k).result()
+            times["encode"].append(encode_s)
+            times["search"].append(search_s)
+    return times
+
+
+@click.command("app")
+@click.option(
+    "--rows",
+    type=click.IntRange(min=1_000),
+    default=100_000,
+    show_default=True,
+    help="Chips in the synthetic library.",
+)
+@click.option(
+    "-k",
+    type=click.IntRange(1, 200),
+    default=24,
+    show_default=True,
+    help="Hits per query (the page's top k).",
+)
+@model_option
+@weights_option
+@workdir_option
+@output_format_option("table", "json")
+def app_bench(
+    rows: int, k: int, model_name: str | None, weights: Path | None, workdir: Path | None, output_format: str
+) -> None:
+    """Search page latency (encode + search + map + list) on a synthetic library of ROWS chips."""
+    model = load_model(model_name, weights=weights)
+    with scratch_dir("app", workdir) as tmp:
+        start = time.perf_counter()
+        index = write_library(tmp / "db", rows, model)
+        build_s = time.perf_counter() - start
+        settings = AppSettings(
+            db_dir=tmp / "db", model_name=model_name, weights=weights, upload_dir=tmp / "up"
+        )
+        times = time_queries(settings, index, model, QUERIES, k)
+    page_s = times["page"]
+    p50, p90 = (float(np.percentile(page_s, q)) for q in (50, 90))
+    parts = {
+        f"{name}_ms_p50": round(float(np.median(times[name])) * 1000, 1) for name in ("encode", "search")
+    }
+    result: dict[str, Any] = {
+        "rows": rows,
+        "k": k,
+        "model_id": model.model_id,
+        "queries": len(QUERIES),
+        "library_build_s": round(build_s, 1),
+        "page_s_p50": round(p50, 3),
+        "page_s_p90": round(p90, 3),
+        "page_s_max": round(max(page_s), 3),
+        **parts,
+        "target_s": TARGET_S,
+        "meets_target": p90 < TARGET_S,
+    }
+    path = write_result("app", result)
+    if output_format == "json":
+        echo_json({**result, "result_file": str(path)})
+        return
+    click.echo(
+        f"Search page on {rows} chips, k={k}, {model.model_id}: p50 {p50:.3f} s, p90 {p90:.3f} s "
+        f"(encode {parts['encode_ms_p50']} ms, search {parts['search_ms_p50']} ms; target < {TARGET_S} s)"
+    )
+    click.echo(f"-> {path}")

@@ -1,0 +1,336 @@
+"""``remoteclip-explorer bench ingest``: ingest chips/s and peak memory on synthetic COGs of growing size.
+
+For each size (default 1k², 10k², 30k² pixels) the benchmark writes a tiled, DEFLATE-compressed RGB COG with
+overviews (textured, so it compresses like imagery rather than like zeros), window by window so writing needs
+no whole-scene array. It then ingests it with :func:`pipelines.ingest.local.ingest_paths` into a fresh table and
+samples the resident memory of this process and its reader processes every 50 ms: the peak must stay flat as
+scenes grow. Model-only throughput is timed on chips of the same scene already in memory (``encode_images``
+in batches), so ``ingest chips/s ÷ model-only chips/s`` says how busy the pipeline keeps the model.
+``--model tiny`` uses a random 64-px ViT (runs in minutes on a CPU); any other value goes to ``load_model``.
+
+``--small-scenes N`` adds the other shape of input: a folder of N one-chip GeoTIFFs (UAV frames, image chips),
+ingested with small scenes grouped into shared commits (the default) and with a commit per scene
+(``commit_rows=1``), against model-only throughput on the same chips.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.transform import from_origin
+from rasterio.windows import Window
+
+from pipelines.bench.common import scratch_dir, workdir_option, write_result
+from pipelines.cli.options import device_option, echo_json, output_format_option, parse_int_list
+from pipelines.ingest.local import COMMIT_ROWS, ingest_paths
+from pipelines.ingest.read import DEFAULT_WORKERS
+from remoteclip.encode import encode_images
+from remoteclip.factory import LoadedModel, load_model
+from tiles.grid import ChipSpec, iter_windows
+from tiles.index.chip_index import ChipIndex
+from tiles.reader import gdal_env, open_scene
+
+#: open_clip config of ``--model tiny``: a 2-layer 64-px ViT with a 2-layer text tower
+TINY_CONFIG = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+#: rows written per block when making a synthetic COG
+WRITE_ROWS = 512
+#: period in rows of the synthetic noise
+NOISE_ROWS = 16
+#: chips held in memory for the model-only timing
+MODEL_ONLY_CHIPS = 256
+
+
+def rgb_profile(side_px: int, west: float = 500_000.0) -> dict[str, object]:
+    """Profile of a ``side_px``² 3-band uint8 GeoTIFF, EPSG:32633, 0.5 m pixels, west edge at ``west``."""
+    return {
+        "driver": "GTiff",
+        "width": side_px,
+        "height": side_px,
+        "count": 3,
+        "dtype": "uint8",
+        "crs": "EPSG:32633",
+        "transform": from_origin(west, 5_000_000, 0.5, 0.5),
+    }
+
+
+def write_synthetic_cog(path: Path, side_px: int, seed: int = 0) -> Path:
+    """A ``side_px``² 3-band uint8 COG (EPSG:32633, 0.5 m) with texture, written block by block."""
+    # noise repeats every NOISE_ROWS rows: textured like imagery, yet DEFLATE finds repeats (fast to write)
+    noise = np.random.default_rng(seed).integers(-20, 20, (3, NOISE_ROWS, side_px), dtype=np.int16)
+    profile = {
+        **rgb_profile(side_px),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "deflate",
+        "predictor": 2,
+        "BIGTIFF": "IF_SAFER",
+    }
+    cols = np.arange(side_px)
+    with rasterio.open(path, "w", **profile) as dst:
+        for row_off in range(0, side_px, WRITE_ROWS):
+            rows = min(WRITE_ROWS, side_px - row_off)
+            y = np.arange(row_off, row_off + rows)[:, None]
+            base = (np.sin(cols[None, :] / 37.0) * 40 + np.cos(y / 53.0) * 40 + 128).astype(np.int16)
+            block_noise = noise[:, (y[:, 0] % NOISE_ROWS)]
+            block = np.clip(base[None] + block_noise + np.array([0, 15, -15])[:, None, None], 0, 255)
+            block = block.astype(np.uint8)
+            dst.write(block, window=Window(0, row_off, side_px, rows))
+        factors = [f for f in (2, 4, 8, 16, 32, 64) if side_px // f >= 256]
+        if factors:
+            dst.build_overviews(factors, Resampling.average)
+    return path
+
+
+class PeakMemory:
+    """Samples resident memory: ``peak_mb`` of this process plus its children, and of each side alone."""
+
+    def __init__(self, interval_s: float = 0.05) -> None:
+        self.interval_s = interval_s
+        self.peak_mb = 0.0
+        #: this (encoding, writing) process alone
+        self.peak_main_mb = 0.0
+        #: the reader processes together
+        self.peak_readers_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            main = _rss_mb(os.getpid())
+            readers = sum(_rss_mb(child.pid) for child in mp.active_children() if child.pid)
+            self.peak_main_mb = max(self.peak_main_mb, main)
+            self.peak_readers_mb = max(self.peak_readers_mb, readers)
+            self.peak_mb = max(self.peak_mb, main + readers)
+            self._stop.wait(self.interval_s)
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, IndexError):  # the process has just exited
+        return 0.0
+
+
+def tiny_model(folder: Path, device: str) -> LoadedModel:
+    """``--model tiny``: a seeded random tiny CLIP saved as an open_clip model folder and loaded from it."""
+    import open_clip
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.save(open_clip.CLIP(**TINY_CONFIG).state_dict(), folder / "open_clip_pytorch_model.bin")
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CONFIG}))
+    return load_model(folder, device=device)
+
+
+def read_chips(paths: list[Path], spec: ChipSpec, limit: int = MODEL_ONLY_CHIPS) -> list[np.ndarray]:
+    """Up to ``limit`` chips of these scenes, read into memory."""
+    chips: list[np.ndarray] = []
+    with gdal_env():
+        for path in paths:
+            with open_scene(path) as scene:
+                windows = list(iter_windows(scene.width, scene.height, spec))[: limit - len(chips)]
+                chips += [scene.read_chip(window, spec.chip_px) for window in windows]
+            if len(chips) >= limit:
+                break
+    return chips
+
+
+def model_only_chips_per_s(model: LoadedModel, chips: list[np.ndarray], batch_size: int) -> float:
+    """Encoding throughput on chips already in memory (preprocessing included, as the model needs it)."""
+    encode_images(model, chips[:batch_size], batch_size)  # warm-up
+    start = time.perf_counter()
+    encode_images(model, chips, batch_size)
+    return len(chips) / (time.perf_counter() - start)
+
+
+def bench_size(
+    side_px: int, workdir: Path, model: LoadedModel, spec: ChipSpec, batch_size: int, workers: int
+) -> dict[str, float]:
+    """Write one COG of ``side_px``², ingest it, and return its figures."""
+    start = time.perf_counter()
+    cog = write_synthetic_cog(workdir / f"cog_{side_px}.tif", side_px)
+    write_s = time.perf_counter() - start
+    with PeakMemory() as memory:
+        summary = ingest_paths(
+            [cog],
+            ChipIndex(workdir / f"db_{side_px}"),
+            model,
+            spec,
+            batch_size=batch_size,
+            workers=workers,
+            progress=False,
+        )
+    model_only = model_only_chips_per_s(model, read_chips([cog], spec), batch_size)
+    figures = {
+        "side_px": side_px,
+        "file_mb": round(cog.stat().st_size / 1e6, 1),
+        "write_s": round(write_s, 1),
+        "chips": summary.chips,
+        "ingest_s": round(summary.seconds, 2),
+        "ingest_chips_per_s": round(summary.chips_per_s, 1),
+        "model_only_chips_per_s": round(model_only, 1),
+        "ratio": round(summary.chips_per_s / model_only, 3),
+        "peak_rss_mb": round(memory.peak_mb),
+        "peak_main_mb": round(memory.peak_main_mb),
+        "peak_readers_mb": round(memory.peak_readers_mb),
+    }
+    cog.unlink()
+    shutil.rmtree(workdir / f"db_{side_px}", ignore_errors=True)
+    return figures
+
+
+def write_small_scenes(folder: Path, count: int, side_px: int, seed: int = 1) -> list[Path]:
+    """``count`` ``side_px``² RGB GeoTIFFs side by side (EPSG:32633, 0.5 m), each its own random texture."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for n in range(count):
+        path = folder / f"frame_{n:05d}.tif"
+        with rasterio.open(path, "w", **rgb_profile(side_px, west=500_000 + n * side_px * 0.5)) as dst:
+            dst.write(rng.integers(0, 256, (3, side_px, side_px), dtype=np.uint8))
+        paths.append(path)
+    return paths
+
+
+def bench_small_scenes(
+    count: int, workdir: Path, model: LoadedModel, spec: ChipSpec, batch_size: int, workers: int
+) -> dict[str, float]:
+    """Ingest ``count`` one-chip scenes with grouped commits and with a commit per scene; their figures."""
+    frames = write_small_scenes(workdir / "frames", count, spec.chip_px)
+    figures: dict[str, float] = {"scenes": count}
+    for name, commit_rows in (("grouped", COMMIT_ROWS), ("commit_per_scene", 1)):
+        index = ChipIndex(workdir / f"db_{name}")
+        summary = ingest_paths(
+            frames, index, model, spec, batch_size=batch_size, workers=workers, commit_rows=commit_rows,
+            progress=False,
+        )
+        figures[f"{name}_chips_per_s"] = round(summary.chips_per_s, 1)
+        figures[f"{name}_table_versions"] = index.table.version
+        shutil.rmtree(workdir / f"db_{name}", ignore_errors=True)
+    model_only = model_only_chips_per_s(model, read_chips(frames, spec, limit=count), batch_size)
+    figures["model_only_chips_per_s"] = round(model_only, 1)
+    figures["grouped_ratio"] = round(figures["grouped_chips_per_s"] / model_only, 3)
+    figures["commit_per_scene_ratio"] = round(figures["commit_per_scene_chips_per_s"] / model_only, 3)
+    shutil.rmtree(workdir / "frames", ignore_errors=True)
+    return figures
+
+
+def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    sizes = parse_int_list(value, "1000,10000")
+    if not sizes or min(sizes) < 256:
+        raise click.BadParameter(f"{value!r}: give sizes of at least 256 pixels")
+    return sizes
+
+
+@click.command("ingest")
+@click.option(
+    "--sizes",
+    default="1000,10000,30000",
+    show_default=True,
+    callback=_sizes,
+    help="Sides in pixels of the synthetic square COGs.",
+)
+@click.option(
+    "--model",
+    "model_name",
+    default="tiny",
+    show_default=True,
+    help="tiny (random 64-px ViT, fast on a CPU), or a registry name / weights / model folder.",
+)
+@device_option
+@click.option("--chip-size", type=click.IntRange(min=8), default=256, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=DEFAULT_WORKERS,
+    show_default=True,
+    help="Reader processes of the local engine.",
+)
+@click.option(
+    "--small-scenes",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="Also ingest a folder of this many one-chip GeoTIFFs (0: skip).",
+)
+@workdir_option
+@output_format_option("table", "json")
+def ingest(
+    sizes: list[int],
+    model_name: str,
+    device: str,
+    chip_size: int,
+    batch_size: int,
+    workers: int,
+    small_scenes: int,
+    workdir: Path | None,
+    output_format: str,
+) -> None:
+    """Ingest chips/s, model-only chips/s and peak memory on synthetic COGs of each --sizes side."""
+    with scratch_dir("ingest", workdir) as tmp:
+        model = (
+            tiny_model(tmp / "tiny", device)
+            if model_name == "tiny"
+            else load_model(model_name, device=device)
+        )
+        spec = ChipSpec(chip_px=chip_size)
+        rows = [bench_size(side, tmp, model, spec, batch_size, workers) for side in sizes]
+        small = None
+        if small_scenes:
+            small = bench_small_scenes(small_scenes, tmp, model, spec, batch_size, workers)
+    result = {
+        "model": model_name,
+        "model_id": model.model_id,
+        "device": device,
+        "chip_px": chip_size,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "batch_size": batch_size,
+        "workers": workers,
+        "sizes": rows,
+        "small_scenes": small,
+    }
+    path = write_result(f"ingest_{model_name.replace('/', '_')}_{device.replace(':', '')}", result)
+    if output_format == "json":
+        echo_json({**result, "result_file": str(path)})
+        return
+    for row in rows:
+        click.echo(
+            f"{row['side_px']:>6}² px  {row['chips']:>6} chips  "
+            f"ingest {row['ingest_chips_per_s']:>8} chips/s  "
+            f"model-only {row['model_only_chips_per_s']:>8} chips/s  ratio {row['ratio']:.2f}  "
+            f"peak {row['peak_rss_mb']} MB (main {row['peak_main_mb']}, readers {row['peak_readers_mb']})"
+        )
+    if small:
+        click.echo(
+            f"{small['scenes']} one-chip scenes: grouped {small['grouped_chips_per_s']} chips/s "
+            f"(ratio {small['grouped_ratio']:.2f}), a commit per scene "
+            f"{small['commit_per_scene_chips_per_s']} chips/s (ratio {small['commit_per_scene_ratio']:.2f}), "
+            f"model-only {small['model_only_chips_per_s']}"
+        )
+    click.echo(f"-> {path}")

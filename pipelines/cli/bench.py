@@ -1,0 +1,21 @@
+"""``remoteclip-explorer bench``: benchmarks that print figures and write them to ``benchmarks/results/``."""
+
+from __future__ import annotations
+
+import click
+
+from pipelines.cli.main import LazyGroup
+
+#: bench subcommand -> "module:attribute"
+BENCHMARKS: dict[str, str] = {
+    "tiling": "pipelines.bench.tiling:tiling",
+    "encode": "pipelines.bench.encode:encode",
+    "query": "pipelines.bench.query:query",
+    "ingest": "pipelines.bench.ingest:ingest",
+    "app": "pipelines.bench.app:app_bench",
+}
+
+
+@click.group(cls=LazyGroup, lazy_subcommands=BENCHMARKS)
+def bench() -> None:
+    """Benchmarks: each prints its figures and writes them to benchmarks/results/."""

@@ -1,0 +1,174 @@
+"""``remoteclip-explorer evaluate``: the paper's evaluation protocols on any dataset, and the full report.
+
+remoteclip-explorer evaluate zero-shot --data ../shared/data/rsscn7 --out zs.json
+remoteclip-explorer evaluate retrieval --model ViT-B-32 --weights RemoteCLIP-ViT-B-32.pt --data caps.csv
+remoteclip-explorer evaluate counting --data ../shared/data/airbus-aircraft --object airplane --chip-px 512
+remoteclip-explorer evaluate all --out-dir docs/evaluation
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipelines.cli.options import (
+    device_option,
+    echo_json,
+    model_option,
+    output_format_option,
+    overwrite_option,
+    weights_option,
+)
+from pipelines.evaluation.runner import TASKS, read_suite, read_task_data, run_suite, run_task
+
+DEFAULT_DATA_ROOT = Path("../shared/data")
+
+CLASS_FOLDERS = "Folder with one subfolder per class (or train/ and test/ folders of them)."
+#: task -> (what it measures, what --data must be)
+TASK_HELP: dict[str, tuple[str, str]] = {
+    "zero-shot": ('Zero-shot top-1 with the prompt "a satellite photo of {}." per class.', CLASS_FOLDERS),
+    "linear-probe": (
+        "Logistic regression on frozen features, C chosen on a validation split.",
+        CLASS_FOLDERS,
+    ),
+    "knn": ("Weighted k-NN (k = 20, T = 0.07) on frozen features.", CLASS_FOLDERS),
+    "few-shot": (
+        "Linear probe on 1, 2, 4, 8, 16, 32 images per class; mean and spread over 5 seeds.",
+        CLASS_FOLDERS,
+    ),
+    "retrieval": (
+        "Image-text retrieval: R@1/5/10 both ways and their mean mR (0..100).",
+        "CSV/TSV with columns filepath,caption; a folder with a Karpathy dataset_*.json; or ucm-captions.",
+    ),
+    "counting": (
+        "RemoteCount top-1..10 accuracy on chips with 1..10 objects, and the MAE of area counts.",
+        "Folder of images with boxes: annotations.csv (Airbus), annotations/*.xml (VOC) or labelTxt/ (DOTA).",
+    ),
+}
+
+
+def _load(model_name: str | None, weights: Path | None, device: str) -> Any:
+    from remoteclip.factory import load_model
+
+    return load_model(model_name, weights=weights, device=device)
+
+
+def _check_output(path: Path | None, overwrite: bool, option: str) -> None:
+    if path is not None and path.exists() and not overwrite:
+        raise click.BadParameter(f"{path} exists; pass --overwrite to replace it", param_hint=option)
+
+
+def _summary(result: dict[str, Any]) -> str:
+    numbers = {k: v for k, v in result["metrics"].items() if isinstance(v, float)}
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in numbers.items())
+    return f"{result['task']} on {result['dataset']} (n={result['n']}, model {result['model']}): {shown}"
+
+
+@click.group()
+def evaluate() -> None:
+    """Evaluate a model with the RemoteCLIP paper's protocols (JSON keeps every prediction)."""
+
+
+def _task_command(task: str) -> click.Command:
+    @click.option(
+        "--data", type=click.Path(exists=True, path_type=Path), required=True, help=TASK_HELP[task][1]
+    )
+    @model_option
+    @weights_option
+    @device_option
+    @click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Write the result (metrics and every prediction) as JSON here.",
+    )
+    @overwrite_option
+    @output_format_option("table", "json")
+    def command(
+        data: Path,
+        model_name: str | None,
+        weights: Path | None,
+        device: str,
+        out: Path | None,
+        overwrite: bool,
+        output_format: str,
+        **counting_options: Any,
+    ) -> None:
+        _check_output(out, overwrite, "--out")
+        dataset = read_task_data(task, data, **counting_options)
+        result = run_task(_load(model_name, weights, device), task, dataset)
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(result, indent=1))
+        if output_format == "json":
+            echo_json(result)
+        else:
+            click.echo(_summary(result))
+
+    if task == "counting":
+        command = click.option(
+            "--object",
+            "object_name",
+            default=None,
+            help="Box label to count (airplane, boat, ship, …); default: the most common.",
+        )(command)
+        command = click.option(
+            "--chip-px",
+            type=click.IntRange(min=8),
+            default=None,
+            help="Side of the square chips in pixels; default: whole images.",
+        )(command)
+    summary, data_help = TASK_HELP[task]
+    return click.command(task, help=f"{summary}\n\n--data: {data_help}", short_help=summary)(command)
+
+
+for _task in TASKS:
+    evaluate.add_command(_task_command(_task))
+
+
+@evaluate.command("all")
+@model_option
+@weights_option
+@device_option
+@click.option(
+    "--data-root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=DEFAULT_DATA_ROOT,
+    show_default=True,
+    help="The shared data folder with the held-out sets.",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for README.md, the PNG plots and results.json.",
+)
+@overwrite_option
+def evaluate_all(
+    model_name: str | None, weights: Path | None, device: str, data_root: Path, out_dir: Path, overwrite: bool
+) -> None:
+    """Every task on the default held-out sets of ../shared/data, written up as a markdown report + plots."""
+    from pipelines.evaluation.report import write_report
+
+    _check_output(out_dir / "README.md", overwrite, "--out-dir")
+    jobs = read_suite(data_root)
+    results = run_suite(_load(model_name, weights, device), jobs)
+    argv = [
+        "remoteclip-explorer",
+        "evaluate",
+        "all",
+        "--data-root",
+        str(data_root),
+        "--out-dir",
+        str(out_dir),
+    ]
+    argv += ["--model", model_name] if model_name else []
+    argv += ["--weights", str(weights)] if weights else []
+    path = write_report(results, out_dir, shlex.join(argv))
+    for result in results:
+        click.echo(_summary(result))
+    click.echo(f"report: {path}")

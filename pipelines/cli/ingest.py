@@ -1,0 +1,151 @@
+"""``remoteclip-explorer ingest``: cut rasters into chips, embed them and write them to the chip index."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from pipelines.cli.options import (
+    db_option,
+    device_option,
+    echo_json,
+    model_option,
+    output_format_option,
+    parse_int_list,
+    storage_options_option,
+    weights_option,
+)
+from pipelines.ingest.local import COMMIT_ROWS, ingest_paths
+from pipelines.ingest.read import DEFAULT_WORKERS
+from remoteclip.factory import load_model
+from tiles.grid import ChipSpec
+from tiles.index.chip_index import ChipIndex
+
+
+def _parse_levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    """``"1,2,4"`` -> ``(1, 2, 4)``."""
+    levels = tuple(parse_int_list(value, "1,2,4"))
+    if not levels:
+        raise click.BadParameter("give at least one level, such as 1 or 1,2,4")
+    return levels
+
+
+def _report_failure(path: str, reason: str) -> None:
+    tqdm.write(f"failed: {path}: {reason}", file=sys.stderr)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@db_option
+@storage_options_option
+@click.option("--chip-size", type=int, default=256, show_default=True, help="Chip side in output pixels.")
+@click.option(
+    "--overlap", type=int, default=0, show_default=True, help="Overlap of neighbouring chips in pixels."
+)
+@click.option(
+    "--levels",
+    default="1",
+    show_default=True,
+    callback=_parse_levels,
+    help="Scales: a level-L chip covers L x chip-size source pixels (e.g. 1,2,4).",
+)
+@click.option(
+    "--min-valid",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Skip chips whose share of valid (not nodata / transparent) pixels is lower.",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Chips per encoder batch."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=DEFAULT_WORKERS,
+    show_default=True,
+    help="Reader processes cutting chips while the model encodes (0: read in this process).",
+)
+@click.option(
+    "--commit-rows",
+    type=click.IntRange(min=1),
+    default=COMMIT_ROWS,
+    show_default=True,
+    help="Small scenes are written together, whole, until they hold this many rows (1: a commit per scene).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this machine; ray: Ray Data on a local instance or the cluster named by --ray-address.",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    envvar="RAY_ADDRESS",
+    help="Ray cluster to run --engine ray on (e.g. ray://head:10001 or auto; default: a local instance).",
+)
+@click.option(
+    "--ray-encoders",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Model actors of --engine ray (one GPU each when the cluster has GPUs).",
+)
+@model_option
+@weights_option
+@device_option
+@output_format_option("table", "json")
+def ingest(
+    paths: tuple[str, ...],
+    db: Path | str,
+    storage_options: dict[str, str],
+    chip_size: int,
+    overlap: int,
+    levels: tuple[int, ...],
+    min_valid: float,
+    batch_size: int,
+    workers: int,
+    commit_rows: int,
+    engine: str,
+    ray_address: str | None,
+    ray_encoders: int,
+    model_name: str | None,
+    weights: Path | None,
+    device: str,
+    output_format: str,
+) -> None:
+    """Ingest PATH... (files, folders, globs: GeoTIFF, COG, VRT, JPEG, PNG) into the chip index at --db.
+
+    Exits 1 if any file failed; the others are ingested all the same.
+    """
+    spec = ChipSpec(chip_px=chip_size, overlap_px=overlap, levels=levels, min_valid=min_valid)
+    model = load_model(model_name, weights=weights, device=device)
+    index = ChipIndex(db, storage_options=storage_options)
+    if engine == "ray":
+        from pipelines.ingest.ray_executor import ray_ingest_paths
+
+        summary = ray_ingest_paths(
+            paths, index, model, model_name, weights, spec, batch_size=batch_size,
+            encoders=ray_encoders, address=ray_address, on_failure=_report_failure,
+        )
+    else:
+        summary = ingest_paths(
+            paths, index, model, spec, batch_size=batch_size, workers=workers, commit_rows=commit_rows,
+            on_failure=_report_failure,
+        )
+    if output_format == "json":
+        echo_json({"db": str(db), "model_id": model.model_id, **summary.to_dict()})
+    else:
+        click.echo(
+            f"{summary.scenes} scenes, {summary.chips} chips ({summary.skipped} skipped as mostly empty), "
+            f"{summary.unchanged} scenes already done, "
+            f"{len(summary.failed)} failed, {summary.chips_per_s:.1f} chips/s in {summary.seconds:.1f} s "
+            f"-> {db}"
+        )
+    if summary.failed:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,110 @@
+"""Options shared by several subcommands (like rasterio's ``rio/options.py``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from pipelines.services.settings import DEFAULT_DB
+from tiles.index.location import is_object_store_uri
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def parse_int_list(value: str, example: str) -> list[int]:
+    """``"1,2,4"`` -> ``[1, 2, 4]``; anything else is a usage error naming ``example``."""
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a comma-separated list of integers such as {example}"
+        ) from None
+
+
+def output_format_option(*choices: str) -> Callable[[F], F]:
+    """``--format`` with these choices, the first being the default."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(list(choices)),
+        default=choices[0],
+        show_default=True,
+        help=f"Output format; {' and '.join(choices[1:])} {'are' if len(choices) > 2 else 'is'} for scripts.",
+    )
+
+
+class DbLocation(click.ParamType):
+    """A LanceDB folder (as a ``Path``) or an object-store URI such as ``s3://bucket/lib`` (a ``str``)."""
+
+    name = "FOLDER|URI"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
+        if isinstance(value, Path) or not is_object_store_uri(value):
+            path = Path(value).expanduser()
+            if path.exists() and not path.is_dir():
+                self.fail(f"{str(value)!r} is a file; give a folder or an object-store URI", param, ctx)
+            return path
+        return str(value)
+
+
+def _parse_storage_options(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    """``("aws_region=eu-west-1", ...)`` -> ``{"aws_region": "eu-west-1", ...}``."""
+    options = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE, such as aws_region=eu-west-1")
+        options[key.strip()] = value
+    return options
+
+
+format_option = output_format_option("table", "json", "geojson")
+db_option = click.option(
+    "--db",
+    type=DbLocation(),
+    default=DEFAULT_DB,
+    show_default=True,
+    help="Chip index: a LanceDB folder, or an object-store URI (s3://bucket/library, gs://..., az://...).",
+)
+storage_options_option = click.option(
+    "--storage-option",
+    "storage_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_parse_storage_options,
+    help="Object-store option for an --db URI, repeatable (e.g. aws_endpoint=http://minio:9000, "
+    "aws_region=eu-west-1); the AWS_*/GOOGLE_*/AZURE_* environment variables are read as well.",
+)
+model_option = click.option(
+    "--model",
+    "model_name",
+    default=None,
+    help="Model registry name, weights file or model folder (default: the project's own model).",
+)
+weights_option = click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Local weights file for --model (skips the Hub download).",
+)
+aoi_option = click.option(
+    "--aoi",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="GeoJSON file (EPSG:4326) restricting results to an area of interest.",
+)
+device_option = click.option(
+    "--device", default="cpu", show_default=True, help="Torch device for the model: cpu, cuda, cuda:1."
+)
+overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+
+
+def echo_json(payload: Any) -> None:
+    """Print ``payload`` as JSON on stdout (for ``--format json``)."""
+    click.echo(json.dumps(payload, indent=2, default=str))

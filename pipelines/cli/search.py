@@ -1,0 +1,99 @@
+"""``remoteclip-explorer search``: ranked chips for a text query or a chip, optionally within an AOI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from tabulate import tabulate
+
+from pipelines.cli.options import (
+    aoi_option,
+    db_option,
+    device_option,
+    echo_json,
+    format_option,
+    model_option,
+    storage_options_option,
+    weights_option,
+)
+from pipelines.services.results import scene_name
+from pipelines.services.search import hit_record, hits_geojson, search_like, search_text
+from remoteclip.factory import load_model
+from tiles.aoi import load_aoi
+from tiles.index.chip_index import ChipIndex, Hit
+
+
+def _table(hits: list[Hit]) -> str:
+    """Ranked hits as a text table: score, scene, window and footprint bbox."""
+    rows: list[list[Any]] = []
+    for rank, hit in enumerate(hits, start=1):
+        bbox = ", ".join(f"{v:.6f}" if not hit.pixel_space else f"{v:.0f}" for v in hit.bbox)
+        rows.append(
+            [
+                rank,
+                f"{hit.score:.4f}",
+                scene_name(hit.scene_path),
+                hit.level,
+                f"{hit.col_off},{hit.row_off} {hit.width}x{hit.height}",
+                f"({bbox})" + (" px" if hit.pixel_space else ""),
+                hit.chip_id,
+            ]
+        )
+    return tabulate(
+        rows,
+        headers=[
+            "#",
+            "score",
+            "scene",
+            "level",
+            "window (col,row wxh)",
+            "footprint bbox (lon/lat)",
+            "chip_id",
+        ],
+    )
+
+
+@click.command()
+@click.argument("query", required=False)
+@click.option(
+    "--like", "like_chip", metavar="CHIP_ID", help="Find chips that look like this chip (no QUERY)."
+)
+@db_option
+@storage_options_option
+@click.option("-k", "k", type=click.IntRange(min=1), default=20, show_default=True, help="Number of results.")
+@aoi_option
+@model_option
+@weights_option
+@device_option
+@format_option
+def search(
+    query: str | None,
+    like_chip: str | None,
+    db: Path | str,
+    storage_options: dict[str, str],
+    k: int,
+    aoi: Path | None,
+    model_name: str | None,
+    weights: Path | None,
+    device: str,
+    output_format: str,
+) -> None:
+    """Print the chips at --db that best match QUERY (plain English, e.g. "ships in harbor")."""
+    if (query is None) == (like_chip is None):
+        raise click.UsageError("give either a QUERY or --like CHIP_ID")
+    index = ChipIndex(db, storage_options=storage_options)
+    area = load_aoi(aoi) if aoi is not None else None
+    if like_chip is not None:
+        hits = search_like(index, like_chip, k=k, aoi=area)
+    else:
+        hits = search_text(
+            index, load_model(model_name, weights=weights, device=device), query or "", k=k, aoi=area
+        )
+    if output_format == "json":
+        echo_json([hit_record(hit, rank) for rank, hit in enumerate(hits, start=1)])
+    elif output_format == "geojson":
+        echo_json(hits_geojson(hits))
+    else:
+        click.echo(_table(hits) if hits else "no chips found")

@@ -1,0 +1,308 @@
+"""Readers for the evaluation data formats users already have.
+
+Classification (zero-shot, linear probe, k-NN, few-shot): :func:`read_classification`
+
+- a folder per class: ``DATA/<class>/*.jpg``. The class name is the folder name made readable by
+  :func:`readable_class_name`: ``_`` becomes a space, CamelCase is split (``RiverLake`` -> ``river lake``),
+  and an ordinal letter prefix shared by all folders (RSSCN7's ``aGrass``, ``bField`` … ``gParking``) is
+  dropped.
+  This covers EuroSAT, AID, RESISC45, UCM (``UCMerced_LandUse/Images``) and RSSCN7 as distributed.
+- ``DATA/train/<class>/…`` and ``DATA/test/<class>/…`` (optionally ``val/``): the folders are the split.
+- otherwise the held-out part is chosen with :func:`pipelines.datasets.splits.split_by_hash` (20 % of each class);
+  ``rsscn7`` and ``ucm-captions`` in ``../shared/data`` use their fixed splits from :mod:`pipelines.datasets.splits`.
+
+Retrieval: :func:`read_captions`
+
+- a CSV/TSV with columns ``filepath`` and ``caption`` (or open_clip's ``title``); paths relative to the file;
+  several rows with the same image give it several captions;
+- a Karpathy-style JSON (``dataset_rsicd.json``, ``dataset_RSITMD.json``, UCM's ``dataset.json``) in a folder
+  with the images (or an ``images/`` subfolder): its ``test`` split;
+- ``../shared/data/ucm-captions``: held-out images with their captions from ``captions/ucm/train_*.txt``
+  (one filename line per image, five caption lines per image; :func:`read_caption_lines` reads that layout and
+  the test layout where each filename line is repeated once per caption).
+
+Counting sets from boxes are in :mod:`pipelines.evaluation.count_sets`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.datasets import splits
+from remoteclip.errors import InputError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
+
+#: readable names of the UC Merced classes whose folder names run words together
+_UCM_READABLE = {
+    "baseballdiamond": "baseball diamond",
+    "denseresidential": "dense residential",
+    "golfcourse": "golf course",
+    "mediumresidential": "medium residential",
+    "mobilehomepark": "mobile home park",
+    "parkinglot": "parking lot",
+    "sparseresidential": "sparse residential",
+    "storagetanks": "storage tanks",
+    "tenniscourt": "tennis court",
+}
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """Image paths with integer class labels."""
+
+    paths: tuple[Path, ...]
+    labels: np.ndarray  # (N,) int64 indices into the dataset's classes
+
+
+@dataclass(frozen=True)
+class ClassificationSet:
+    """A labelled dataset divided into a training part and a held-out test part."""
+
+    name: str
+    classes: tuple[str, ...]
+    train: LabelledImages
+    test: LabelledImages
+    #: whether the split is fixed by the data (folders or a documented split); else zero-shot uses every image
+    fixed_split: bool
+
+    def zero_shot_images(self) -> LabelledImages:
+        """The images zero-shot is scored on: the held-out part of a fixed split, else all of them."""
+        if self.fixed_split:
+            return self.test
+        return LabelledImages(
+            self.train.paths + self.test.paths, np.concatenate([self.train.labels, self.test.labels])
+        )
+
+
+@dataclass(frozen=True)
+class CaptionSet:
+    """Images with one or more captions each, for image-text retrieval."""
+
+    name: str
+    images: tuple[Path, ...]
+    captions: tuple[str, ...]
+    caption_image: np.ndarray  # (T,) index into ``images`` of each caption's image
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _class_folders(root: Path) -> list[Path]:
+    return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and _images_in(d))
+
+
+def _has_ordinal_prefix(names: list[str]) -> bool:
+    """RSSCN7 style: every name is a lower-case letter then CamelCase, letters a, b, c, … in order."""
+    if len(names) < 2 or not all(re.fullmatch(r"[a-z][A-Z]\w*", n) for n in names):
+        return False
+    return [n[0] for n in sorted(names)] == [chr(ord("a") + i) for i in range(len(names))]
+
+
+def readable_class_name(folder_name: str, strip_prefix: bool = False) -> str:
+    """``DenseResidential`` -> ``dense residential``; with strip ``aGrass`` -> ``grass``."""
+    name = folder_name[1:] if strip_prefix else folder_name
+    name = _UCM_READABLE.get(name, name)
+    name = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name.replace("_", " "))
+    return " ".join(name.lower().split())
+
+
+def _labelled_from_folders(root: Path, strip_prefix: bool) -> list[tuple[Path, str]]:
+    return [
+        (path, readable_class_name(folder.name, strip_prefix))
+        for folder in _class_folders(root)
+        for path in _images_in(folder)
+    ]
+
+
+def _to_labelled(pairs: list[tuple[Path, str]], classes: tuple[str, ...]) -> LabelledImages:
+    index = {c: i for i, c in enumerate(classes)}
+    pairs = sorted(pairs)
+    return LabelledImages(tuple(p for p, _ in pairs), np.array([index[c] for _, c in pairs], dtype=np.int64))
+
+
+def _from_split(
+    split: splits.Split, rename: dict[str, str] | None = None, fixed: bool = True
+) -> ClassificationSet:
+    rename = rename or {}
+    labels = {p: rename.get(c, c) for p, c in split.labels.items()}
+    classes = tuple(sorted(set(labels.values())))
+    return ClassificationSet(
+        name=split.dataset,
+        classes=classes,
+        train=_to_labelled([(p, labels[p]) for p in split.train], classes),
+        test=_to_labelled([(p, labels[p]) for p in split.test], classes),
+        fixed_split=fixed,
+    )
+
+
+def _shared_split(path: Path) -> splits.Split | None:
+    """The fixed split when ``path`` is one of the shared datasets that :mod:`pipelines.datasets.splits` knows."""
+    if path.name in splits.SPLITS:
+        return splits.get_split(path.name, path.parent)
+    return None
+
+
+def _require_dir(path: Path, what: str) -> None:
+    if not path.is_dir():
+        raise InputError(
+            f"{what} {path} is not a folder; pass --data pointing at a folder with one subfolder per class"
+        )
+
+
+def read_classification(path: Path) -> ClassificationSet:
+    """A classification dataset from a folder (see the module docstring for the layouts understood)."""
+    path = Path(path)
+    _require_dir(path, "classification data")
+    shared = _shared_split(path)
+    if shared is not None:
+        names = sorted(set(shared.labels.values()))
+        strip = _has_ordinal_prefix(names)
+        return _from_split(shared, {n: readable_class_name(n, strip) for n in names})
+    if (path / "train").is_dir() and (path / "test").is_dir():
+        parts = {
+            name: _class_folders(path / name) for name in ("train", "val", "test") if (path / name).is_dir()
+        }
+        strip = _has_ordinal_prefix(sorted({d.name for folders in parts.values() for d in folders}))
+        train = _labelled_from_folders(path / "train", strip)
+        if "val" in parts:
+            train += _labelled_from_folders(path / "val", strip)
+        test = _labelled_from_folders(path / "test", strip)
+        classes = tuple(sorted({c for _, c in train + test}))
+        return ClassificationSet(
+            path.name, classes, _to_labelled(train, classes), _to_labelled(test, classes), True
+        )
+    folders = _class_folders(path)
+    if len(folders) < 2:
+        raise InputError(
+            f"{path} has {len(folders)} class folder(s) with images; classification needs at least two "
+            "(DATA/<class>/*.jpg, or DATA/train/<class>/ and DATA/test/<class>/)"
+        )
+    labelled = _labelled_from_folders(path, _has_ordinal_prefix([d.name for d in folders]))
+    return _from_split(splits.split_by_hash(path.name, labelled), fixed=False)
+
+
+def validation_split(train: LabelledImages, name: str) -> tuple[LabelledImages, LabelledImages]:
+    """Divide a training part into fit and validation parts (20 % of each class, by hash)."""
+    split = splits.split_by_hash(f"{name}/validation", zip(train.paths, train.labels.tolist(), strict=True))
+    position = {p: i for i, p in enumerate(train.paths)}
+
+    def part(paths: tuple[Path, ...]) -> LabelledImages:
+        idx = np.array([position[p] for p in paths], dtype=np.int64)
+        return LabelledImages(paths, train.labels[idx] if len(idx) else train.labels[:0])
+
+    return part(split.train), part(split.test)
+
+
+# --- retrieval ---------------------------------------------------------------------------------------------
+
+
+def _caption_set(name: str, pairs: list[tuple[Path, str]]) -> CaptionSet:
+    if not pairs:
+        raise InputError(f"no image-caption pairs found in {name}")
+    images = tuple(sorted({p for p, _ in pairs}))
+    index = {p: i for i, p in enumerate(images)}
+    return CaptionSet(
+        name=name,
+        images=images,
+        captions=tuple(c for _, c in pairs),
+        caption_image=np.array([index[p] for p, _ in pairs], dtype=np.int64),
+    )
+
+
+def read_caption_csv(csv_path: Path) -> CaptionSet:
+    """``filepath,caption`` rows (comma or tab separated, with a header); paths relative to the CSV."""
+    csv_path = Path(csv_path)
+    with csv_path.open(newline="", encoding="utf-8") as f:
+        header = f.readline()
+        f.seek(0)
+        reader = csv.DictReader(f, delimiter="\t" if "\t" in header else ",")
+        fields = reader.fieldnames or []
+        text_field = next((c for c in ("caption", "title") if c in fields), None)
+        if "filepath" not in fields or text_field is None:
+            raise InputError(
+                f"{csv_path} needs a header with columns 'filepath' and 'caption'; found {fields}"
+            )
+        pairs = [(csv_path.parent / row["filepath"], row[text_field].strip()) for row in reader]
+    missing = [str(p) for p, _ in pairs if not p.is_file()]
+    if missing:
+        raise InputError(f"{len(missing)} image(s) listed in {csv_path} do not exist, e.g. {missing[0]}")
+    return _caption_set(csv_path.stem, pairs)
+
+
+def _find_image(images_dir: Path, filename: str) -> Path:
+    """``images_dir/filename``, or its stem with another image suffix (UCM's ``.tif`` stored as ``.jpg``)."""
+    exact = images_dir / filename
+    if exact.is_file():
+        return exact
+    for suffix in IMAGE_SUFFIXES:
+        candidate = (images_dir / filename).with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"image {filename} named by the captions was not found in {images_dir}")
+
+
+def read_caption_lines(images_dir: Path, filenames_txt: Path, captions_txt: Path) -> list[tuple[Path, str]]:
+    """Pairs from line-aligned ``*_filename.txt``/``*_caps.txt`` (AMFMN: UCM, RSICD, RSITMD, Sydney)."""
+    names = [line.strip() for line in filenames_txt.read_text().splitlines() if line.strip()]
+    caps = [line.strip() for line in captions_txt.read_text().splitlines() if line.strip()]
+    if len(caps) == len(names):
+        per_name = 1
+    elif names and len(caps) % len(names) == 0:
+        per_name = len(caps) // len(names)
+    else:
+        raise InputError(
+            f"{captions_txt} has {len(caps)} captions for {len(names)} file names in {filenames_txt}"
+        )
+    return [(_find_image(images_dir, names[i // per_name]), cap) for i, cap in enumerate(caps)]
+
+
+def read_karpathy_json(json_path: Path, split: str = "test") -> CaptionSet:
+    """The ``split`` images of a Karpathy-style JSON (``{"images": [{"filename", "sentences"…}]}``)."""
+    json_path = Path(json_path)
+    images_dir = json_path.parent / "images" if (json_path.parent / "images").is_dir() else json_path.parent
+    records = json.loads(json_path.read_text()).get("images", [])
+    pairs = [
+        (_find_image(images_dir, rec["filename"]), sentence["raw"].strip())
+        for rec in records
+        if rec.get("split") == split
+        for sentence in rec.get("sentences", [])
+    ]
+    return _caption_set(f"{json_path.parent.name}/{split}", pairs)
+
+
+def read_ucm_captions(path: Path) -> CaptionSet:
+    """The held-out images of ``../shared/data/ucm-captions`` with their five human captions each."""
+    path = Path(path)
+    captions_dir = path.parent / "captions" / "ucm"
+    pairs = read_caption_lines(
+        path / "images", captions_dir / "train_filename.txt", captions_dir / "train_caps.txt"
+    )
+    held_out = set(splits.ucm_captions(path.parent).test)
+    return _caption_set("ucm-captions", [(p, c) for p, c in pairs if p in held_out])
+
+
+def read_captions(path: Path) -> CaptionSet:
+    """A retrieval dataset: CSV/TSV, a folder with a Karpathy JSON, or the shared ``ucm-captions`` folder."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() in (".csv", ".tsv"):
+        return read_caption_csv(path)
+    if path.is_file() and path.suffix.lower() == ".json":
+        return read_karpathy_json(path)
+    if path.is_dir():
+        if path.name == "ucm-captions" and (path.parent / "captions" / "ucm").is_dir():
+            return read_ucm_captions(path)
+        karpathy = sorted(path.glob("dataset*.json"))
+        if karpathy:
+            return read_karpathy_json(karpathy[0])
+    raise InputError(
+        f"cannot read captions from {path}: pass a CSV with columns filepath,caption, a Karpathy-style "
+        "dataset_*.json, or ../shared/data/ucm-captions"
+    )

@@ -1,0 +1,247 @@
+"""``ingest --engine ray``: the ingest job on Ray Data, for more scenes than one machine can read and encode.
+
+The pipeline is read -> tile -> encode -> write: scenes become a Ray dataset, ``flat_map`` cuts each into chip
+rows (the same :func:`pipelines.ingest.read.scene_messages` as the local engine, so chip ids, windows,
+footprints and thumbnails are identical), ``map_batches`` encodes them in a pool of model actors (one GPU each
+when the cluster has GPUs), and ``lance_ray.write_lance`` appends all rows to the ``chips`` table in one
+commit.
+
+Where it runs: a local Ray instance by default (``ray.init()``, every core); an existing cluster when
+``address`` (or the ``RAY_ADDRESS`` environment variable) names it, e.g. ``ray://head:10001`` or ``auto``. The
+table is ``<db>/chips.lance`` on a filesystem every node mounts or in an object store (``s3://``, ``gs://``,
+``az://``), written with the index's ``storage_options``. Rows of a scene that fails while it is read are
+deleted right after the commit (a second commit), and finished scenes are logged for resume as in the local
+engine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from pipelines.ingest.local import IngestSummary, expand_paths, plan_scenes
+from pipelines.ingest.read import ChipChunk, SceneFailed, SceneJob, scene_messages
+from remoteclip.encode import encode_images
+from remoteclip.errors import InputError
+from remoteclip.factory import LoadedModel, load_model
+from tiles.grid import ChipSpec
+from tiles.index.chip_index import ChipIndex, sql_str
+from tiles.index.schema import (
+    DATA_STORAGE_VERSION,
+    METADATA_COLUMNS,
+    METADATA_FIELDS,
+    TABLE_NAME,
+    chips_schema,
+    metadata_table,
+    with_vectors,
+)
+from tiles.thumbnail import THUMB_PX
+
+#: name of the Ray actor collecting (path, reason) of scenes that fail while they are read
+FAILURES_ACTOR = "remoteclip-ingest-failures"
+
+
+class _Failures:
+    """A Ray actor: the scenes that failed in the read stage."""
+
+    def __init__(self) -> None:
+        self.failed: list[tuple[int, str]] = []
+
+    def add(self, scene: int, reason: str) -> None:
+        """Record that scene number ``scene`` failed."""
+        self.failed.append((scene, reason))
+
+    def get(self) -> list[tuple[int, str]]:
+        """(scene number, reason) of every failure so far."""
+        return self.failed
+
+
+def chip_rows(
+    item: dict[str, Any], spec: ChipSpec, thumb_px: int, model_id: str, failures: Any
+) -> Iterator[dict[str, Any]]:
+    """Read stage: one scene (``number``, ``path``, ``scene_id``) -> its chip rows, with raw ``pixels``."""
+    import ray  # runs in a Ray worker, where ray is importable
+
+    job = SceneJob(int(item["number"]), Path(item["path"]), str(item["scene_id"]))
+    for message in scene_messages(job, spec, thumb_px):
+        if isinstance(message, ChipChunk):
+            for row, chip in zip(metadata_table(message.records, model_id).to_pylist(), message.chips):
+                yield {**row, "pixels": chip.tobytes()}
+        elif isinstance(message, SceneFailed):
+            # wait for the actor to hold it: a fire-and-forget call could land after the driver's final get()
+            ray.get(failures.add.remote(job.number, message.reason))
+
+
+class ChipEncoder:
+    """Encode stage (a Ray actor): pixels -> L2-normalised vectors with the model loaded once per actor."""
+
+    def __init__(
+        self, model_name: str | None, weights: Path | None, chip_px: int, batch_size: int, device: str
+    ) -> None:
+        self.model = load_model(model_name, weights=weights, device=device)
+        self.chip_px = chip_px
+        self.batch_size = batch_size
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        """Chip rows with ``pixels`` -> ``chips`` rows with ``vector`` (the table's schema exactly)."""
+        pixels = batch["pixels"].to_pylist()
+        chips = [np.frombuffer(p, dtype=np.uint8).reshape(self.chip_px, self.chip_px, 3) for p in pixels]
+        vectors = encode_images(self.model, chips, self.batch_size)
+        metadata = batch.select(list(METADATA_COLUMNS)).cast(pa.schema(METADATA_FIELDS))
+        return with_vectors(metadata, vectors)
+
+
+def table_uri(db: str | Path) -> str:
+    """The Lance dataset of the ``chips`` table under a LanceDB folder or object-store URI."""
+    return f"{str(db).rstrip('/')}/{TABLE_NAME}.lance"
+
+
+def ray_ingest_paths(
+    paths: Iterable[str | Path],
+    index: ChipIndex,
+    model: LoadedModel,
+    model_name: str | None,
+    weights: Path | None = None,
+    spec: ChipSpec = ChipSpec(),
+    *,
+    batch_size: int = 64,
+    thumb_px: int = THUMB_PX,
+    encoders: int = 1,
+    address: str | None = None,
+    on_failure: Callable[[str, str], None] | None = None,
+) -> IngestSummary:
+    """Ingest rasters into ``index`` with Ray Data; the same rows as :func:`pipelines.ingest.local.ingest_paths`.
+
+    Args:
+        paths: files, folders (searched recursively) and glob patterns.
+        index: the chip index to append to.
+        model: the model, loaded here for its id and dimension; actors load their own copy by
+            ``model_name`` / ``weights`` (which must therefore be readable on every Ray node).
+        model_name: what ``--model`` named (``None``: the project default).
+        weights: what ``--weights`` named.
+        spec: chip size, overlap, levels and minimum valid share.
+        batch_size: chips per encoder call.
+        thumb_px: longest side of the stored thumbnails.
+        encoders: model actors (each takes one GPU when the cluster has GPUs).
+        address: Ray cluster to join (``None``: ``RAY_ADDRESS`` if set, else a new local instance).
+        on_failure: called with (path, reason) for each file that fails.
+    """
+    import lance_ray
+    import ray
+
+    if encoders < 1 or batch_size < 1:
+        raise InputError(f"encoders ({encoders}) and batch size ({batch_size}) must be at least 1")
+    index.check_model(model.model_id)
+    start = time.perf_counter()
+    files, missing = expand_paths(paths)
+    summary = IngestSummary(failed=list(missing))
+    plan = plan_scenes(files, index, model.model_id, spec, thumb_px)
+    summary.unchanged = plan.unchanged
+    for job in plan.jobs:  # a scene redone with other settings: its old chips would stay beside the new ones
+        if index.count_rows(f"scene_id = {sql_str(job.scene_id)}"):
+            index.delete_scene(job.scene_id)
+    failed: list[tuple[int, str]] = []
+    started_here = bool(plan.jobs) and not ray.is_initialized()
+    if started_here:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    try:
+        if plan.jobs:
+            failed = _run_pipeline(
+                plan.jobs,
+                index,
+                model,
+                model_name,
+                weights,
+                spec,
+                batch_size,
+                thumb_px,
+                encoders,
+                lance_ray,
+                ray,
+            )
+    finally:
+        if started_here:
+            ray.shutdown()
+    for number, reason in failed:
+        job = plan.jobs[number]
+        if index.table is not None:
+            index.delete_scene(job.scene_id)
+        summary.failed.append((str(job.path), reason.removeprefix(f"{job.path}: ")))
+    failed_numbers = {number for number, _ in failed}
+    chips_per_scene = index.chips_per_scene()
+    done = [
+        (stamp, job.scene_id, chips_per_scene.get(job.scene_id, 0))
+        for job, stamp in zip(plan.jobs, plan.stamps)
+        if job.number not in failed_numbers
+    ]
+    plan.log.mark_done(done)
+    summary.scenes += len(done)
+    summary.chips += sum(chips for _, _, chips in done)
+    for path, reason in summary.failed:
+        if on_failure:
+            on_failure(path, reason)
+    if summary.scenes:
+        summary.ann_index = index.build_ann()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _run_pipeline(
+    jobs: list[SceneJob],
+    index: ChipIndex,
+    model: LoadedModel,
+    model_name: str | None,
+    weights: Path | None,
+    spec: ChipSpec,
+    batch_size: int,
+    thumb_px: int,
+    encoders: int,
+    lance_ray: Any,
+    ray: Any,
+) -> list[tuple[int, str]]:
+    """Read -> tile -> encode -> write on Ray; returns (scene number, reason) of the scenes that failed."""
+    failures = ray.remote(_Failures).options(name=FAILURES_ACTOR).remote()
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    items = [
+        {"number": job.number, "path": str(job.path.resolve()), "scene_id": job.scene_id} for job in jobs
+    ]
+    dataset = ray.data.from_items(items, override_num_blocks=len(items))
+    dataset = dataset.flat_map(
+        chip_rows,
+        fn_kwargs={"spec": spec, "thumb_px": thumb_px, "model_id": model.model_id, "failures": failures},
+    )
+    dataset = dataset.map_batches(
+        ChipEncoder,
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        concurrency=encoders,
+        num_gpus=gpus,
+        fn_constructor_kwargs={
+            "model_name": model_name,
+            "weights": weights,
+            "chip_px": spec.chip_px,
+            "batch_size": batch_size,
+            "device": "cuda" if gpus else "cpu",
+        },
+    )
+    lance_ray.write_lance(
+        dataset,
+        table_uri(index.uri),
+        schema=chips_schema(model.embed_dim),
+        mode="create" if index.table is None else "append",
+        data_storage_version=DATA_STORAGE_VERSION,
+        storage_options=index.storage_options or None,
+    )
+    failed = ray.get(failures.get.remote())
+    ray.kill(failures)
+    return failed

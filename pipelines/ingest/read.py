@@ -1,0 +1,202 @@
+"""Reading scenes into chips for the ingest engines: in reader processes (bounded queue) or in this process.
+
+:func:`scene_messages` opens one scene and cuts it into chips, sending :class:`SceneOpened`, then chunks of
+chips (:class:`ChipChunk`), then :class:`SceneDone` or :class:`SceneFailed`. :func:`read_scenes` runs it for
+many scenes in spawned reader processes. This module imports no model code, so reader processes start fast and
+small.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing as mp
+import os
+import queue
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from remoteclip.errors import InputError
+from tiles.errors import RasterReadError
+from tiles.georef import chip_georef
+from tiles.grid import ChipSpec, ChipWindow, iter_windows
+from tiles.index.schema import ChipRecord
+from tiles.reader import Scene, gdal_env, open_scene
+from tiles.thumbnail import thumbnail_jpeg
+
+#: reader processes by default: the cores left over by the encoder (0 reads in this process)
+DEFAULT_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
+#: below this many bytes of imagery, reading in this process beats starting reader processes
+PROCESS_MIN_BYTES = 32 * 1024 * 1024
+#: chips per message from a reader to the encoder
+CHUNK_CHIPS = 16
+#: messages that may wait per reader process: the bounded queue that keeps memory flat
+QUEUE_PER_WORKER = 4
+#: seconds between checks that the reader processes are still alive
+READER_POLL_S = 1.0
+#: glibc ``mallopt`` parameter and the value it is pinned to while chips arrive from reader processes
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 128 * 1024
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """A scene to read: its number in this run, file and content id."""
+
+    number: int
+    path: Path
+    scene_id: str
+
+
+@dataclass(frozen=True)
+class SceneOpened:
+    """A reader opened scene ``scene``; it has ``windows`` chip windows."""
+
+    scene: int
+    windows: int
+
+
+@dataclass(frozen=True)
+class ChipChunk:
+    """A chunk of a scene's chips, with their records; ``skipped`` windows were mostly empty."""
+
+    scene: int
+    records: list[ChipRecord]
+    chips: list[np.ndarray]
+    skipped: int
+
+
+@dataclass(frozen=True)
+class SceneDone:
+    """Every chip of scene ``scene`` has been sent."""
+
+    scene: int
+
+
+@dataclass(frozen=True)
+class SceneFailed:
+    """Scene ``scene`` could not be read; its chunks sent so far are void."""
+
+    scene: int
+    reason: str
+
+
+SceneMessage = SceneOpened | ChipChunk | SceneDone | SceneFailed
+
+
+def scene_messages(job: SceneJob, spec: ChipSpec, thumb_px: int) -> Iterator[SceneMessage]:
+    """Cut one scene into chips: ``SceneOpened``, ``ChipChunk``s, then ``SceneDone`` or ``SceneFailed``."""
+    try:
+        with open_scene(job.path) as scene:
+            windows = list(iter_windows(scene.width, scene.height, spec))
+            crs = scene.crs.to_string() if scene.crs is not None else None
+            yield SceneOpened(job.number, len(windows))
+            for start in range(0, len(windows), CHUNK_CHIPS):
+                yield _read_chunk(job, scene, crs, windows[start : start + CHUNK_CHIPS], spec, thumb_px)
+    except (OSError, InputError) as exc:
+        yield SceneFailed(job.number, str(exc).removeprefix(f"{job.path}: "))
+        return
+    yield SceneDone(job.number)
+
+
+def _read_chunk(
+    job: SceneJob, scene: Scene, crs: str | None, windows: list[ChipWindow], spec: ChipSpec, thumb_px: int
+) -> ChipChunk:
+    records: list[ChipRecord] = []
+    chips: list[np.ndarray] = []
+    skipped = 0
+    for window in windows:
+        chip = scene.read_chip(window, spec.chip_px, spec.min_valid)
+        if chip is None:
+            skipped += 1
+            continue
+        records.append(
+            ChipRecord(
+                scene_id=job.scene_id,
+                scene_path=str(job.path.resolve()),
+                window=window,
+                georef=chip_georef(window, scene.transform, scene.crs),
+                crs=crs,
+                thumbnail=thumbnail_jpeg(chip, window.out_shape(spec.chip_px), thumb_px),
+            )
+        )
+        chips.append(chip)
+    return ChipChunk(job.number, records, chips, skipped)
+
+
+def read_scenes(jobs: list[SceneJob], spec: ChipSpec, thumb_px: int, workers: int) -> Iterator[SceneMessage]:
+    """Messages of all scenes, from reader processes (bounded queue) or read here (workers=0, small input)."""
+    if workers == 0 or sum(job.path.stat().st_size for job in jobs) < PROCESS_MIN_BYTES:
+        for job in jobs:
+            yield from scene_messages(job, spec, thumb_px)
+        return
+    _pin_mmap_threshold()
+    context = mp.get_context("spawn")  # fork would copy the model, LanceDB's threads and locks
+    tasks: mp.Queue = context.Queue()
+    out: mp.Queue = context.Queue(maxsize=QUEUE_PER_WORKER * workers)
+    readers = [
+        context.Process(target=_reader_main, args=(tasks, out, spec, thumb_px), daemon=True)
+        for _ in range(min(workers, len(jobs)))
+    ]
+    for job in jobs:
+        tasks.put(job)
+    for reader in readers:
+        tasks.put(None)
+        reader.start()
+    open_scenes = len(jobs)
+    try:
+        while open_scenes:
+            try:
+                message = out.get(timeout=READER_POLL_S)
+            except queue.Empty:
+                dead = [reader.exitcode for reader in readers if reader.exitcode not in (None, 0)]
+                if dead:
+                    raise RasterReadError(
+                        f"a reader process died (exit code {dead[0]}) while cutting chips; "
+                        "run again with --workers 0 to see which file breaks it"
+                    ) from None
+                continue
+            if isinstance(message, (SceneDone, SceneFailed)):
+                open_scenes -= 1
+            yield message
+    finally:
+        for reader in readers:
+            if reader.is_alive():
+                reader.kill()
+            reader.join()
+
+
+def _pin_mmap_threshold() -> None:
+    """Keep glibc's mmap threshold at 128 KB in this process (no-op elsewhere than glibc).
+
+    Each message from a reader is unpickled from a buffer of a few MB. After the first such buffer is freed,
+    glibc raises its mmap threshold to that size and serves the next ones from the heap, where the long-lived
+    records (thumbnails, footprints) between them pin freed pages: the ingest process then grew by ~290 KB per
+    chip. With the threshold pinned, the buffers are mapped and returned to the OS one by one.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+
+
+def _reader_main(tasks: mp.Queue, out: mp.Queue, spec: ChipSpec, thumb_px: int) -> None:
+    """A reader process: cut the scenes it takes from ``tasks`` into chips until it takes ``None``.
+
+    It exits by itself when the ingest process is gone (killed with ``kill -9``), instead of waiting on a full
+    queue nobody reads.
+    """
+    parent = os.getppid()
+    with gdal_env():
+        for job in iter(tasks.get, None):
+            for message in scene_messages(job, spec, thumb_px):
+                while True:
+                    try:
+                        out.put(message, timeout=READER_POLL_S)
+                        break
+                    except queue.Full:
+                        if os.getppid() != parent:
+                            return

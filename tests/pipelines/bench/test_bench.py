@@ -1,0 +1,74 @@
+"""``bench encode`` runs end to end on a tiny architecture and writes its figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipelines.cli.main import cli
+from remoteclip.model_configs import register_config
+
+
+def test_bench_encode_writes_results(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_config(
+        "tiny-clip-bench", json.loads((tiny_checkpoint / "open_clip_config.json").read_text())["model_cfg"]
+    )
+    monkeypatch.chdir(tmp_path)
+    args = "bench encode --arch tiny-clip-bench --batch-sizes 2,1,100000 --device cpu --max-seconds 5"
+    args += " --max-iters 2"
+    result = CliRunner().invoke(cli, args.split(), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "benchmarks/results/encode_cpu.json").read_text())
+    assert record["device"] == "cpu" and record["precision"] == "fp32" and record["machine"]["cpu_count"]
+    measured = [(row["arch"], row["batch_size"]) for row in record["results"]]
+    assert measured == [("tiny-clip-bench", 1), ("tiny-clip-bench", 2)]
+    assert all(row["images_per_s"] > 0 and 1 <= row["iterations"] <= 2 for row in record["results"])
+    assert record["results"][0]["image_size"] == [64, 64]
+    # one batch of 100,000 images would take far longer than --max-seconds: skipped, with its estimate
+    assert [row["batch_size"] for row in record["skipped"]] == [100000]
+    assert record["skipped"][0]["estimated_s"] > 5
+
+
+def test_bench_encode_rejects_unknown_architecture() -> None:
+    result = CliRunner().invoke(cli, ["bench", "encode", "--arch", "ViT-Q-1", "--device", "cpu"])
+    assert result.exit_code == 2 and "unknown open_clip architectures ['ViT-Q-1']" in result.output
+
+
+@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")  # rasterio's from_origin
+def test_bench_ingest_writes_ratios_for_a_cog_and_for_small_scenes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = "bench ingest --sizes 256 --model tiny --chip-size 32 --batch-size 8 --workers 0 --small-scenes 12"
+    result = CliRunner().invoke(cli, [*args.split(), "--format", "json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "benchmarks/results/ingest_tiny_cpu.json").read_text())
+    (cog,) = record["sizes"]
+    assert (cog["side_px"], cog["chips"]) == (256, 64)
+    assert cog["ratio"] == pytest.approx(cog["ingest_chips_per_s"] / cog["model_only_chips_per_s"], abs=0.01)
+    assert cog["peak_rss_mb"] >= cog["peak_main_mb"] > 0
+    small = record["small_scenes"]
+    assert small["scenes"] == 12 and small["model_only_chips_per_s"] > 0
+    # twelve commits (plus the table's creation) one by one; grouped, the whole folder in far fewer
+    assert small["grouped_table_versions"] < 12 <= small["commit_per_scene_table_versions"]
+    for name in ("grouped", "commit_per_scene"):
+        ratio = small[f"{name}_chips_per_s"] / small["model_only_chips_per_s"]
+        assert small[f"{name}_ratio"] == pytest.approx(ratio, abs=0.01)
+
+
+def test_bench_app_times_the_search_page_on_a_synthetic_library(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["bench", "app", "--rows", "1000", "-k", "5", "--model", str(tiny_checkpoint), "--format", "json"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "benchmarks/results/app.json").read_text())
+    assert record["rows"] == 1000 and record["queries"] > 0
+    assert 0 < record["page_s_p50"] <= record["page_s_p90"] <= record["page_s_max"]
+    assert record["meets_target"] == (record["page_s_p50"] <= record["target_s"])

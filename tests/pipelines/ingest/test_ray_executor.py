@@ -1,0 +1,63 @@
+"""``ingest --engine ray`` on a local Ray instance: the same rows as the local engine, failures, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.ingest.local import ingest_paths
+from pipelines.ingest.ray_executor import ray_ingest_paths
+from tests.index_rows import assert_same_rows
+from tiles.grid import ChipSpec
+from tiles.index.chip_index import ChipIndex
+from tiles.index.schema import DATA_STORAGE_VERSION
+
+pytestmark = pytest.mark.slow
+
+RASTERS = Path(__file__).resolve().parents[2] / "data" / "rasters"
+SPEC = ChipSpec(chip_px=16, levels=(1, 2))
+SCENES = ["rgb_4326.tif", "pan_uint16_32616.tif", "nodata_32618.tif", "plain.png", "corrupt.tif"]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance for the module (ray_ingest_paths joins it instead of starting its own)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.parametrize("target", ["folder", "s3"])
+def test_ray_engine_writes_the_local_engines_rows(
+    tmp_path: Path, tiny_model, tiny_checkpoint: Path, local_ray, target: str, request: pytest.FixtureRequest
+) -> None:
+    paths = [RASTERS / name for name in SCENES]
+    local = ChipIndex(tmp_path / "local")
+    expected = ingest_paths(paths, local, tiny_model, SPEC, workers=0, progress=False)
+    if target == "s3":  # a table in an object store, written by the Ray workers over S3
+        on_ray = ChipIndex("s3://chips/ray-library", storage_options=request.getfixturevalue("s3_server"))
+    else:
+        on_ray = ChipIndex(tmp_path / "ray")
+    failures: list[tuple[str, str]] = []
+    summary = ray_ingest_paths(
+        paths,
+        on_ray,
+        tiny_model,
+        str(tiny_checkpoint),
+        spec=SPEC,
+        batch_size=8,
+        on_failure=lambda path, reason: failures.append((path, reason)),
+    )
+
+    assert (summary.scenes, summary.chips) == (expected.scenes, expected.chips) == (4, expected.chips)
+    assert [Path(path).name for path, _ in failures] == ["corrupt.tif"] and "cannot read" in failures[0][1]
+    assert_same_rows(on_ray, local, atol=1e-5)
+    assert on_ray.table.to_lance().data_storage_version == DATA_STORAGE_VERSION
+
+    # a rerun finds every scene done and reads nothing; the failed file is tried (and fails) again
+    again = ray_ingest_paths(paths, on_ray, tiny_model, str(tiny_checkpoint), spec=SPEC)
+    assert (again.unchanged, again.scenes, len(again.failed)) == (4, 0, 1)
+    assert on_ray.count_rows() == expected.chips

@@ -1,0 +1,154 @@
+"""Trainset building: near-duplicate removal, fixed held-out splits, B2C chips from a real GeoTIFF, footprints."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+from PIL import Image, ImageEnhance
+from rasterio.transform import from_origin
+from shapely.geometry import box as shapely_box
+
+from pipelines.cli.build_trainset import build_trainset
+from pipelines.datasets import splits
+from pipelines.datasets.boxes import Box, ImageBoxes
+from pipelines.training.build import PAIRS_FILE, TrainsetWriter, box_scene_chips, empty_scene_chips
+from pipelines.training.dedup import NearDuplicateFilter, perceptual_hash, unique_indices
+from pipelines.training.sources import BoxScene, footprint_boxes, rsscn7_images, ships_scenes, ucm_images
+
+
+def textured(seed: int, size: int = 128) -> Image.Image:
+    """A random blocky image (different seeds give unrelated perceptual hashes)."""
+    blocks = np.random.default_rng(seed).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    return Image.fromarray(blocks).resize((size, size), Image.Resampling.BILINEAR)
+
+
+def near_copy(image: Image.Image) -> Image.Image:
+    """Resized, brightened and JPEG-recompressed: a near duplicate."""
+    buffer = io.BytesIO()
+    ImageEnhance.Brightness(image.resize((100, 100))).enhance(1.1).save(buffer, format="JPEG", quality=60)
+    return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+def test_dedup_removes_exact_and_near_copy() -> None:
+    a, b = textured(1), textured(2)
+    hashes = [perceptual_hash(image) for image in (a, a.copy(), near_copy(a), b, near_copy(b))]
+    assert unique_indices(hashes) == [0, 3]
+
+
+def test_dedup_filter_remembers_held_out_images() -> None:
+    held_out = NearDuplicateFilter()
+    held_out.add(perceptual_hash(textured(3)))
+    assert not held_out.keep(perceptual_hash(near_copy(textured(3))))
+    assert held_out.keep(perceptual_hash(textured(4)))
+    assert len(held_out) == 2
+
+
+def test_splits_are_fixed_disjoint_and_a_fifth_per_class(shared_data: Path) -> None:
+    for name in ("rsscn7", "ucm-captions", "ships-google-earth"):
+        split = splits.get_split(name, shared_data)
+        assert split == splits.get_split(name, shared_data)
+        assert not set(split.train) & set(split.test)
+        for label in set(split.labels.values()):
+            n_test = sum(split.labels[p] == label for p in split.test)
+            n_all = sum(v == label for v in split.labels.values())
+            assert n_test == round(0.2 * n_all)
+    assert len(splits.rsscn7(shared_data).test) == 84
+    airbus = splits.airbus_aircraft(shared_data)
+    assert all(p.parent.name == "valid" for p in airbus.test) and len(airbus.test) == 8
+    assert splits.ucm_class(1) == "agricultural" and splits.ucm_class(2100) == "tenniscourt"
+
+
+def test_training_sources_never_yield_held_out_images(shared_data: Path) -> None:
+    held_out = {p for name in ("rsscn7", "ucm-captions", "ships-google-earth")
+                for p in splits.get_split(name, shared_data).test}
+    used = [item.image for item in ucm_images(shared_data)] + [item.image for item in rsscn7_images(shared_data)]
+    used += [scene.boxes.image for scene in ships_scenes(shared_data)]
+    assert len(used) == 1345 + 336 + 309
+    assert not held_out & set(used)
+    ucm = next(ucm_images(shared_data))
+    assert len(ucm.captions) == 5 and all(c.endswith(".") for c in ucm.captions)
+
+
+@pytest.fixture
+def scene_tif(tmp_path: Path) -> Path:
+    """A 512 x 512 RGB GeoTIFF (EPSG:32616, 0.5 m) with a bright square where the boxes are."""
+    data = np.full((3, 512, 512), 60, dtype=np.uint8)
+    data[:, 100:140, 100:140] = 250
+    path = tmp_path / "scene.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=512, height=512, count=3, dtype="uint8",
+                       crs="EPSG:32616", transform=from_origin(733000, 3725000, 0.5, 0.5)) as dst:
+        dst.write(data)
+    return path
+
+
+def test_box_scene_chips_at_several_scales(scene_tif: Path) -> None:
+    boxes = ImageBoxes(scene_tif, (Box(100, 100, 140, 140, "building"), Box(400, 400, 420, 420, "car")))
+    chips = list(box_scene_chips(BoxScene("b2c", "test", boxes, 256, (1, 2)), out_px=64))
+    names = [name for name, _, _ in chips]
+    # level 1: the two 256-px chips holding a box; level 2: the whole 512-px window; then the centre square
+    assert names == ["scene_L1_0_0", "scene_L1_256_256", "scene_L2_0_0", "scene_L0_0_0"]
+    assert all(chip.shape == (64, 64, 3) and chip.dtype == np.uint8 for _, chip, _ in chips)
+    captions = dict((name, caps) for name, _, caps in chips)
+    assert captions["scene_L1_0_0"][4] == "A satellite photo of 1 building."
+    assert captions["scene_L2_0_0"][2] == "There is a building and a car in the image."
+
+
+def test_empty_chips_are_sampled_deterministically_and_bounded(scene_tif: Path) -> None:
+    # 128-px chips: 16 windows at level 1, 4 at level 2, plus the centre square; the box touches 1 + 1 + 1 of them
+    boxes = ImageBoxes(scene_tif, (Box(100, 100, 120, 120, "airplane"),))
+    scene = BoxScene("b2c", "test", boxes, 128, (1, 2), exhaustive=True)
+    assert len(list(box_scene_chips(scene, out_px=32))) == 3
+    first = [name for name, _, _ in empty_scene_chips(scene, out_px=32, boxed=3)]
+    assert first == [name for name, _, _ in empty_scene_chips(scene, out_px=32, boxed=3)]
+    assert len(first) == 1 and first[0] != "scene_L1_0_0" and first[0] != "scene_L0_0_0"
+    many = list(empty_scene_chips(scene, out_px=32, boxed=100))
+    assert len(many) == 16 + 4 - 2  # every window the box does not touch, none twice
+    assert len({name for name, _, _ in many}) == len(many)
+    assert many[0][2] == ["Nothing in the center of the image.", "Nothing else in the image.",
+                          "There are no airplanes in the image.", "An aerial image with no airplanes.",
+                          "A satellite photo of no airplanes."]
+    assert list(empty_scene_chips(BoxScene("b2c", "test", boxes, 128, (1, 2)), out_px=32, boxed=100)) == []
+    assert list(empty_scene_chips(scene, out_px=32, boxed=1)) == []
+
+
+def test_a_box_sliver_keeps_a_chip_out_of_the_empty_ones(scene_tif: Path) -> None:
+    # mostly in the top-left 256-px chip, 4 px into the one to its right: too little for B2C there, but not empty
+    boxes = ImageBoxes(scene_tif, (Box(220, 100, 260, 140, "ship"),))
+    scene = BoxScene("b2c", "test", boxes, 256, (1,), exhaustive=True)
+    names = {name for name, _, _ in empty_scene_chips(scene, out_px=32, boxed=100)}
+    assert names == {"scene_L1_0_256", "scene_L1_256_256"}
+
+
+def test_footprints_become_pixel_boxes(scene_tif: Path) -> None:
+    # a 10 m x 20 m building 50 m east and 25 m south of the scene's top-left corner, given in EPSG:4326
+    utm = gpd.GeoDataFrame(geometry=[shapely_box(733050, 3724955, 733060, 3724975)], crs="EPSG:32616")
+    [building] = footprint_boxes(scene_tif, utm.to_crs("EPSG:4326")).boxes
+    assert building.label == "building"
+    assert building.xmin == pytest.approx(100, abs=0.5) and building.xmax == pytest.approx(120, abs=0.5)
+    assert building.ymin == pytest.approx(50, abs=0.5) and building.ymax == pytest.approx(90, abs=0.5)
+
+
+def test_writer_skips_near_duplicates(tmp_path: Path) -> None:
+    writer = TrainsetWriter(tmp_path, "webp", 80, NearDuplicateFilter())
+    chip = np.asarray(textured(5))
+    writer.add("b2c", "test", "a", chip, ["one.", "two.", "three.", "four.", "five."])
+    writer.add("b2c", "test", "b", np.asarray(near_copy(textured(5)).resize((128, 128))), ["x."] * 5)
+    writer.close()
+    with open(tmp_path / PAIRS_FILE, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    assert [r["caption"] for r in rows] == ["one.", "two.", "three.", "four.", "five."]
+    assert (tmp_path / rows[0]["filepath"]).is_file() and rows[0]["filepath"].endswith("a.webp")
+    assert writer.stats.duplicates["test"] == 1
+
+
+def test_cli_refuses_to_overwrite(tmp_path: Path, shared_data: Path) -> None:
+    (tmp_path / PAIRS_FILE).write_text("filepath\tcaption\n")
+    result = CliRunner().invoke(build_trainset, ["--data", str(shared_data), "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "--overwrite" in result.output
