@@ -16,8 +16,9 @@ from typing import Any
 import folium
 from folium.plugins import Draw
 from matplotlib import colormaps
-from shapely.geometry import mapping, shape
+from shapely.geometry import shape
 
+from pipelines.services.export import feature, feature_collection
 from pipelines.services.results import Bounds
 
 #: Streamlit serves ``app/static/`` here when ``server.enableStaticServing`` is on.
@@ -135,11 +136,11 @@ def add_geojson_layer(
     if not safe["features"]:
         return
 
-    def style(feature: Mapping[str, Any]) -> dict[str, Any]:
+    def style(item: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "color": color,
             "weight": 2,
-            "fillColor": feature["properties"].get("fill", color),
+            "fillColor": item["properties"].get("fill", color),
             "fillOpacity": fill_opacity,
         }
 
@@ -158,14 +159,14 @@ def add_centre_markers(
 ) -> None:
     """A dot at the centre of each feature, so small footprints stay visible at world zoom."""
     features = [
-        {"type": "Feature", "geometry": mapping(shape(f["geometry"]).centroid), "properties": f["properties"]}
+        feature(shape(f["geometry"]).centroid, **f["properties"])
         for f in drawable(collection, tooltip_fields)["features"]
     ]
     if not features:
         return
     tooltip = folium.GeoJsonTooltip(fields=list(tooltip_fields)) if tooltip_fields else None
     folium.GeoJson(
-        {"type": "FeatureCollection", "features": features},
+        feature_collection(features),
         name=html.escape(name),
         marker=folium.CircleMarker(radius=6, color=AOI_COLOR, fill=True, fill_opacity=0.8),
         tooltip=tooltip,
@@ -176,23 +177,22 @@ def drawable(collection: Mapping[str, Any], escape_fields: Iterable[str] = ()) -
     """The features of ``collection`` with a geometry; string properties in ``escape_fields`` HTML-escaped."""
     keys = set(escape_fields)
     features = []
-    for feature in collection.get("features", []):
-        if not feature.get("geometry"):
+    for item in collection.get("features", []):
+        if not item.get("geometry"):
             continue
         props = {
             k: html.escape(v) if k in keys and isinstance(v, str) else v
-            for k, v in feature.get("properties", {}).items()
+            for k, v in item.get("properties", {}).items()
         }
-        features.append({**feature, "properties": props})
-    return {"type": "FeatureCollection", "features": features}
+        features.append({**item, "properties": props})
+    return feature_collection(features)
 
 
 def with_fill(collection: Mapping[str, Any], colors: Sequence[str]) -> dict[str, Any]:
     """Copy of ``collection`` whose i-th feature gets ``fill = colors[i]``."""
-    features = [
+    return feature_collection(
         {**f, "properties": {**f["properties"], "fill": c}} for f, c in zip(collection["features"], colors)
-    ]
-    return {"type": "FeatureCollection", "features": features}
+    )
 
 
 def value_colors(values: Sequence[float], vmax: float | None = None) -> list[str]:

@@ -9,14 +9,13 @@ from typing import Any
 
 import folium
 import streamlit as st
-from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 from streamlit_folium import st_folium
 
 from app import maps, state
 from pipelines.ingest.local import IngestSummary, ingest_paths
+from pipelines.services.export import feature, feature_collection, scene_name
 from pipelines.services.overview import Overview, scene_overview
-from pipelines.services.results import scene_name
 from remoteclip.errors import ExplorerError
 from tiles.aoi import aoi_from_geojson
 from tiles.grid import ChipSpec
@@ -80,11 +79,7 @@ def aoi_controls(key: str) -> BaseGeometry | None:
 def aoi_layer(fmap: folium.Map, aoi: BaseGeometry | None) -> None:
     """Outline the AOI on the map."""
     if aoi is not None:
-        collection = {
-            "type": "FeatureCollection",
-            "features": [{"type": "Feature", "geometry": mapping(aoi), "properties": {}}],
-        }
-        maps.add_geojson_layer(fmap, collection, name="AOI", color=maps.AOI_COLOR, fill_opacity=0.0)
+        maps.add_geojson_layer(fmap, feature_collection([feature(aoi)]), name="AOI", color=maps.AOI_COLOR, fill_opacity=0.0)
 
 
 def show_map(fmap: folium.Map, key: str, height: int = 560) -> Mapping[str, Any]:

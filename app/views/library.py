@@ -5,7 +5,8 @@ import streamlit as st
 
 from app import maps, state, widgets
 from pipelines.services.demo_library import DEMO_SPEC
-from pipelines.services.results import extent, scene_name, scenes_geojson, scenes_table
+from pipelines.services.export import scene_name
+from pipelines.services.results import extent, scenes_geojson, scenes_table
 from tiles.grid import ChipSpec
 
 st.title("Library")

@@ -5,8 +5,9 @@ import json
 import streamlit as st
 
 from app import maps, state, widgets
-from pipelines.services.results import extent, focus_bounds, hit_at, hits_csv, merge_regions
-from pipelines.services.search import EXAMPLE_QUERIES, hits_geojson, search_like, search_text
+from pipelines.services.export import hits_csv, hits_geojson
+from pipelines.services.results import extent, focus_bounds, hit_at, merge_regions
+from pipelines.services.search import EXAMPLE_QUERIES, search_like, search_text
 from remoteclip.errors import ExplorerError
 
 AOI_KEY = "search_aoi"

@@ -18,8 +18,8 @@ from pipelines.cli.options import (
     storage_options_option,
     weights_option,
 )
-from pipelines.services.results import scene_name
-from pipelines.services.search import hit_record, hits_geojson, search_like, search_text
+from pipelines.services.export import hit_record, hits_geojson, scene_name
+from pipelines.services.search import search_like, search_text
 from remoteclip.factory import load_model
 from tiles.aoi import load_aoi
 from tiles.index.chip_index import ChipIndex, Hit

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 from shapely.affinity import scale
-from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
+from pipelines.services.export import feature, feature_collection
 from remoteclip.encode import encode_images
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
@@ -191,17 +191,13 @@ def classify_scene(
     chip_probs = np.concatenate(probabilities)
     best = chip_probs.argmax(axis=1)
     features = [
-        {
-            "type": "Feature",
-            "geometry": mapping(footprint),
-            "properties": {"label": labels[j], "probability": round(float(row[j]), 3)},
-        }
+        feature(footprint, label=labels[j], probability=round(float(row[j]), 3))
         for footprint, row, j in zip(footprints, chip_probs, best)
     ]
     return SceneClassification(
         path=path,
         labels=labels,
         scene=mean_probabilities(labels, chip_probs),
-        chips={"type": "FeatureCollection", "features": features},
+        chips=feature_collection(features),
         pixel_space=pixel_space,
     )

@@ -15,7 +15,7 @@ from typing import Any
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
-from pipelines.services.results import chip_feature, scene_name
+from pipelines.services.export import chip_feature, feature_collection, scene_name
 from remoteclip.counting import aggregate_counts, build_count_captions, estimate_counts
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
@@ -51,7 +51,7 @@ class AoiCount:
 
     def geojson(self) -> dict[str, Any]:
         """Per-chip counts as a FeatureCollection (for a choropleth), georeferenced chips only."""
-        features = [
+        return feature_collection(
             chip_feature(
                 c.chip,
                 count=c.count,
@@ -61,8 +61,7 @@ class AoiCount:
             )
             for c in self.chips
             if not c.chip.pixel_space
-        ]
-        return {"type": "FeatureCollection", "features": features}
+        )
 
     def rows(self) -> list[dict[str, Any]]:
         """One display row per chip, largest contribution first."""

@@ -1,65 +1,27 @@
-"""Index contents as map layers, tables and exports: hits merged into regions, CSV, hit under a click, scenes.
+"""Index contents for the map and tables: hits merged into regions, where to look, the hit under a click, scenes.
 
-Plain data in (``tiles.index.chip_index`` chips and hits), plain data out (GeoJSON dicts, CSV text), so the CLI, the app
-and the benchmark share them (the hits' own GeoJSON is :func:`pipelines.services.search.hits_geojson`). Chips with no
-georeference (``pixel_space``) cannot go on a geographic map and are left out of map layers (they stay in
-the ranked list and the CSV).
+Plain data in (:mod:`tiles.index.chip_index` chips, hits and scenes), plain data out (GeoJSON dicts, rows), so
+the CLI, the app and the benchmark share them; files to take elsewhere are :mod:`pipelines.services.export`'s.
+Chips with no georeference (``pixel_space``) cannot go on a geographic map and are left out of map layers
+(they stay in the ranked list and the exports).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import shapely
-from shapely.geometry import Point, box, mapping
+from shapely.geometry import Point, box
 
-from tiles.index.chip_index import Chip, Hit, SceneSummary
+from pipelines.services.export import feature, feature_collection, scene_name
+from tiles.index.chip_index import Hit, SceneSummary
 
 #: (minx, miny, maxx, maxy)
 Bounds = tuple[float, float, float, float]
 
-
-def scene_name(scene_path: str) -> str:
-    """The file name of a scene, as tables, tooltips and layer names show it."""
-    return Path(scene_path).name
-
 #: gap (degrees, ~1 m) closed when merging neighbouring footprints, so chips that only touch become one region
 MERGE_TOLERANCE_DEG = 1e-5
-
-CSV_COLUMNS = (
-    "rank",
-    "score",
-    "chip_id",
-    "scene_id",
-    "scene_path",
-    "level",
-    "col_off",
-    "row_off",
-    "width",
-    "height",
-    "centroid_lon",
-    "centroid_lat",
-    "gsd_m",
-    "footprint_wkt",
-)
-
-
-def chip_feature(chip: Chip, **properties: Any) -> dict[str, Any]:
-    """A GeoJSON Feature of a chip's footprint, with its id, scene, level and any extra ``properties``."""
-    return {
-        "type": "Feature",
-        "geometry": mapping(chip.footprint),
-        "properties": {
-            "chip_id": chip.chip_id,
-            "scene": scene_name(chip.scene_path),
-            "level": chip.level,
-            **properties,
-        },
-    }
 
 
 def merge_regions(hits: Sequence[Hit], tolerance_deg: float = MERGE_TOLERANCE_DEG) -> dict[str, Any]:
@@ -69,7 +31,7 @@ def merge_regions(hits: Sequence[Hit], tolerance_deg: float = MERGE_TOLERANCE_DE
     """
     located = [(rank, hit) for rank, hit in enumerate(hits, start=1) if not hit.pixel_space]
     if not located:
-        return {"type": "FeatureCollection", "features": []}
+        return feature_collection([])
     grown = [hit.footprint.buffer(tolerance_deg / 2, join_style="mitre") for _, hit in located]
     union = shapely.union_all(grown)
     parts = list(getattr(union, "geoms", [union]))
@@ -80,18 +42,15 @@ def merge_regions(hits: Sequence[Hit], tolerance_deg: float = MERGE_TOLERANCE_DE
         best_rank, best = min(members, key=lambda member: member[0])
         region = part.buffer(-tolerance_deg / 2, join_style="mitre")
         regions.append(
-            {
-                "type": "Feature",
-                "geometry": mapping(region if not region.is_empty else part),
-                "properties": {
-                    "hits": len(members),
-                    "best_score": round(best.score, 4),
-                    "best_rank": best_rank,
-                },
-            }
+            feature(
+                region if not region.is_empty else part,
+                hits=len(members),
+                best_score=round(best.score, 4),
+                best_rank=best_rank,
+            )
         )
     regions.sort(key=lambda feature: feature["properties"]["best_rank"])
-    return {"type": "FeatureCollection", "features": regions}
+    return feature_collection(regions)
 
 
 def focus_bounds(hits: Sequence[Hit]) -> tuple[float, float, float, float] | None:
@@ -119,34 +78,6 @@ def extent(boxes: Iterable[Bounds]) -> Bounds | None:
     )
 
 
-def hits_csv(hits: Sequence[Hit]) -> str:
-    """The ranked hits as CSV text (one row per hit, footprint as WKT)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for rank, hit in enumerate(hits, start=1):
-        centroid = hit.footprint.centroid
-        writer.writerow(
-            [
-                rank,
-                f"{hit.score:.6f}",
-                hit.chip_id,
-                hit.scene_id,
-                hit.scene_path,
-                hit.level,
-                hit.col_off,
-                hit.row_off,
-                hit.width,
-                hit.height,
-                f"{centroid.x:.7f}",
-                f"{centroid.y:.7f}",
-                "" if hit.gsd_m is None else f"{hit.gsd_m:.3f}",
-                hit.footprint.wkt,
-            ]
-        )
-    return buffer.getvalue()
-
-
 def hit_at(hits: Sequence[Hit], lon: float, lat: float) -> Hit | None:
     """The best-ranked georeferenced hit whose footprint contains (lon, lat), if any (for map clicks)."""
     point = Point(lon, lat)
@@ -155,21 +86,17 @@ def hit_at(hits: Sequence[Hit], lon: float, lat: float) -> Hit | None:
 
 def scenes_geojson(scenes: Sequence[SceneSummary]) -> dict[str, Any]:
     """Extents of the georeferenced scenes as a FeatureCollection (scene name, chips, CRS, GSD)."""
-    features = [
-        {
-            "type": "Feature",
-            "geometry": mapping(box(*scene.extent)),
-            "properties": {
-                "scene": scene_name(scene.scene_path),
-                "chips": scene.chips,
-                "crs": scene.crs,
-                "gsd_m": None if scene.gsd_m is None else round(scene.gsd_m, 3),
-            },
-        }
+    return feature_collection(
+        feature(
+            box(*scene.extent),
+            scene=scene_name(scene.scene_path),
+            chips=scene.chips,
+            crs=scene.crs,
+            gsd_m=None if scene.gsd_m is None else round(scene.gsd_m, 3),
+        )
         for scene in scenes
         if not scene.pixel_space
-    ]
-    return {"type": "FeatureCollection", "features": features}
+    )
 
 
 def scenes_table(scenes: Sequence[SceneSummary]) -> list[dict[str, Any]]:

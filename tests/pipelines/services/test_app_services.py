@@ -20,8 +20,9 @@ from pipelines.services.classify import (
     safe_stem,
     store_upload,
 )
+from pipelines.services.export import chip_feature, hits_csv
 from pipelines.services.overview import scene_overview
-from pipelines.services.results import chip_feature, focus_bounds, hit_at, hits_csv, merge_regions
+from pipelines.services.results import focus_bounds, hit_at, merge_regions
 from remoteclip.errors import InputError
 from tests.app_data import make_hit, write_scene
 

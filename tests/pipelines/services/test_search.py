@@ -18,7 +18,8 @@ from shapely.ops import unary_union
 
 from pipelines.cli.main import cli
 from pipelines.ingest.local import ingest_paths
-from pipelines.services.search import hit_record, hits_geojson, search_like, search_text
+from pipelines.services.export import hit_record, hits_geojson
+from pipelines.services.search import search_like, search_text
 from remoteclip.encode import encode_texts
 from remoteclip.errors import InputError
 from tiles.grid import ChipSpec, iter_windows
