@@ -22,10 +22,9 @@ from PIL import Image
 
 from pipelines.bench.common import scratch_dir, workdir_option, write_result
 from pipelines.bench.query import chip_boxes, clustered_vectors, write_synthetic_table
-from pipelines.cli.app import home_script
 from pipelines.cli.options import echo_json, model_option, output_format_option, weights_option
 from pipelines.services.search import EXAMPLE_QUERIES
-from pipelines.services.settings import AppSettings
+from pipelines.services.settings import AppSettings, home_script
 from remoteclip.encode import encode_texts
 from remoteclip.factory import LoadedModel, load_model
 from tiles.index.chip_index import ChipIndex

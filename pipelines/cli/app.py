@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,43 +10,7 @@ from pathlib import Path
 import click
 
 from pipelines.cli.options import db_option, model_option, weights_option
-from pipelines.services.settings import AppSettings
-
-#: Streamlit options that keep the app offline and serve the vendored map assets (as .streamlit/config.toml)
-STREAMLIT_FLAGS: tuple[str, ...] = (
-    "--server.headless",
-    "true",
-    "--server.enableStaticServing",
-    "true",
-    "--browser.gatherUsageStats",
-    "false",
-    "--browser.serverAddress",  # set, so a headless server does not look up its external IP on the internet
-    "localhost",
-    "--client.toolbarMode",
-    "minimal",
-)
-
-
-def home_script() -> Path:
-    """Path of the Streamlit entry script ``app/Home.py`` (found without importing the app)."""
-    spec = importlib.util.find_spec("app")
-    if spec is None or not spec.submodule_search_locations:
-        raise click.ClickException("the 'app' package is not installed; run `make venv` first")
-    return Path(list(spec.submodule_search_locations)[0]) / "Home.py"
-
-
-def streamlit_command(port: int, script: Path | None = None) -> list[str]:
-    """The ``streamlit run`` command line for ``port``."""
-    return [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(script or home_script()),
-        "--server.port",
-        str(port),
-        *STREAMLIT_FLAGS,
-    ]
+from pipelines.services.settings import AppSettings, streamlit_command
 
 
 @click.command("app")

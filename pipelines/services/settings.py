@@ -1,11 +1,15 @@
-"""The app's settings: the library, the model and the upload folder, carried to the Streamlit process in the
-environment."""
+"""Serving the app: its settings (the library, the model, the upload folder, carried to the Streamlit process in
+the environment) and the ``streamlit run`` command line that keeps it offline."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from remoteclip.errors import ExplorerError
 
 #: the library folder the CLI and the app use unless told otherwise
 DEFAULT_DB = Path("data/library")
@@ -51,3 +55,40 @@ class AppSettings:
             weights=Path(weights) if weights else None,
             upload_dir=Path(uploads) if uploads else None,
         )
+
+
+#: Streamlit options that keep the app offline and serve the vendored map assets (as .streamlit/config.toml)
+STREAMLIT_FLAGS: tuple[str, ...] = (
+    "--server.headless",
+    "true",
+    "--server.enableStaticServing",
+    "true",
+    "--browser.gatherUsageStats",
+    "false",
+    "--browser.serverAddress",  # set, so a headless server does not look up its external IP on the internet
+    "localhost",
+    "--client.toolbarMode",
+    "minimal",
+)
+
+
+def home_script() -> Path:
+    """Path of the Streamlit entry script ``app/Home.py`` (found without importing the app)."""
+    spec = importlib.util.find_spec("app")
+    if spec is None or not spec.submodule_search_locations:
+        raise ExplorerError("the 'app' package is not installed; run `make venv` first")
+    return Path(list(spec.submodule_search_locations)[0]) / "Home.py"
+
+
+def streamlit_command(port: int, script: Path | None = None) -> list[str]:
+    """The ``streamlit run`` command line for ``port``."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(script or home_script()),
+        "--server.port",
+        str(port),
+        *STREAMLIT_FLAGS,
+    ]

@@ -11,9 +11,8 @@ import folium
 import pytest
 
 from app import maps
-from pipelines.cli.app import STREAMLIT_FLAGS, home_script, streamlit_command
 from pipelines.services.results import extent
-from pipelines.services.settings import AppSettings
+from pipelines.services.settings import STREAMLIT_FLAGS, AppSettings, home_script, streamlit_command
 
 STATIC = Path(maps.__file__).parent / "static"
 REPO = Path(__file__).resolve().parents[2]
