@@ -120,9 +120,7 @@ def ingest_with_progress(paths: list[str], spec: ChipSpec) -> IngestSummary | No
             state.get_model(),
             spec,
             progress=False,
-            on_progress=lambda done, total: bar.progress(
-                done / max(total, 1), text=f"{done} / {total} chips"
-            ),
+            on_progress=lambda done, total: _show_progress(bar, done, total),
         )
     except ExplorerError as exc:
         st.error(str(exc))
@@ -133,3 +131,8 @@ def ingest_with_progress(paths: list[str], spec: ChipSpec) -> IngestSummary | No
         [f"{Path(path).name}: {reason}" for path, reason in summary.failed],
     )
     return summary
+
+
+def _show_progress(bar: Any, done: int, total: int) -> None:
+    """Move an ``st.progress`` bar to ``done`` of ``total`` chips."""
+    bar.progress(done / max(total, 1), text=f"{done} / {total} chips")

@@ -40,5 +40,5 @@ def test_every_requirement_is_pinned() -> None:
 def test_dockerfile_has_healthcheck_and_gpu_build_argument() -> None:
     text = (REPO_ROOT / "Dockerfile").read_text()
     assert "HEALTHCHECK" in text and "/_stcore/health" in text
-    assert re.search(r"^ARG BASE_IMAGE=", text, re.M)
-    assert re.search(r"^FROM \$\{BASE_IMAGE\}", text, re.M)
+    assert re.search(r"^ARG BASE_IMAGE=", text, re.MULTILINE)
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}", text, re.MULTILINE)

@@ -75,7 +75,7 @@ def pixels_to_lonlat(
     cols: np.ndarray, rows: np.ndarray, transform: Affine, crs: CRS
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pixel (col, row) coordinates -> (lon, lat) in EPSG:4326."""
-    xs, ys = transform @ (np.asarray(cols, dtype=np.float64), np.asarray(rows, dtype=np.float64))
+    xs, ys = transform @ (np.asarray(cols, dtype=np.float64), np.asarray(rows, dtype=np.float64))  # type: ignore[operator]  # affine maps arrays too
     return _to_wgs84(crs.to_wkt()).transform(xs, ys)
 
 

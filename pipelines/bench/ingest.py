@@ -154,7 +154,8 @@ def read_chips(paths: list[Path], spec: ChipSpec, limit: int = MODEL_ONLY_CHIPS)
         for path in paths:
             with open_scene(path) as scene:
                 windows = list(iter_windows(scene.width, scene.height, spec))[: limit - len(chips)]
-                chips += [scene.read_chip(window, spec.chip_px) for window in windows]
+                read = (scene.read_chip(window, spec.chip_px) for window in windows)
+                chips += [chip for chip in read if chip is not None]
             if len(chips) >= limit:
                 break
     return chips
@@ -230,6 +231,7 @@ def bench_small_scenes(
             progress=False,
         )
         figures[f"{name}_chips_per_s"] = round(summary.chips_per_s, 1)
+        assert index.table is not None  # the ingest above wrote it
         figures[f"{name}_table_versions"] = index.table.version
         shutil.rmtree(workdir / f"db_{name}", ignore_errors=True)
     model_only = model_only_chips_per_s(model, read_chips(frames, spec, limit=count), batch_size)

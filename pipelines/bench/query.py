@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -172,7 +173,7 @@ def measure(
 
 def run_query_bench(
     rows: int, dim: int, n_queries: int, k: int, db_dir: Path, policy: AnnPolicy, seed: int = 0
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Write a synthetic table of ``rows`` chips in ``db_dir``, index it by ``policy``, measure searches."""
     start = time.perf_counter()
     vectors = clustered_vectors(rows, dim, seed)

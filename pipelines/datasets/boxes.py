@@ -169,5 +169,6 @@ def read_deepforest_csv(csv_path: Path, image_dir: Path, default_label: str = "t
             except (KeyError, ValueError) as exc:
                 raise InputError(f"{csv_path} needs numeric xmin,ymin,xmax,ymax columns: {exc}") from exc
             label = row.get("label") or default_label
-            by_image.setdefault(row["image_path"], []).append(Box(*coords, canonical_label(label)))
+            xmin, ymin, xmax, ymax = coords
+            by_image.setdefault(row["image_path"], []).append(Box(xmin, ymin, xmax, ymax, canonical_label(label)))
     return [ImageBoxes(image_dir / name, tuple(b)) for name, b in sorted(by_image.items())]

@@ -45,7 +45,9 @@ def scene_overview(path: str | Path, max_px: int = OVERVIEW_PX) -> Overview:
         )
         out_px = min(max_px, span)
         rows, cols = whole.out_shape(out_px)
-        rgb = scene.read_chip(whole, out_px)[:rows, :cols]
+        chip = scene.read_chip(whole, out_px)
+        assert chip is not None  # min_valid=0 keeps every chip
+        rgb = chip[:rows, :cols]
         if not scene.georeferenced:
             return Overview(
                 image=_webp(rgb),

@@ -77,7 +77,7 @@ def home_script() -> Path:
     spec = importlib.util.find_spec("app")
     if spec is None or not spec.submodule_search_locations:
         raise ExplorerError("the 'app' package is not installed; run `make venv` first")
-    return Path(list(spec.submodule_search_locations)[0]) / "Home.py"
+    return Path(next(iter(spec.submodule_search_locations))) / "Home.py"
 
 
 def streamlit_command(port: int, script: Path | None = None) -> list[str]:

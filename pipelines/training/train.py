@@ -243,7 +243,7 @@ def run_training(cfg: TrainConfig) -> Path:
     table = cfg.out / "train.tsv"
     write_train_table(cfg.trainset, cfg.sources, table, cfg.min_rows)
     init = cfg.init
-    if init is not None and init.suffix == ".safetensors":
+    if cfg.init is not None and cfg.init.suffix == ".safetensors":
         init = cfg.out / "init.pt"
         torch.save(load_compact(cfg.init), init)
     with paper_augmentation(), logging_restored():

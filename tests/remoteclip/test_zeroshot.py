@@ -63,7 +63,7 @@ def test_top_k_ranks_by_scaled_cosine_with_probabilities() -> None:
     images = np.array([[0.1, 0.9, 0.2], [1.0, 0.0, 0.0]], dtype=np.float32)
     ranked = top_k(images, weights, ["forest", "river", "airport"], logit_scale=100.0, k=2)
     assert [p.label for p in ranked[0]] == ["river", "airport"]
-    assert [p.label for p in ranked[1]][0] == "forest"
+    assert ranked[1][0].label == "forest"
     unit = images[0] / np.linalg.norm(images[0])
     expected = softmax(100.0 * unit[None, :])[0]
     assert ranked[0][0].probability == pytest.approx(expected[1], rel=1e-5)
