@@ -1,19 +1,26 @@
 """``remoteclip-explorer evaluate``: the paper's evaluation protocols on any dataset, and the full report.
 
-remoteclip-explorer evaluate zero-shot --data ../shared/data/rsscn7 --out zs.json
+remoteclip-explorer evaluate zero-shot --data my-scenes --out zs.json                 # every image
+remoteclip-explorer evaluate zero-shot --data ../shared/data/rsscn7 --split rsscn7   # its held-out 20 %
 remoteclip-explorer evaluate retrieval --model ViT-B-32 --weights RemoteCLIP-ViT-B-32.pt --data caps.csv
 remoteclip-explorer evaluate counting --data ../shared/data/airbus-aircraft --object airplane --chip-px 512
 remoteclip-explorer evaluate all --out-dir docs/evaluation
+
+A shared dataset's fixed held-out split (pipelines/datasets/splits.py) is used only when ``--split NAME`` asks for
+it (``evaluate all`` asks for it on each of its sets), never because the ``--data`` folder is named like one.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 from pipelines.cli.options import (
     device_option,
@@ -23,7 +30,15 @@ from pipelines.cli.options import (
     overwrite_option,
     weights_option,
 )
-from pipelines.evaluation.runner import TASKS, read_suite, read_task_data, run_suite, run_task
+from pipelines.evaluation.runner import (
+    CLASSIFICATION_TASKS,
+    TASK_SPLITS,
+    TASKS,
+    read_suite,
+    read_task_data,
+    run_suite,
+    run_task,
+)
 
 DEFAULT_DATA_ROOT = Path("../shared/data")
 
@@ -49,6 +64,37 @@ TASK_HELP: dict[str, tuple[str, str]] = {
         "Folder of images with boxes: annotations.csv (Airbus), annotations/*.xml (VOC) or labelTxt/ (DOTA).",
     ),
 }
+
+
+#: task -> what --split does for it, and what it does without
+SPLIT_HELP: dict[str, str] = {
+    **dict.fromkeys(
+        CLASSIFICATION_TASKS,
+        "zero-shot scores only its held-out 20 % of each class; the probes and few-shot train on the other "
+        "80 %. Default: "
+        "the data's own train/ and test/ folders if it has them; else zero-shot scores every image and the "
+        "probes hold out 20 % of each class by hash.",
+    ),
+    "retrieval": "only its held-out 20 % of each class is scored. Default: every image given (a Karpathy JSON: "
+    "its test split).",
+    "counting": "only its held-out images are counted (airbus-aircraft: valid/; ships-google-earth: 20 %). "
+    "Default: every annotated image (Airbus-style train/ + valid/ folders: valid/).",
+}
+
+
+def _split_option(task: str) -> Callable[[F], F]:
+    names = TASK_SPLITS[task]
+    return click.option(
+        "--split",
+        "split",
+        metavar="NAME",
+        default=None,
+        help=(
+            f"Use the fixed held-out split of the shared dataset NAME ({', '.join(names)}; see "
+            f"pipelines/datasets/splits.py), applied to the --data folder whatever its name: {SPLIT_HELP[task]} "
+            "A folder's name never chooses a split."
+        ),
+    )
 
 
 def _load(model_name: str | None, weights: Path | None, device: str) -> Any:
@@ -77,6 +123,7 @@ def _task_command(task: str) -> click.Command:
     @click.option(
         "--data", type=click.Path(exists=True, path_type=Path), required=True, help=TASK_HELP[task][1]
     )
+    @_split_option(task)
     @model_option
     @weights_option
     @device_option
@@ -96,10 +143,11 @@ def _task_command(task: str) -> click.Command:
         out: Path | None,
         overwrite: bool,
         output_format: str,
+        split: str | None,
         **counting_options: Any,
     ) -> None:
         _check_output(out, overwrite, "--out")
-        dataset = read_task_data(task, data, **counting_options)
+        dataset = read_task_data(task, data, split=split, **counting_options)
         result = run_task(_load(model_name, weights, device), task, dataset)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)

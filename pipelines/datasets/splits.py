@@ -10,12 +10,16 @@ Rules (deterministic, independent of file order and machine):
 - Every other source (DOTA, DeepForest, building footprints, Kampala masks) is training data only.
 
 Images are identified by their file stem (``boat12``, ``1001``, ``aGrass/a001``'s ``a001``).
+
+``build-trainset`` reads them under a data root (:func:`get_split`). ``evaluate`` applies one only when asked
+for it by name (``--split rsscn7``), to the folder it is given (:func:`split_folder`), never because a folder
+happens to be named like a dataset here.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,40 +79,76 @@ def ucm_class(image_id: int) -> str:
     return UCM_CLASSES[(image_id - 1) // 100]
 
 
+def rsscn7_folder(root: Path) -> Split:
+    """RSSCN7 in folder ``root`` (``root/<class>/*.jpg``): class = folder name, 20 % of each class held out."""
+    labelled = [(p, p.parent.name) for p in sorted(Path(root).glob("*/*.jpg"))]
+    return split_by_hash("rsscn7", labelled)
+
+
 def rsscn7(data: Path) -> Split:
     """RSSCN7: class = folder name (``aGrass`` ...), 20 % of each class held out."""
-    root = _require_dir(data / "rsscn7")
-    labelled = [(p, p.parent.name) for p in sorted(root.glob("*/*.jpg"))]
-    return split_by_hash("rsscn7", labelled)
+    return rsscn7_folder(_require_dir(data / "rsscn7"))
+
+
+def ucm_captions_folder(root: Path) -> Split:
+    """UCM-captions train images in folder ``root`` (``root/images/<id>.jpg``), 20 % of each class held out."""
+    labelled = [(p, ucm_class(int(p.stem))) for p in sorted((Path(root) / "images").glob("*.jpg"))]
+    return split_by_hash("ucm-captions", labelled)
 
 
 def ucm_captions(data: Path) -> Split:
     """UCM-captions train images: class from the image id, 20 % of each class held out."""
-    root = _require_dir(data / "ucm-captions" / "images")
-    labelled = [(p, ucm_class(int(p.stem))) for p in sorted(root.glob("*.jpg"))]
-    return split_by_hash("ucm-captions", labelled)
+    _require_dir(data / "ucm-captions" / "images")
+    return ucm_captions_folder(data / "ucm-captions")
+
+
+def ships_google_earth_folder(root: Path) -> Split:
+    """Ships in Google Earth in folder ``root`` (``root/images/*.jpg``): one class, 20 % held out."""
+    images = sorted((Path(root) / "images").glob("*.jpg"))
+    return split_by_hash("ships-google-earth", [(p, "boat") for p in images])
 
 
 def ships_google_earth(data: Path) -> Split:
     """Ships in Google Earth: one class (``boat``), 20 % held out."""
-    root = _require_dir(data / "ships-google-earth" / "images")
-    return split_by_hash("ships-google-earth", [(p, "boat") for p in sorted(root.glob("*.jpg"))])
+    _require_dir(data / "ships-google-earth" / "images")
+    return ships_google_earth_folder(data / "ships-google-earth")
+
+
+def airbus_aircraft_folder(root: Path) -> Split:
+    """Airbus aircraft in folder ``root``: ``root/train/`` trains, ``root/valid/`` is held out entirely."""
+    train = tuple(sorted((Path(root) / "train").glob("*.jpg")))
+    test = tuple(sorted((Path(root) / "valid").glob("*.jpg")))
+    return Split("airbus-aircraft", train, test, {p: "airplane" for p in train + test})
 
 
 def airbus_aircraft(data: Path) -> Split:
     """Airbus aircraft: ``train/`` trains, ``valid/`` is held out entirely."""
-    root = _require_dir(data / "airbus-aircraft")
-    train = tuple(sorted((root / "train").glob("*.jpg")))
-    test = tuple(sorted((root / "valid").glob("*.jpg")))
-    return Split("airbus-aircraft", train, test, {p: "airplane" for p in train + test})
+    return airbus_aircraft_folder(_require_dir(data / "airbus-aircraft"))
 
 
-#: dataset name -> split function, for ``evaluate`` and ``build-trainset``
+#: dataset name -> split function of a data root (the dataset is the root's folder of that name), for
+#: ``build-trainset``
 SPLITS: dict[str, Callable[[Path], Split]] = {
     "rsscn7": rsscn7,
     "ucm-captions": ucm_captions,
     "ships-google-earth": ships_google_earth,
     "airbus-aircraft": airbus_aircraft,
+}
+
+#: dataset name -> split function of that dataset's own folder, wherever it lies and whatever it is named
+FOLDER_SPLITS: dict[str, Callable[[Path], Split]] = {
+    "rsscn7": rsscn7_folder,
+    "ucm-captions": ucm_captions_folder,
+    "ships-google-earth": ships_google_earth_folder,
+    "airbus-aircraft": airbus_aircraft_folder,
+}
+
+#: the layout each split function of :data:`FOLDER_SPLITS` reads, for error messages
+FOLDER_LAYOUTS: dict[str, str] = {
+    "rsscn7": "<class>/*.jpg",
+    "ucm-captions": "images/<id>.jpg",
+    "ships-google-earth": "images/*.jpg",
+    "airbus-aircraft": "train/*.jpg and valid/*.jpg",
 }
 
 
@@ -117,3 +157,25 @@ def get_split(name: str, data: Path) -> Split:
     if name not in SPLITS:
         raise InputError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
     return SPLITS[name](data)
+
+
+def require_split(name: str, known: Sequence[str], what: str) -> str:
+    """``name`` if it is one of the ``known`` splits usable for ``what``; else an error listing them."""
+    if name not in known:
+        raise InputError(f"unknown {what} split {name!r}; choose one of {', '.join(known)}")
+    return name
+
+
+def split_folder(name: str, folder: Path) -> Split:
+    """The fixed split of dataset ``name`` applied to ``folder``, a copy of that dataset (named anything).
+
+    The rule is the one of ``name`` (the hash is keyed by ``name``, not by the folder's name), so a copy of
+    ``../shared/data/rsscn7`` elsewhere gets the same held-out images as the original.
+    """
+    require_split(name, tuple(FOLDER_SPLITS), "dataset")
+    split = FOLDER_SPLITS[name](Path(folder))
+    if not split.test:
+        raise InputError(
+            f"{folder} has no images of the {name} split: it expects {folder}/{FOLDER_LAYOUTS[name]}"
+        )
+    return split

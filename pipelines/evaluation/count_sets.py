@@ -7,12 +7,16 @@ estimate adds to its image's area count (mean absolute error against the image's
 
 Layouts understood by :func:`read_count_set` (the readers are :mod:`pipelines.datasets.boxes`):
 
-- Airbus aircraft: ``DATA/annotations.csv`` (``id,image_id,geometry,class``) with the images in ``DATA/`` or
-  ``DATA/images/``; the shared ``airbus-aircraft`` folder uses its held-out ``valid/`` images;
+- Airbus aircraft: ``DATA/annotations.csv`` (``id,image_id,geometry,class``) with the images in ``DATA/images/``
+  or ``DATA/``; when the data is split into ``DATA/train/`` and a held-out ``DATA/valid/`` (or ``test/``,
+  ``val/``), as the shared ``airbus-aircraft`` is, the held-out folder's images;
 - Pascal VOC: ``DATA/annotations/*.xml`` (or ``Annotations/``) with the images in ``DATA/images/``
-  (or ``JPEGImages/``); the shared ``ships-google-earth`` folder uses its held-out split
-  (:mod:`pipelines.datasets.splits`);
+  (or ``JPEGImages/``): every annotated image;
 - DOTA: ``DATA/labelTxt/*.txt`` with the images in ``DATA/images/``.
+
+``split="airbus-aircraft"`` or ``split="ships-google-earth"`` (``evaluate --split``) keeps only the held-out images
+of that shared dataset's fixed split (:func:`pipelines.datasets.splits.split_folder`) applied to the folder given;
+a folder's name never chooses a split.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from remoteclip.errors import InputError
 from remoteclip.prompts import MAX_COUNT
 from tiles.errors import RasterReadError
 from tiles.grid import ChipSpec, iter_windows
+
+#: the shared datasets whose fixed split ``read_count_set(..., split=NAME)`` can use (images with boxes)
+COUNT_SPLITS: tuple[str, ...] = ("airbus-aircraft", "ships-google-earth")
 
 
 @dataclass(frozen=True)
@@ -100,19 +107,20 @@ def _image_folder(root: Path) -> Path:
     return _subfolder(root, ("images", "JPEGImages")) or root
 
 
+def _airbus_image_folder(root: Path) -> Path:
+    """``images/`` or the folder itself; of data split into ``train/`` and a held-out folder, the latter."""
+    held_out = _subfolder(root, ("valid", "test", "val"))
+    if held_out is not None and (root / "train").is_dir() and not (root / "images").is_dir():
+        return held_out
+    return _image_folder(root)
+
+
 def _read_annotations(root: Path) -> list[box_readers.ImageBoxes]:
     if (root / "annotations.csv").is_file():
-        if root.name == "airbus-aircraft":
-            valid = splits.airbus_aircraft(root.parent).test
-            return box_readers.read_airbus_csv(root / "annotations.csv", valid[0].parent) if valid else []
-        return box_readers.read_airbus_csv(root / "annotations.csv", _image_folder(root))
+        return box_readers.read_airbus_csv(root / "annotations.csv", _airbus_image_folder(root))
     voc = _subfolder(root, ("annotations", "Annotations"))
     if voc is not None:
-        annotated = [box_readers.read_voc_xml(x, _image_folder(root)) for x in sorted(voc.glob("*.xml"))]
-        if root.name == "ships-google-earth":
-            held_out = set(splits.ships_google_earth(root.parent).test)
-            annotated = [a for a in annotated if a.image in held_out]
-        return annotated
+        return [box_readers.read_voc_xml(x, _image_folder(root)) for x in sorted(voc.glob("*.xml"))]
     if (root / "labelTxt").is_dir():
         images = {p.stem: p for p in _image_folder(root).iterdir() if p.is_file()}
         return [
@@ -126,7 +134,21 @@ def _read_annotations(root: Path) -> list[box_readers.ImageBoxes]:
     )
 
 
-def read_count_set(root: Path, object_name: str | None = None, chip_px: int | None = None) -> CountSet:
+def _held_out(root: Path, split: str) -> list[box_readers.ImageBoxes]:
+    """The annotated images of the held-out part of the fixed split ``split`` applied to ``root``."""
+    splits.require_split(split, COUNT_SPLITS, "counting")
+    held_out = splits.split_folder(split, root).test
+    if (root / "annotations.csv").is_file():
+        annotated = box_readers.read_airbus_csv(root / "annotations.csv", held_out[0].parent)
+    else:
+        annotated = _read_annotations(root)
+    kept = set(held_out)
+    return [a for a in annotated if a.image in kept]
+
+
+def read_count_set(
+    root: Path, object_name: str | None = None, chip_px: int | None = None, split: str | None = None
+) -> CountSet:
     """A counting set from a folder of boxed images.
 
     Args:
@@ -134,11 +156,13 @@ def read_count_set(root: Path, object_name: str | None = None, chip_px: int | No
         object_name: the canonical box label to count (``airplane``, ``ship``, ``boat``, ``small vehicle``…);
             by default the most common label.
         chip_px: side of the square chips in source pixels; ``None`` counts whole images.
+        split: the name of a shared dataset (:data:`COUNT_SPLITS`) whose fixed split's held-out images to count,
+            or ``None`` for the images of the layout (the folder's name plays no part in this choice).
     """
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"counting data {root} is not a folder of images with boxes")
-    annotated = _read_annotations(root)
+    annotated = _read_annotations(root) if split is None else _held_out(root, split)
     label_counts = Counter(b.label for a in annotated for b in a.boxes)
     if not label_counts:
         raise InputError(f"the annotations in {root} hold no boxes")
@@ -151,4 +175,4 @@ def read_count_set(root: Path, object_name: str | None = None, chip_px: int | No
         )
     kept = [a for a in annotated if any(b.label == object_name for b in a.boxes)]
     images = tuple(count_image(a, {object_name}, chip_px) for a in kept)
-    return CountSet(name=root.name, object_name=object_name, images=images)
+    return CountSet(name=root.name if split is None else split, object_name=object_name, images=images)

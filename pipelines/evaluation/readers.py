@@ -8,8 +8,11 @@ Classification (zero-shot, linear probe, k-NN, few-shot): :func:`read_classifica
   dropped.
   This covers EuroSAT, AID, RESISC45, UCM (``UCMerced_LandUse/Images``) and RSSCN7 as distributed.
 - ``DATA/train/<class>/…`` and ``DATA/test/<class>/…`` (optionally ``val/``): the folders are the split.
-- otherwise the held-out part is chosen with :func:`pipelines.datasets.splits.split_by_hash` (20 % of each class);
-  ``rsscn7`` and ``ucm-captions`` in ``../shared/data`` use their fixed splits from :mod:`pipelines.datasets.splits`.
+- otherwise the held-out part is chosen with :func:`pipelines.datasets.splits.split_by_hash` (20 % of each class,
+  keyed by the folder's name) for the probes, and zero-shot scores every image.
+- ``split="rsscn7"`` or ``split="ucm-captions"`` (``evaluate --split``) asks for the fixed split of that shared
+  dataset (:func:`pipelines.datasets.splits.split_folder`), applied to the folder given: zero-shot then scores
+  its held-out part only. A folder's name never chooses a split.
 
 Retrieval: :func:`read_captions`
 
@@ -17,9 +20,10 @@ Retrieval: :func:`read_captions`
   several rows with the same image give it several captions;
 - a Karpathy-style JSON (``dataset_rsicd.json``, ``dataset_RSITMD.json``, UCM's ``dataset.json``) in a folder
   with the images (or an ``images/`` subfolder): its ``test`` split;
-- ``../shared/data/ucm-captions``: held-out images with their captions from ``captions/ucm/train_*.txt``
-  (one filename line per image, five caption lines per image; :func:`read_caption_lines` reads that layout and
-  the test layout where each filename line is repeated once per caption).
+- the layout of ``../shared/data/ucm-captions``: ``DATA/images/<id>.jpg`` with the captions in
+  ``DATA/../captions/ucm/train_*.txt`` (one filename line per image, five caption lines per image;
+  :func:`read_caption_lines` reads that layout and the test layout where each filename line is repeated once
+  per caption): every image, or with ``split="ucm-captions"`` (``evaluate --split``) its held-out 20 % only.
 
 Counting sets from boxes are in :mod:`pipelines.evaluation.count_sets`.
 """
@@ -38,6 +42,11 @@ from pipelines.datasets import splits
 from remoteclip.errors import InputError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
+
+#: the shared datasets whose fixed split ``read_classification(..., split=NAME)`` can use (several classes)
+CLASSIFICATION_SPLITS: tuple[str, ...] = ("rsscn7", "ucm-captions")
+#: the shared datasets whose fixed split ``read_captions(..., split=NAME)`` can use (images with captions)
+CAPTION_SPLITS: tuple[str, ...] = ("ucm-captions",)
 
 #: readable names of the UC Merced classes whose folder names run words together
 _UCM_READABLE = {
@@ -69,7 +78,8 @@ class ClassificationSet:
     classes: tuple[str, ...]
     train: LabelledImages
     test: LabelledImages
-    #: whether the split is fixed by the data (folders or a documented split); else zero-shot uses every image
+    #: whether the held-out part is fixed, by the data's ``train/``/``test/`` folders or by a split asked for
+    #: by name; else (a split by hash for the probes only) zero-shot uses every image
     fixed_split: bool
 
     def zero_shot_images(self) -> LabelledImages:
@@ -143,13 +153,6 @@ def _from_split(
     )
 
 
-def _shared_split(path: Path) -> splits.Split | None:
-    """The fixed split when ``path`` is one of the shared datasets that :mod:`pipelines.datasets.splits` knows."""
-    if path.name in splits.SPLITS:
-        return splits.get_split(path.name, path.parent)
-    return None
-
-
 def _require_dir(path: Path, what: str) -> None:
     if not path.is_dir():
         raise InputError(
@@ -157,15 +160,33 @@ def _require_dir(path: Path, what: str) -> None:
         )
 
 
-def read_classification(path: Path) -> ClassificationSet:
-    """A classification dataset from a folder (see the module docstring for the layouts understood)."""
+def _named_split(path: Path, split: str) -> ClassificationSet:
+    """The fixed split ``split`` of a shared dataset applied to the folder ``path``."""
+    splits.require_split(split, CLASSIFICATION_SPLITS, "classification")
+    shared = splits.split_folder(split, path)
+    names = sorted(set(shared.labels.values()))
+    if len(names) < 2:
+        raise InputError(
+            f"the {split} split of {path} finds {len(names)} class(es); classification needs at least two "
+            f"({path}/{splits.FOLDER_LAYOUTS[split]})"
+        )
+    strip = _has_ordinal_prefix(names)
+    return _from_split(shared, {n: readable_class_name(n, strip) for n in names})
+
+
+def read_classification(path: Path, split: str | None = None) -> ClassificationSet:
+    """A classification dataset from a folder (see the module docstring for the layouts understood).
+
+    Args:
+        path: the dataset folder.
+        split: the name of a shared dataset (:data:`CLASSIFICATION_SPLITS`) whose fixed split to use, or
+            ``None``: the data's own ``train/``/``test/`` folders if it has them, else a split by hash for the
+            probes (zero-shot then scores every image). The folder's name plays no part in this choice.
+    """
     path = Path(path)
     _require_dir(path, "classification data")
-    shared = _shared_split(path)
-    if shared is not None:
-        names = sorted(set(shared.labels.values()))
-        strip = _has_ordinal_prefix(names)
-        return _from_split(shared, {n: readable_class_name(n, strip) for n in names})
+    if split is not None:
+        return _named_split(path, split)
     if (path / "train").is_dir() and (path / "test").is_dir():
         parts = {
             name: _class_folders(path / name) for name in ("train", "val", "test") if (path / name).is_dir()
@@ -183,7 +204,8 @@ def read_classification(path: Path) -> ClassificationSet:
     if len(folders) < 2:
         raise InputError(
             f"{path} has {len(folders)} class folder(s) with images; classification needs at least two "
-            "(DATA/<class>/*.jpg, or DATA/train/<class>/ and DATA/test/<class>/)"
+            "(DATA/<class>/*.jpg, or DATA/train/<class>/ and DATA/test/<class>/; for a shared dataset's fixed "
+            f"split pass --split, one of {', '.join(CLASSIFICATION_SPLITS)})"
         )
     labelled = _labelled_from_folders(path, _has_ordinal_prefix([d.name for d in folders]))
     return _from_split(splits.split_by_hash(path.name, labelled), fixed=False)
@@ -278,30 +300,66 @@ def read_karpathy_json(json_path: Path, split: str = "test") -> CaptionSet:
     return _caption_set(f"{json_path.parent.name}/{split}", pairs)
 
 
-def read_ucm_captions(path: Path) -> CaptionSet:
-    """The held-out images of ``../shared/data/ucm-captions`` with their five human captions each."""
+def _ucm_captions_dir(path: Path) -> Path:
+    return path.parent / "captions" / "ucm"
+
+
+def _is_ucm_captions_layout(path: Path) -> bool:
+    """``path/images/`` with its captions in ``path/../captions/ucm/train_*.txt`` (``../shared/data``)."""
+    captions_dir = _ucm_captions_dir(path)
+    return (path / "images").is_dir() and all(
+        (captions_dir / name).is_file() for name in ("train_filename.txt", "train_caps.txt")
+    )
+
+
+def read_ucm_captions(path: Path, held_out_only: bool = False) -> CaptionSet:
+    """The images of a folder laid out as ``../shared/data/ucm-captions`` with their five human captions each.
+
+    ``held_out_only``: only the held-out 20 % of each class of the fixed ``ucm-captions`` split.
+    """
     path = Path(path)
-    captions_dir = path.parent / "captions" / "ucm"
+    if not _is_ucm_captions_layout(path):
+        raise InputError(
+            f"{path} is not laid out as ucm-captions: expected {path}/images/<id>.jpg with the captions in "
+            f"{_ucm_captions_dir(path)}/train_filename.txt and train_caps.txt"
+        )
+    captions_dir = _ucm_captions_dir(path)
     pairs = read_caption_lines(
         path / "images", captions_dir / "train_filename.txt", captions_dir / "train_caps.txt"
     )
-    held_out = set(splits.ucm_captions(path.parent).test)
+    if not held_out_only:
+        return _caption_set(path.name, pairs)
+    held_out = set(splits.split_folder("ucm-captions", path).test)
     return _caption_set("ucm-captions", [(p, c) for p, c in pairs if p in held_out])
 
 
-def read_captions(path: Path) -> CaptionSet:
-    """A retrieval dataset: CSV/TSV, a folder with a Karpathy JSON, or the shared ``ucm-captions`` folder."""
+def read_captions(path: Path, split: str | None = None) -> CaptionSet:
+    """A retrieval dataset: CSV/TSV, a folder with a Karpathy JSON, or a folder laid out as ``ucm-captions``.
+
+    Args:
+        path: the file or folder.
+        split: ``"ucm-captions"`` (:data:`CAPTION_SPLITS`) for the held-out part of the fixed ``ucm-captions``
+            split of a folder laid out as ``../shared/data/ucm-captions``; ``None``: every image given (a
+            Karpathy JSON: its own ``test`` split). The folder's name plays no part in this choice.
+    """
     path = Path(path)
+    if split is not None:
+        splits.require_split(split, CAPTION_SPLITS, "retrieval")
+        if not path.is_dir():
+            raise InputError(
+                f"--split {split} applies to a folder laid out as ../shared/data/{split}, not to the file {path}"
+            )
+        return read_ucm_captions(path, held_out_only=True)
     if path.is_file() and path.suffix.lower() in (".csv", ".tsv"):
         return read_caption_csv(path)
     if path.is_file() and path.suffix.lower() == ".json":
         return read_karpathy_json(path)
     if path.is_dir():
-        if path.name == "ucm-captions" and (path.parent / "captions" / "ucm").is_dir():
-            return read_ucm_captions(path)
         karpathy = sorted(path.glob("dataset*.json"))
         if karpathy:
             return read_karpathy_json(karpathy[0])
+        if _is_ucm_captions_layout(path):
+            return read_ucm_captions(path)
     raise InputError(
         f"cannot read captions from {path}: pass a CSV with columns filepath,caption, a Karpathy-style "
         "dataset_*.json, or ../shared/data/ucm-captions"

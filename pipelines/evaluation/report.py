@@ -244,8 +244,10 @@ def _counting_section(results: Sequence[Result], out_dir: Path) -> list[str]:
     lines = [
         "## Counting",
         "",
-        "| count set | object | images | chip side | chips (1–10) | top-1 (%) | top-3 (%) | top-5 (%) "
-        "| top-10 (%) | area MAE | true total |",
+        (
+            "| count set | object | images | chip side | chips (1–10) | top-1 (%) | top-3 (%) | top-5 (%) "
+            "| top-10 (%) | area MAE | true total |"
+        ),
         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -283,13 +285,15 @@ def _paper_section(results: Sequence[Result]) -> list[str]:
     lines += [f"| {name} | {value} | {data} | {ours or '–'} |" for name, (value, data), ours in rows]
     lines += [
         "",
-        "The figures are **not directly comparable**: the paper's come from official test splits of "
-        "datasets whose images are not available here (RSITMD, RSICD, the UCM-captions test images, 12 scene "
-        "datasets); ours come from the fixed held-out splits in `pipelines/datasets/splits.py` (20 % of each class of "
-        "RSSCN7 and of the UCM-captions *train* images, never used for training). A model trained by "
-        "`remoteclip-explorer train` on `build-trainset` output (such as the default `explorer-small`) "
-        "saw the other 80 % of the same datasets, so its figures are *in-domain*, whereas the paper's "
-        "zero-shot datasets were never in RemoteCLIP's training data.",
+        (
+            "The figures are **not directly comparable**: the paper's come from official test splits of "
+            "datasets whose images are not available here (RSITMD, RSICD, the UCM-captions test images, 12 scene "
+            "datasets); ours come from the fixed held-out splits in `pipelines/datasets/splits.py` (20 % of each class of "
+            "RSSCN7 and of the UCM-captions *train* images, never used for training). A model trained by "
+            "`remoteclip-explorer train` on `build-trainset` output (such as the default `explorer-small`) "
+            "saw the other 80 % of the same datasets, so its figures are *in-domain*, whereas the paper's "
+            "zero-shot datasets were never in RemoteCLIP's training data."
+        ),
         "",
     ]
     return lines

@@ -28,8 +28,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from pipelines.evaluation import metrics
-from pipelines.evaluation.count_sets import CountSet, read_count_set
+from pipelines.evaluation.count_sets import COUNT_SPLITS, CountSet, read_count_set
 from pipelines.evaluation.readers import (
+    CAPTION_SPLITS,
+    CLASSIFICATION_SPLITS,
     CaptionSet,
     ClassificationSet,
     LabelledImages,
@@ -290,16 +292,33 @@ CLASSIFICATION_RUNNERS = {
 }
 
 
+#: task -> the shared datasets whose fixed split it can be asked for (``split=``, ``evaluate --split``)
+TASK_SPLITS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(CLASSIFICATION_TASKS, CLASSIFICATION_SPLITS),
+    "retrieval": CAPTION_SPLITS,
+    "counting": COUNT_SPLITS,
+}
+
+
 def read_task_data(
-    task: str, data: Path, object_name: str | None = None, chip_px: int | None = None
+    task: str,
+    data: Path,
+    object_name: str | None = None,
+    chip_px: int | None = None,
+    split: str | None = None,
 ) -> EvalData:
-    """Read ``data`` in the format ``task`` needs (before loading a model, so bad data fails fast)."""
+    """Read ``data`` in the format ``task`` needs (before loading a model, so bad data fails fast).
+
+    ``split`` names the shared dataset (:data:`TASK_SPLITS`) whose fixed held-out split to evaluate on;
+    ``None`` evaluates the data as given (zero-shot, retrieval and counting: every image, unless the data's
+    own folders split it). A folder named like a shared dataset gets its split only when asked for.
+    """
     if task == "retrieval":
-        return read_captions(data)
+        return read_captions(data, split)
     if task == "counting":
-        return read_count_set(data, object_name, chip_px)
+        return read_count_set(data, object_name, chip_px, split)
     if task in CLASSIFICATION_RUNNERS:
-        return read_classification(data)
+        return read_classification(data, split)
     raise InputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
 
 
@@ -321,32 +340,42 @@ def run_task(
 
 @dataclass(frozen=True)
 class SuiteItem:
-    """One evaluation of the default suite: a task on a dataset folder relative to the data root."""
+    """One evaluation of the default suite: a task on a dataset folder relative to the data root.
+
+    ``split``: the shared dataset whose fixed held-out split to evaluate on (see :func:`read_task_data`).
+    """
 
     task: str
     data: str
     object_name: str | None = None
     chip_px: int | None = None
+    split: str | None = None
 
 
 #: the held-out sets of ../shared/data behind the model card's figures (``evaluate all``)
 DEFAULT_SUITE: tuple[SuiteItem, ...] = (
     *(
-        SuiteItem(task, dataset)
+        SuiteItem(task, dataset, split=dataset)
         for dataset in ("rsscn7", "ucm-captions")
         for task in CLASSIFICATION_TASKS
     ),
-    SuiteItem("retrieval", "ucm-captions"),
-    SuiteItem("counting", "airbus-aircraft", "airplane", chip_px=512),
-    SuiteItem("counting", "ships-google-earth", "boat"),
+    SuiteItem("retrieval", "ucm-captions", split="ucm-captions"),
+    SuiteItem("counting", "airbus-aircraft", "airplane", chip_px=512, split="airbus-aircraft"),
+    SuiteItem("counting", "ships-google-earth", "boat", split="ships-google-earth"),
     SuiteItem("counting", "dota/dota_devkit", "ship", chip_px=160),
 )
 
 
 def read_suite(data_root: Path, suite: Sequence[SuiteItem] = DEFAULT_SUITE) -> list[tuple[str, EvalData]]:
-    """``(task, dataset)`` for each item of ``suite``, read up front so a missing folder fails at once."""
+    """``(task, dataset)`` for each item of ``suite``, read up front so a missing folder fails at once.
+
+    The suite evaluates the held-out sets of ``data_root``: each item names its split explicitly.
+    """
     return [
-        (item.task, read_task_data(item.task, data_root / item.data, item.object_name, item.chip_px))
+        (
+            item.task,
+            read_task_data(item.task, data_root / item.data, item.object_name, item.chip_px, item.split),
+        )
         for item in suite
     ]
 

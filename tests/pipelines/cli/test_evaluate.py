@@ -114,7 +114,7 @@ def test_retrieval_csv_matches_direct_computation(
     for key, value in expected.items():
         assert result["metrics"][key] == pytest.approx(value, abs=1e-6)
     assert 0 <= result["metrics"]["mR"] <= 100
-    assert [row["captions"] for row in result["predictions"]][0] == [
+    assert result["predictions"][0]["captions"] == [
         "a photo number 0",
         "another caption for 0",
     ]
@@ -153,6 +153,55 @@ def test_counting_voc_known_counts(tmp_path: Path, tiny_checkpoint: Path) -> Non
     chipped = _run(["counting", "--data", str(tmp_path), "--model", str(tiny_checkpoint), "--chip-px", "32"])
     assert all(len(r["chips"]) == 4 for r in chipped["predictions"])
     assert {Path(r["path"]).stem: sum(c["true"] for c in r["chips"]) for r in chipped["predictions"]} == truth
+
+
+def test_zero_shot_folder_named_like_shared_dataset_scores_every_image(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    root = tmp_path / "rsscn7"  # named like ../shared/data/rsscn7: the name must not choose a split
+    for c, (name, colour) in enumerate(zip(("aGrass", "bField", "cIndustry"), COLOURS.values(), strict=True)):
+        for i in range(5):
+            _image(root / name / f"{name[0]}{i:03d}.png", colour, seed=10 * c + i)
+    result = _run(["zero-shot", "--data", str(root), "--model", str(tiny_checkpoint)])
+    assert result["dataset"] == "rsscn7" and result["n"] == 15 and len(result["predictions"]) == 15
+    assert {Path(row["path"]) for row in result["predictions"]} == set(root.glob("*/*.png"))
+
+
+def test_split_option_on_shared_rsscn7(shared_data: Path, tiny_checkpoint: Path) -> None:
+    from pipelines.datasets import splits
+
+    args = ["--data", str(shared_data / "rsscn7"), "--split", "rsscn7", "--model", str(tiny_checkpoint)]
+    result = _run(["zero-shot", *args])
+    assert set(result) == {"task", "model", "dataset", "n", "metrics", "predictions"}
+    held_out = splits.rsscn7(shared_data).test
+    assert result["dataset"] == "rsscn7" and result["n"] == len(held_out) == 84
+    assert [Path(row["path"]) for row in result["predictions"]] == list(held_out)
+    knn = _run(["knn", *args])
+    assert knn["n"] == 84 and knn["metrics"]["n_train"] == 336
+
+
+def test_unknown_split_is_one_line_error(
+    class_folders: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from pipelines.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "zero-shot", "--data", str(class_folders), "--split", "nope"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip() == (
+        "Error: unknown classification split 'nope'; choose one of rsscn7, ucm-captions"
+    )
+
+
+@pytest.mark.parametrize(
+    ("task", "names"),
+    [("zero-shot", "rsscn7, ucm-captions"), ("retrieval", "ucm-captions"), ("counting", "airbus-aircraft")],
+)
+def test_help_documents_split(task: str, names: str) -> None:
+    result = CliRunner().invoke(cli, ["evaluate", task, "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "--split NAME" in text and names in text and "never chooses a split" in text
 
 
 def test_bad_data_is_one_line_error(

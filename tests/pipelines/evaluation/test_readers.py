@@ -64,9 +64,69 @@ def test_train_test_folders_are_the_split(tmp_path: Path) -> None:
     assert data.zero_shot_images() == data.test
 
 
+def test_folder_named_like_shared_dataset_is_not_split_by_its_name(tmp_path: Path) -> None:
+    root = tmp_path / "rsscn7"  # named like ../shared/data/rsscn7, but any folder of class folders
+    for folder in ("aGrass", "bField", "cIndustry"):
+        for i in range(10):
+            _png(root / folder / f"{folder[0]}{i:03d}.png")
+    data = eval_datasets.read_classification(root)
+    assert data.name == "rsscn7" and data.classes == ("field", "grass", "industry")
+    assert not data.fixed_split
+    assert len(data.zero_shot_images().paths) == 30  # zero-shot scores every image given
+    assert len(data.test.paths) == 6  # the probes still hold out 20 % of each class by hash
+
+
+def _jpg(path: Path, value: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), (value, value, value)).save(path)
+    return path
+
+
+def test_named_split_applies_to_any_folder(tmp_path: Path) -> None:
+    root = tmp_path / "my-scenes"
+    labelled = [
+        (_jpg(root / folder / f"{folder[0]}{i:03d}.jpg", i), folder)
+        for folder in ("aGrass", "bField")
+        for i in range(10)
+    ]
+    data = eval_datasets.read_classification(root, split="rsscn7")
+    expected = splits.split_by_hash("rsscn7", labelled)  # the rule of rsscn7, keyed by "rsscn7"
+    assert data.name == "rsscn7" and data.classes == ("field", "grass")
+    assert data.fixed_split
+    assert data.test.paths == expected.test and data.train.paths == expected.train
+    assert data.zero_shot_images() == data.test and len(data.test.paths) == 4
+    plain = eval_datasets.read_classification(root)
+    assert not plain.fixed_split and len(plain.zero_shot_images().paths) == 20
+
+
+def test_named_split_needs_its_layout(tmp_path: Path) -> None:
+    for folder in ("aGrass", "bField"):
+        _png(tmp_path / folder / "x.png")
+    with pytest.raises(InputError, match=r"no images of the ucm-captions split.*images/<id>\.jpg"):
+        eval_datasets.read_classification(tmp_path, split="ucm-captions")
+
+
+@pytest.mark.parametrize(
+    ("read", "known"),
+    [
+        (eval_datasets.read_classification, "rsscn7, ucm-captions"),
+        (eval_datasets.read_captions, "ucm-captions"),
+        (
+            lambda path, split: count_sets.read_count_set(path, split=split),
+            "airbus-aircraft, ships-google-earth",
+        ),
+    ],
+)
+def test_unknown_split_lists_the_known_ones(read, known: str, tmp_path: Path) -> None:
+    for folder in ("aGrass", "bField"):
+        _jpg(tmp_path / "rsscn7" / folder / "a.jpg")
+    with pytest.raises(InputError, match=rf"unknown \w+ split 'nope'; choose one of {known}$"):
+        read(tmp_path / "rsscn7", split="nope")
+
+
 def test_classification_errors_name_the_fix(tmp_path: Path) -> None:
     _png(tmp_path / "only" / "a.png")
-    with pytest.raises(InputError, match="at least two"):
+    with pytest.raises(InputError, match="at least two.*--split"):
         eval_datasets.read_classification(tmp_path)
     with pytest.raises(InputError, match="not a folder"):
         eval_datasets.read_classification(tmp_path / "missing")
@@ -138,20 +198,57 @@ def test_karpathy_json_test_split(tmp_path: Path) -> None:
     assert data.captions == ("planes .", "a runway .")
 
 
+def _ucm_layout(root: Path, ids: list[int]) -> Path:
+    """``root/<name>/images/<id>.jpg`` with their captions in ``root/captions/ucm/train_*.txt``."""
+    for i in ids:
+        _jpg(root / "ucm-captions" / "images" / f"{i}.jpg", i)
+    (root / "captions" / "ucm").mkdir(parents=True)
+    (root / "captions" / "ucm" / "train_filename.txt").write_text("".join(f"{i}.tif\n" for i in ids))
+    (root / "captions" / "ucm" / "train_caps.txt").write_text(
+        "".join(f"caption {j} of {i} .\n" for i in ids for j in range(5))
+    )
+    return root / "ucm-captions"
+
+
+def test_ucm_captions_layout_every_image_unless_split_asked(tmp_path: Path) -> None:
+    ids = [*range(1, 11), *range(101, 111)]  # agricultural and airplane, 10 each
+    folder = _ucm_layout(tmp_path, ids)
+    every = eval_datasets.read_captions(folder)
+    assert len(every.images) == 20 and len(every.captions) == 100
+    held = eval_datasets.read_captions(folder, split="ucm-captions")
+    assert held.name == "ucm-captions" and len(held.images) == 4 and len(held.captions) == 20
+    assert held.images == splits.ucm_captions(tmp_path).test
+    renamed = folder.rename(tmp_path / "uc-merced")  # the layout, not the name, is what is read
+    assert len(eval_datasets.read_captions(renamed).images) == 20
+    assert [p.name for p in eval_datasets.read_captions(renamed, split="ucm-captions").images] == [
+        p.name for p in held.images
+    ]
+    classes = eval_datasets.read_classification(renamed, split="ucm-captions")
+    assert classes.classes == ("agricultural", "airplane") and len(classes.test.paths) == 4
+    with pytest.raises(InputError, match="not to the file"):
+        eval_datasets.read_captions(tmp_path / "captions" / "ucm" / "train_caps.txt", split="ucm-captions")
+
+
 def test_shared_ucm_captions_held_out(shared_data: Path) -> None:
-    data = eval_datasets.read_captions(shared_data / "ucm-captions")
+    data = eval_datasets.read_captions(shared_data / "ucm-captions", split="ucm-captions")
     held_out = splits.ucm_captions(shared_data).test
     assert data.images == held_out and len(data.images) > 300
     assert np.bincount(data.caption_image).tolist() == [5] * len(held_out)
-    classes = eval_datasets.read_classification(shared_data / "ucm-captions")
+    classes = eval_datasets.read_classification(shared_data / "ucm-captions", split="ucm-captions")
     assert len(classes.classes) == 21 and "baseball diamond" in classes.classes
     assert set(classes.test.paths) == set(data.images)
+    every = eval_datasets.read_captions(shared_data / "ucm-captions")  # no split asked: every image
+    assert len(every.images) == 1680 and len(every.captions) == 5 * 1680
 
 
-def test_shared_rsscn7_uses_fixed_split(shared_data: Path) -> None:
-    data = eval_datasets.read_classification(shared_data / "rsscn7")
+def test_shared_rsscn7_split_only_when_asked(shared_data: Path) -> None:
+    data = eval_datasets.read_classification(shared_data / "rsscn7", split="rsscn7")
     assert data.classes == ("field", "forest", "grass", "industry", "parking", "resident", "river lake")
     assert data.fixed_split and len(data.test.paths) == 84 and len(data.train.paths) == 336
+    assert data.test.paths == splits.rsscn7(shared_data).test
+    assert data.zero_shot_images() == data.test
+    plain = eval_datasets.read_classification(shared_data / "rsscn7")
+    assert not plain.fixed_split and len(plain.zero_shot_images().paths) == 420
 
 
 def _voc(path: Path, image: str, boxes: list[tuple[int, int, int, int, str]]) -> None:
@@ -218,10 +315,37 @@ def test_count_set_dota_layout(tmp_path: Path) -> None:
     assert count_sets.read_count_set(tmp_path, object_name="small_vehicle").images[0].true == 1
 
 
+def test_count_set_split_by_option_not_by_name(tmp_path: Path) -> None:
+    root = tmp_path / "ships-google-earth"  # named like the shared set: every image unless a split is asked
+    for i in range(5):
+        _jpg(root / "images" / f"boat{i}.jpg")
+        _voc(root / "annotations" / f"boat{i}.xml", f"boat{i}.jpg", [(1, 1, 5, 5, "boat")])
+    assert len(count_sets.read_count_set(root).images) == 5
+    held = count_sets.read_count_set(root, split="ships-google-earth")
+    assert held.name == "ships-google-earth" and len(held.images) == 1  # round(0.2 * 5)
+    assert [i.path for i in held.images] == list(splits.ships_google_earth(tmp_path).test)
+
+
+def test_count_set_airbus_layout_uses_its_valid_folder(tmp_path: Path) -> None:
+    root = tmp_path / "planes"  # the train/ + valid/ layout is the split, whatever the folder's name
+    _jpg(root / "train" / "t.jpg")
+    _jpg(root / "valid" / "v.jpg")
+    box = '"[(1, 1), (5, 1), (5, 5), (1, 5), (1, 1)]"'
+    (root / "annotations.csv").write_text(
+        f"id,image_id,geometry,class\n1,t.jpg,{box},Airplane\n2,v.jpg,{box},Airplane\n"
+    )
+    for split in (None, "airbus-aircraft"):
+        data = count_sets.read_count_set(root, split=split)
+        assert [i.path.name for i in data.images] == ["v.jpg"]
+    assert count_sets.read_count_set(root, split="airbus-aircraft").name == "airbus-aircraft"
+
+
 def test_shared_count_sets(shared_data: Path) -> None:
-    airbus = count_sets.read_count_set(shared_data / "airbus-aircraft", chip_px=512)
-    assert airbus.object_name == "airplane" and len(airbus.images) == 8  # valid/ only
-    assert all(p.path.parent.name == "valid" for p in airbus.images)
-    assert all(len(img.chips) == 25 for img in airbus.images)  # 2560 px in 512 px chips
-    ships = count_sets.read_count_set(shared_data / "ships-google-earth")
+    for split in (None, "airbus-aircraft"):
+        airbus = count_sets.read_count_set(shared_data / "airbus-aircraft", chip_px=512, split=split)
+        assert airbus.object_name == "airplane" and len(airbus.images) == 8  # valid/ only
+        assert all(p.path.parent.name == "valid" for p in airbus.images)
+        assert all(len(img.chips) == 25 for img in airbus.images)  # 2560 px in 512 px chips
+    ships = count_sets.read_count_set(shared_data / "ships-google-earth", split="ships-google-earth")
     assert len(ships.images) == 77 and ships.object_name == "boat"
+    assert len(count_sets.read_count_set(shared_data / "ships-google-earth").images) == 386
