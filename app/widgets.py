@@ -13,7 +13,8 @@ from shapely.geometry.base import BaseGeometry
 from streamlit_folium import st_folium
 
 from app import maps, state
-from pipelines.ingest.local import IngestSummary, ingest_paths
+from pipelines.ingest.local import ingest_paths
+from pipelines.ingest.plan import IngestSummary
 from pipelines.services.export import feature, feature_collection, scene_name
 from pipelines.services.overview import Overview, scene_overview
 from remoteclip.errors import ExplorerError

@@ -1,106 +1,43 @@
-"""The ingest job: rasters -> chips -> embeddings -> rows of the chip index, each scene in one commit.
+"""The local ingest engine: read, encode and write the planned scenes in this process, whole scenes a commit.
 
-Reader processes open the scenes and cut them into chips (:func:`scene_messages`) while this process encodes
-batches of chips, so the model is kept busy; the queue between them is bounded, so memory stays flat however
-large the scenes are. A scene's rows are written only after all its chips are encoded, in one ``merge_insert``
-that also removes chips the scene no longer has: a scene that fails half-way (or an ingest killed with
-``kill -9``) leaves the index as it was before that scene, and readers never see part of a scene. Small scenes
-(a folder of UAV frames or image chips) are grouped, several whole scenes per commit (up to
-:data:`COMMIT_ROWS` rows or :data:`COMMIT_SECONDS` of work), so a commit per scene does not slow them down,
-and a scene's last chips wait for the next full encoder batch. Finished scenes are logged
-(:mod:`tiles.index.scene_log`), so running the same command again skips them without reading them. A failing file is
-reported (one line naming it and the reason) and the batch goes on.
+The scenes to do come from :mod:`pipelines.ingest.plan` (shared with the Ray engine). Reader processes open
+them and cut them into chips (:func:`pipelines.ingest.read.scene_messages`) while this process encodes batches
+of chips, so the model is kept busy; the queue between them is bounded, so memory stays flat however large the
+scenes are. A scene's rows are written only after all its chips are encoded, in one ``merge_insert`` that also
+removes chips the scene no longer has: a scene that fails half-way (or an ingest killed with ``kill -9``)
+leaves the index as it was before that scene, and readers never see part of a scene. Small scenes (a folder of
+UAV frames or image chips) are grouped, several whole scenes per commit (up to :data:`COMMIT_ROWS` rows or
+:data:`COMMIT_SECONDS` of work), so a commit per scene does not slow them down, and a scene's last chips wait
+for the next full encoder batch. Finished scenes are logged (:mod:`tiles.index.scene_log`), so running the
+same command again skips them without reading them. A failing file is reported (one line naming it and the
+reason) and the batch goes on.
 """
 
 from __future__ import annotations
 
-import glob
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from pipelines.ingest.read import DEFAULT_WORKERS, ChipChunk, SceneFailed, SceneJob, SceneOpened, read_scenes
+from pipelines.ingest.plan import IngestSummary, expand_paths, plan_scenes
+from pipelines.ingest.read import DEFAULT_WORKERS, ChipChunk, SceneFailed, SceneOpened, read_scenes
 from remoteclip.encode import encode_images
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
 from tiles.index.scene_log import SceneLog, SceneStamp
-from tiles.index.schema import ChipRecord, rows_table, scene_id_for
-from tiles.reader import RASTER_SUFFIXES, gdal_env
+from tiles.index.schema import ChipRecord, rows_table
+from tiles.reader import gdal_env
 from tiles.thumbnail import THUMB_PX
 
-GLOB_CHARS = frozenset("*?[")
 #: finished scenes are written together until they hold this many rows (``commit_rows``) ...
 COMMIT_ROWS = 2048
 #: ... or the first of them has waited this many seconds
 COMMIT_SECONDS = 2.0
-
-
-@dataclass
-class IngestSummary:
-    """What an ingest did."""
-
-    scenes: int = 0
-    chips: int = 0
-    #: chips left out because they were mostly nodata / transparent
-    skipped: int = 0
-    #: (path, reason) of every file that could not be ingested
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    #: scenes skipped because an earlier run finished them (same file, settings and model)
-    unchanged: int = 0
-    #: what the ANN policy did after the writes (``none``, ``built``, ``updated``; see tiles.index.ann)
-    ann_index: str = "none"
-    seconds: float = 0.0
-
-    @property
-    def chips_per_s(self) -> float:
-        """Chips written per second of wall time."""
-        return self.chips / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready figures."""
-        return {
-            "scenes": self.scenes,
-            "chips": self.chips,
-            "skipped": self.skipped,
-            "unchanged": self.unchanged,
-            "failed": [{"path": path, "reason": reason} for path, reason in self.failed],
-            "ann_index": self.ann_index,
-            "seconds": round(self.seconds, 3),
-            "chips_per_s": round(self.chips_per_s, 2),
-        }
-
-
-def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files named, found in folders (recursively) or matched by globs; (path, reason) of names matching none.
-
-    Folders and globs contribute only files with a raster ending (:data:`tiles.reader.RASTER_SUFFIXES`); files
-    named directly are taken as they are. Each file is listed once, in the order found.
-    """
-    found: dict[Path, None] = {}
-    missing: list[tuple[str, str]] = []
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_file():
-            found[path] = None
-        elif path.is_dir() or GLOB_CHARS & set(str(raw)):
-            matches = (
-                sorted(path.rglob("*"))
-                if path.is_dir()
-                else sorted(map(Path, glob.glob(str(path), recursive=True)))
-            )
-            rasters = [m for m in matches if m.is_file() and m.suffix.lower() in RASTER_SUFFIXES]
-            if not rasters:
-                missing.append((str(raw), "no raster files found there"))
-            found.update(dict.fromkeys(rasters))
-        else:
-            missing.append((str(raw), "no such file or folder"))
-    return list(found), missing
 
 
 def ingest_paths(
@@ -186,35 +123,6 @@ def ingest_paths(
         summary.ann_index = index.build_ann()
     summary.seconds = time.perf_counter() - start
     return summary
-
-
-@dataclass(frozen=True)
-class ScenePlan:
-    """The scenes an ingest still has to do, the stamps to log them with, and how many were done before."""
-
-    jobs: list[SceneJob]
-    stamps: list[SceneStamp]
-    unchanged: int
-    log: SceneLog
-
-
-def plan_scenes(
-    files: list[Path], index: ChipIndex, model_id: str, spec: ChipSpec, thumb_px: int
-) -> ScenePlan:
-    """Skip the files the scene log says are finished with these settings; give the others a job each."""
-    log = SceneLog(index)
-    settings = (
-        f"chip_px={spec.chip_px} overlap_px={spec.overlap_px} levels={spec.levels} "
-        f"min_valid={spec.min_valid} thumb_px={thumb_px}"
-    )
-    jobs: list[SceneJob] = []
-    stamps: list[SceneStamp] = []
-    all_stamps = [SceneStamp.of(path, settings, model_id) for path in files]
-    for path, stamp, done in zip(files, all_stamps, log.finished(all_stamps), strict=True):
-        if not done:
-            jobs.append(SceneJob(len(jobs), path, scene_id_for(path)))
-            stamps.append(stamp)
-    return ScenePlan(jobs, stamps, len(files) - len(jobs), log)
 
 
 class _SceneEncoder:

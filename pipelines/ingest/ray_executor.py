@@ -3,15 +3,15 @@
 The pipeline is read -> tile -> encode -> write: scenes become a Ray dataset, ``flat_map`` cuts each into chip
 rows (the same :func:`pipelines.ingest.read.scene_messages` as the local engine, so chip ids, windows,
 footprints and thumbnails are identical), ``map_batches`` encodes them in a pool of model actors (one GPU each
-when the cluster has GPUs), and ``lance_ray.write_lance`` appends all rows to the ``chips`` table in one
-commit.
+when the cluster has GPUs), and :meth:`tiles.index.chip_index.ChipIndex.append_dataset` appends all rows to
+the ``chips`` table in one commit. Which scenes to do comes from :mod:`pipelines.ingest.plan`, as for the
+local engine.
 
 Where it runs: a local Ray instance by default (``ray.init()``, every core); an existing cluster when
 ``address`` (or the ``RAY_ADDRESS`` environment variable) names it, e.g. ``ray://head:10001`` or ``auto``. The
-table is ``<db>/chips.lance`` on a filesystem every node mounts or in an object store (``s3://``, ``gs://``,
-``az://``), written with the index's ``storage_options``. Rows of a scene that fails while it is read are
-deleted right after the commit (a second commit), and finished scenes are logged for resume as in the local
-engine.
+index must then live on a filesystem every node mounts or in an object store (``s3://``, ``gs://``,
+``az://``). Rows of a scene that fails while it is read are deleted right after the commit (a second commit),
+and finished scenes are logged for resume as in the local engine.
 """
 
 from __future__ import annotations
@@ -24,22 +24,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipelines.ingest.local import IngestSummary, expand_paths, plan_scenes
+from pipelines.ingest.plan import IngestSummary, expand_paths, plan_scenes
 from pipelines.ingest.read import ChipChunk, SceneFailed, SceneJob, scene_messages
 from remoteclip.encode import encode_images
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel, load_model
 from tiles.grid import ChipSpec
-from tiles.index.chip_index import ChipIndex, sql_str
-from tiles.index.schema import (
-    DATA_STORAGE_VERSION,
-    METADATA_COLUMNS,
-    METADATA_FIELDS,
-    TABLE_NAME,
-    chips_schema,
-    metadata_table,
-    with_vectors,
-)
+from tiles.index.chip_index import ChipIndex
+from tiles.index.schema import METADATA_COLUMNS, METADATA_FIELDS, metadata_table, with_vectors
 from tiles.thumbnail import THUMB_PX
 
 #: name of the Ray actor collecting (path, reason) of scenes that fail while they are read
@@ -96,11 +88,6 @@ class ChipEncoder:
         return with_vectors(metadata, vectors)
 
 
-def table_uri(db: str | Path) -> str:
-    """The Lance dataset of the ``chips`` table under a LanceDB folder or object-store URI."""
-    return f"{str(db).rstrip('/')}/{TABLE_NAME}.lance"
-
-
 def ray_ingest_paths(
     paths: Iterable[str | Path],
     index: ChipIndex,
@@ -131,7 +118,6 @@ def ray_ingest_paths(
         address: Ray cluster to join (``None``: ``RAY_ADDRESS`` if set, else a new local instance).
         on_failure: called with (path, reason) for each file that fails.
     """
-    import lance_ray
     import ray
 
     if encoders < 1 or batch_size < 1:
@@ -142,9 +128,8 @@ def ray_ingest_paths(
     summary = IngestSummary(failed=list(missing))
     plan = plan_scenes(files, index, model.model_id, spec, thumb_px)
     summary.unchanged = plan.unchanged
-    for job in plan.jobs:  # a scene redone with other settings: its old chips would stay beside the new ones
-        if index.count_rows(f"scene_id = {sql_str(job.scene_id)}"):
-            index.delete_scene(job.scene_id)
+    # a scene redone with other settings: its old chips would stay beside the appended new ones
+    index.delete_scenes([job.scene_id for job in plan.jobs])
     failed: list[tuple[int, str]] = []
     started_here = bool(plan.jobs) and not ray.is_initialized()
     if started_here:
@@ -166,16 +151,14 @@ def ray_ingest_paths(
                 batch_size,
                 thumb_px,
                 encoders,
-                lance_ray,
                 ray,
             )
     finally:
         if started_here:
             ray.shutdown()
+    index.delete_scenes([plan.jobs[number].scene_id for number, _ in failed])
     for number, reason in failed:
         job = plan.jobs[number]
-        if index.table is not None:
-            index.delete_scene(job.scene_id)
         summary.failed.append((str(job.path), reason.removeprefix(f"{job.path}: ")))
     failed_numbers = {number for number, _ in failed}
     chips_per_scene = index.chips_per_scene()
@@ -206,7 +189,6 @@ def _run_pipeline(
     batch_size: int,
     thumb_px: int,
     encoders: int,
-    lance_ray: Any,
     ray: Any,
 ) -> list[tuple[int, str]]:
     """Read -> tile -> encode -> write on Ray; returns (scene number, reason) of the scenes that failed."""
@@ -234,14 +216,7 @@ def _run_pipeline(
             "device": "cuda" if gpus else "cpu",
         },
     )
-    lance_ray.write_lance(
-        dataset,
-        table_uri(index.uri),
-        schema=chips_schema(model.embed_dim),
-        mode="create" if index.table is None else "append",
-        data_storage_version=DATA_STORAGE_VERSION,
-        storage_options=index.storage_options or None,
-    )
+    index.append_dataset(dataset, model.embed_dim)
     failed = ray.get(failures.get.remote())
     ray.kill(failures)
     return failed

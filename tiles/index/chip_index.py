@@ -1,8 +1,10 @@
 """The chip index: a LanceDB table of georeferenced chip embeddings (schema in :mod:`tiles.index.schema`).
 
 Writes are upserts keyed by ``chip_id`` (``merge_insert``), so re-ingesting a scene never duplicates rows; a
-table holds the vectors of one model only. AOI search filters on the bbox columns inside LanceDB
-(``prefilter=True``) and then tests the exact footprints with shapely.
+table holds the vectors of one model only. The Ray engine appends a whole Ray dataset instead
+(:meth:`ChipIndex.append_dataset`), the index alone knowing where and how the table is stored. AOI search
+filters on the bbox columns inside LanceDB (``prefilter=True``) and then tests the exact footprints with
+shapely.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import lancedb
 import numpy as np
@@ -30,6 +32,9 @@ from tiles.index.ann import AnnPolicy, ensure_ann_index, tune_query
 from tiles.index.errors import ChipIndexError
 from tiles.index.location import is_object_store_uri
 from tiles.index.schema import DATA_STORAGE_VERSION, METADATA_COLUMNS, TABLE_NAME, chips_schema
+
+if TYPE_CHECKING:
+    from ray.data import Dataset
 
 T = TypeVar("T")
 
@@ -85,6 +90,11 @@ class SceneSummary:
 def sql_str(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    """SQL string literals, comma-separated (the inside of an ``IN (...)``)."""
+    return ", ".join(sql_str(value) for value in values)
 
 
 class ChipIndex:
@@ -186,8 +196,7 @@ class ChipIndex:
             return
         builder = table.merge_insert("chip_id").when_matched_update_all().when_not_matched_insert_all()
         if replace_scenes is not None:
-            scenes = ", ".join(sql_str(scene_id) for scene_id in replace_scenes)
-            builder = builder.when_not_matched_by_source_delete(f"scene_id IN ({scenes})")
+            builder = builder.when_not_matched_by_source_delete(f"scene_id IN ({_sql_list(replace_scenes)})")
         builder.execute(rows.select(table.schema.names))
 
     def _table_for(self, rows: pa.Table) -> Table | None:
@@ -215,6 +224,26 @@ class ChipIndex:
             self.table_name, data=rows, schema=rows.schema, data_storage_version=DATA_STORAGE_VERSION
         )
         return self._table
+
+    def append_dataset(self, dataset: Dataset, dim: int) -> None:
+        """Append a Ray dataset of ``chips_schema(dim)`` rows in one commit, written by the Ray workers.
+
+        The table is created, in format :data:`DATA_STORAGE_VERSION`, when it does not exist yet. The rows are
+        not checked against the table's model: call :meth:`check_model` first.
+        """
+        import lance_ray  # only the Ray engine needs it
+
+        lance_ray.write_lance(
+            dataset,
+            f"{self.uri}/{self.table_name}.lance",
+            schema=chips_schema(dim),
+            mode="create" if self.table is None else "append",
+            data_storage_version=DATA_STORAGE_VERSION,
+            storage_options=self.storage_options or None,
+        )
+        # written around LanceDB: open the table again and forget what was read from it
+        self._table = None
+        self._per_version.clear()
 
     def search(
         self,
@@ -296,9 +325,12 @@ class ChipIndex:
         table = self._require_table()
         if not chip_ids:
             return table.schema.empty_table().select(columns)
-        id_list = ", ".join(sql_str(chip_id) for chip_id in chip_ids)
         found = (
-            table.search().where(f"chip_id IN ({id_list})").select(columns).limit(len(chip_ids)).to_arrow()
+            table.search()
+            .where(f"chip_id IN ({_sql_list(chip_ids)})")
+            .select(columns)
+            .limit(len(chip_ids))
+            .to_arrow()
         )
         missing = set(chip_ids) - set(found["chip_id"].to_pylist())
         if missing:
@@ -378,8 +410,16 @@ class ChipIndex:
 
     def delete_scene(self, scene_id: str) -> int:
         """Delete a scene's chips; returns how many were deleted."""
-        table = self._require_table()
-        return table.delete(f"scene_id = {sql_str(scene_id)}").num_deleted_rows
+        self._require_table()
+        return self.delete_scenes([scene_id])
+
+    def delete_scenes(self, scene_ids: Sequence[str]) -> int:
+        """Delete these scenes' chips in one commit (no commit if they have none); returns how many."""
+        table = self.table
+        if table is None or not scene_ids:
+            return 0
+        where = f"scene_id IN ({_sql_list(scene_ids)})"
+        return table.delete(where).num_deleted_rows if table.count_rows(where) else 0
 
 
 def _model_id(table: Table) -> str | None:

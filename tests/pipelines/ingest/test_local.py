@@ -15,7 +15,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import bounds as window_bounds
 
 from pipelines.cli.main import cli, main
-from pipelines.ingest.local import expand_paths, ingest_paths
+from pipelines.ingest.local import ingest_paths
 from remoteclip.encode import encode_images
 from tests.index_rows import assert_same_rows, sorted_rows
 from tiles.grid import ChipSpec, ChipWindow
@@ -111,17 +111,6 @@ def test_a_second_model_is_refused_before_reading(tmp_path: Path, tiny_model) ->
     with pytest.raises(ChipIndexError, match=f"{tiny_model.model_id}.*other-model@123"):
         ingest_paths([RASTERS / "pan_uint16_32616.tif"], index, other, SPEC, progress=False)
     assert index.count_rows() == 6
-
-
-def test_expand_paths_takes_files_folders_and_globs(tmp_path: Path) -> None:
-    (tmp_path / "sub").mkdir()
-    for name in ("a.tif", "sub/b.TIF", "sub/c.png", "sub/notes.txt"):
-        (tmp_path / name).write_bytes(b"x")
-    files, missing = expand_paths([tmp_path / "sub", str(tmp_path / "*.tif"), tmp_path / "sub/notes.txt",
-                                   tmp_path / "a.tif", tmp_path / "nope.tif", str(tmp_path / "*.jp2")])
-    assert [f.relative_to(tmp_path).as_posix() for f in files] == ["sub/b.TIF", "sub/c.png", "a.tif", "sub/notes.txt"]
-    assert [(Path(p).name, reason) for p, reason in missing] == [("nope.tif", "no such file or folder"),
-                                                                  ("*.jp2", "no raster files found there")]
 
 
 def test_cli_ingest_json_and_exit_code(tmp_path: Path, tiny_checkpoint: Path) -> None:

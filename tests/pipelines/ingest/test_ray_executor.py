@@ -1,4 +1,4 @@
-"""``ingest --engine ray`` on a local Ray instance: the same rows as the local engine, failures, resume."""
+"""``ingest --engine ray`` on a local Ray instance: the same rows as the local engine, failures, resume, redo."""
 
 from __future__ import annotations
 
@@ -61,3 +61,10 @@ def test_ray_engine_writes_the_local_engines_rows(
     again = ray_ingest_paths(paths, on_ray, tiny_model, str(tiny_checkpoint), spec=SPEC)
     assert (again.unchanged, again.scenes, len(again.failed)) == (4, 0, 1)
     assert on_ray.count_rows() == expected.chips
+
+    # a scene redone with other settings: its old chips go, the new ones are appended to the existing table
+    redo, other_spec = [RASTERS / "rgb_4326.tif"], ChipSpec(chip_px=16, levels=(1,))
+    ingest_paths(redo, local, tiny_model, other_spec, workers=0, progress=False)
+    redone = ray_ingest_paths(redo, on_ray, tiny_model, str(tiny_checkpoint), spec=other_spec)
+    assert (redone.scenes, redone.unchanged, redone.failed) == (1, 0, [])
+    assert_same_rows(on_ray, local, atol=1e-5)

@@ -206,6 +206,14 @@ def test_delete_scene(index: ChipIndex) -> None:
     assert {s.scene_id for s in index.scenes()} == {"a", "c"}
 
 
+def test_delete_scenes_in_one_commit(index: ChipIndex, tmp_path: Path) -> None:
+    version = index.table.version
+    assert index.delete_scenes(["x", "it's"]) == 0 and index.table.version == version  # nothing: no commit
+    assert index.delete_scenes(["a", "c", "x"]) == 40 and index.table.version == version + 1
+    assert {s.scene_id for s in index.scenes()} == {"b"}
+    assert ChipIndex(tmp_path / "empty").delete_scenes(["a"]) == 0  # no table yet
+
+
 def test_chip_ids_are_deterministic() -> None:
     first, second = scene_rows("a", (10.0, 50.0), seed=1), scene_rows("a", (10.0, 50.0), seed=5)
     assert first["chip_id"].equals(second["chip_id"])
