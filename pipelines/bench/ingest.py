@@ -22,6 +22,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import click
 import numpy as np
@@ -109,7 +110,7 @@ class PeakMemory:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

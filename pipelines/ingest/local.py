@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 from tqdm import tqdm
@@ -226,7 +227,7 @@ class _Progress:
         self.done = 0
         self.total = 0
 
-    def __enter__(self) -> _Progress:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

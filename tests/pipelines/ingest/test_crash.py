@@ -94,7 +94,7 @@ def test_kill_9_mid_ingest_then_rerun(tmp_path: Path, tiny_checkpoint: Path) -> 
     assert {scene.chips for scene in index.scenes()} == {chips_per_scene}
 
     start = time.monotonic()
-    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     summary = json.loads(rerun.stdout)
     assert summary["unchanged"] == committed // chips_per_scene  # scenes done before the kill are skipped

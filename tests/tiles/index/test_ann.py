@@ -56,10 +56,10 @@ def test_below_threshold_no_index_and_exact(tmp_path: Path) -> None:
 
 
 def test_built_past_threshold_with_bbox_indexes_and_high_recall(tmp_path: Path) -> None:
-    index, vectors, boxes = _index(tmp_path, 3_000)
+    index, vectors, _ = _index(tmp_path, 3_000)
     index.table.create_index("maxx", config=BTree())  # as earlier versions built, slowing AOI queries
     assert index.build_ann() == "built"
-    indexed = {tuple(ix.columns)[0]: ix.index_type for ix in index.table.list_indices()}
+    indexed = {ix.columns[0]: ix.index_type for ix in index.table.list_indices()}
     assert indexed[VECTOR_COLUMN] == "IvfSq"
     assert all(indexed[column] == "BTree" for column in BBOX_COLUMNS)
     assert not set(UNINDEXED_BBOX_COLUMNS) & set(indexed)
@@ -89,7 +89,7 @@ def test_aoi_prefilter_kept_with_index(tmp_path: Path) -> None:
 
 
 def test_new_rows_are_folded_in_then_retrained_on_growth(tmp_path: Path) -> None:
-    index, vectors, boxes = _index(tmp_path, 2_000)
+    index, _, _ = _index(tmp_path, 2_000)
     assert index.build_ann() == "built"
     more = clustered_vectors(500, DIM, seed=9)
     rows = pa.Table.from_batches(list(synthetic_batches(more, chip_boxes(500, seed=9))))
