@@ -1,20 +1,16 @@
 """``models``, ``embed``, ``classify`` and ``count``: the model library from the command line.
 
-``count`` cuts each image into non-overlapping chips (``tiles``), ranks the RemoteCount captions per chip and
-sums the per-chip counts, each weighted by the share of the chip inside ``--aoi`` when one is given.
+``count`` counts each image with :func:`pipelines.services.count.count_image`: RemoteCount per non-overlapping
+chip, summed with each chip weighted by its share inside ``--aoi`` when one is given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from itertools import islice
+from dataclasses import asdict
 from pathlib import Path
 
 import click
-import numpy as np
 from PIL import Image, UnidentifiedImageError
-from shapely.geometry.base import BaseGeometry
 
 from pipelines.cli.options import (
     aoi_option,
@@ -24,18 +20,17 @@ from pipelines.cli.options import (
     output_format_option,
     weights_option,
 )
-from remoteclip.counting import aggregate_counts, build_count_captions, estimate_counts
+from pipelines.services.classify import parse_labels
+from pipelines.services.count import count_image
+from remoteclip.counting import build_count_captions
 from remoteclip.encode import encode_images
 from remoteclip.errors import InputError
-from remoteclip.factory import LoadedModel, load_model
+from remoteclip.factory import load_model
 from remoteclip.pretrained import ALIASES, REGISTRY, cached_weights
 from remoteclip.prompts import PAPER_TEMPLATE, ZEROSHOT_TEMPLATES, plural, singular
 from remoteclip.zeroshot import build_classifier, top_k
 from tiles.aoi import load_aoi
 from tiles.errors import RasterReadError
-from tiles.georef import chip_georef
-from tiles.grid import ChipSpec, ChipWindow, iter_windows
-from tiles.reader import open_scene
 
 batch_size_option = click.option(
     "--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per model batch."
@@ -121,10 +116,11 @@ def embed(
 
 
 def _parse_labels(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
-    labels = [label.strip() for label in value.split(",") if label.strip()]
-    if len(labels) < 2:
-        raise click.BadParameter(f"{value!r} names fewer than two labels; give e.g. 'forest,river,airport'")
-    return labels
+    """``--labels`` through :func:`parse_labels`; its InputError becomes a usage error naming the option."""
+    try:
+        return parse_labels(value)
+    except InputError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 @click.command()
@@ -178,73 +174,6 @@ def classify(
         click.echo(f"{path}\t" + ", ".join(f"{p.label} {p.probability:.1%}" for p in predictions))
 
 
-@dataclass
-class ChipCount:
-    """One chip's window, its best count and the share of it inside the AOI."""
-
-    col_off: int
-    row_off: int
-    width: int
-    height: int
-    count: int
-    inside_fraction: float
-
-
-@dataclass
-class ImageCount:
-    """Counts of one image: the weighted total and every chip that was counted."""
-
-    path: str
-    total: float
-    chips: list[ChipCount] = field(default_factory=list)
-
-
-def _aoi_chips(
-    path: Path, spec: ChipSpec, aoi: BaseGeometry | None
-) -> Iterator[tuple[ChipWindow, np.ndarray, float]]:
-    """Non-overlapping chips of ``path`` with the share of each inside ``aoi`` (chips outside are skipped)."""
-    with open_scene(path) as scene:
-        if aoi is not None and not scene.georeferenced:
-            raise InputError(
-                f"{path} has no georeference, so --aoi cannot be applied; drop --aoi or use a GeoTIFF"
-            )
-        for window in iter_windows(scene.width, scene.height, spec):
-            fraction = 1.0
-            if aoi is not None:
-                footprint = chip_georef(window, scene.transform, scene.crs).footprint
-                fraction = min(1.0, footprint.intersection(aoi).area / footprint.area)
-                if fraction == 0.0:
-                    continue
-            chip = scene.read_chip(window, spec.chip_px, min_valid=spec.min_valid)
-            if chip is not None:
-                yield window, chip, fraction
-
-
-def count_image(
-    model: LoadedModel,
-    path: Path,
-    caption_embeddings: np.ndarray,
-    chip_px: int = 256,
-    aoi: BaseGeometry | None = None,
-    batch_size: int = 64,
-) -> ImageCount:
-    """Count objects in one image: RemoteCount per non-overlapping chip, summed with AOI weights.
-
-    Chips are read and encoded ``batch_size`` at a time, so memory does not grow with the image.
-    """
-    chips = _aoi_chips(path, ChipSpec(chip_px=chip_px, overlap_px=0, levels=(1,)), aoi)
-    counted: list[ChipCount] = []
-    while batch := list(islice(chips, batch_size)):
-        embeddings = encode_images(model, [chip for _, chip, _ in batch], batch_size=batch_size)
-        estimates = estimate_counts(embeddings, caption_embeddings, model.logit_scale)
-        counted += [
-            ChipCount(w.col_off, w.row_off, w.width, w.height, e.count, round(fraction, 4))
-            for (w, _, fraction), e in zip(batch, estimates)
-        ]
-    total = aggregate_counts([c.count for c in counted], [c.inside_fraction for c in counted])
-    return ImageCount(path=str(path), total=round(total, 2), chips=counted)
-
-
 @click.command()
 @images_argument
 @click.option("--object", "noun", required=True, help="What to count, a noun such as airplane, ship, car.")
@@ -289,7 +218,7 @@ def count(
                 "object": noun,
                 "chip_px": chip_px,
                 "total": total,
-                "images": [asdict(result) for result in results],
+                "images": [result.as_dict() for result in results],
             }
         )
         return

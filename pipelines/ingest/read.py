@@ -1,9 +1,9 @@
 """Reading scenes into chips for the ingest engines: in reader processes (bounded queue) or in this process.
 
-:func:`scene_messages` opens one scene and cuts it into chips, sending :class:`SceneOpened`, then chunks of
-chips (:class:`ChipChunk`), then :class:`SceneDone` or :class:`SceneFailed`. :func:`read_scenes` runs it for
-many scenes in spawned reader processes. This module imports no model code, so reader processes start fast and
-small.
+:func:`scene_messages` opens one scene and cuts it into chips (:func:`tiles.chips.iter_chips`), sending
+:class:`SceneOpened`, then chunks of chips (:class:`ChipChunk`), then :class:`SceneDone` or
+:class:`SceneFailed`. :func:`read_scenes` runs it for many scenes in spawned reader processes. This module
+imports no model code, so reader processes start fast and small.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from remoteclip.errors import InputError
+from tiles.chips import iter_chips
 from tiles.errors import RasterReadError
-from tiles.georef import chip_georef
 from tiles.grid import ChipSpec, ChipWindow, iter_windows
 from tiles.index.schema import ChipRecord
 from tiles.reader import Scene, gdal_env, open_scene
@@ -91,10 +91,9 @@ def scene_messages(job: SceneJob, spec: ChipSpec, thumb_px: int) -> Iterator[Sce
     try:
         with open_scene(job.path) as scene:
             windows = list(iter_windows(scene.width, scene.height, spec))
-            crs = scene.crs.to_string() if scene.crs is not None else None
             yield SceneOpened(job.number, len(windows))
             for start in range(0, len(windows), CHUNK_CHIPS):
-                yield _read_chunk(job, scene, crs, windows[start : start + CHUNK_CHIPS], spec, thumb_px)
+                yield _read_chunk(job, scene, windows[start : start + CHUNK_CHIPS], spec, thumb_px)
     except (OSError, InputError) as exc:
         yield SceneFailed(job.number, str(exc).removeprefix(f"{job.path}: "))
         return
@@ -102,28 +101,24 @@ def scene_messages(job: SceneJob, spec: ChipSpec, thumb_px: int) -> Iterator[Sce
 
 
 def _read_chunk(
-    job: SceneJob, scene: Scene, crs: str | None, windows: list[ChipWindow], spec: ChipSpec, thumb_px: int
+    job: SceneJob, scene: Scene, windows: list[ChipWindow], spec: ChipSpec, thumb_px: int
 ) -> ChipChunk:
-    records: list[ChipRecord] = []
-    chips: list[np.ndarray] = []
-    skipped = 0
-    for window in windows:
-        chip = scene.read_chip(window, spec.chip_px, spec.min_valid)
-        if chip is None:
-            skipped += 1
-            continue
-        records.append(
-            ChipRecord(
-                scene_id=job.scene_id,
-                scene_path=str(job.path.resolve()),
-                window=window,
-                georef=chip_georef(window, scene.transform, scene.crs),
-                crs=crs,
-                thumbnail=thumbnail_jpeg(chip, window.out_shape(spec.chip_px), thumb_px),
-            )
+    """The chips of ``windows`` and their records; the windows that gave no chip are counted as skipped."""
+    chips = list(iter_chips(scene, spec, windows=windows))
+    crs = scene.crs.to_string() if scene.crs is not None else None
+    scene_path = str(job.path.resolve())
+    records = [
+        ChipRecord(
+            scene_id=job.scene_id,
+            scene_path=scene_path,
+            window=chip.window,
+            georef=chip.georef,
+            crs=crs,
+            thumbnail=thumbnail_jpeg(chip.pixels, chip.window.out_shape(spec.chip_px), thumb_px),
         )
-        chips.append(chip)
-    return ChipChunk(job.number, records, chips, skipped)
+        for chip in chips
+    ]
+    return ChipChunk(job.number, records, [chip.pixels for chip in chips], len(windows) - len(chips))
 
 
 def read_scenes(jobs: list[SceneJob], spec: ChipSpec, thumb_px: int, workers: int) -> Iterator[SceneMessage]:

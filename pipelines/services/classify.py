@@ -15,6 +15,7 @@ import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,9 @@ from remoteclip.encode import encode_images
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
 from remoteclip.zeroshot import build_classifier, class_probabilities
+from tiles.chips import iter_chips
 from tiles.errors import RasterReadError
-from tiles.georef import chip_georef
-from tiles.grid import ChipSpec, iter_windows
+from tiles.grid import ChipSpec
 from tiles.reader import open_scene
 
 #: largest upload accepted, in bytes
@@ -115,7 +116,8 @@ def parse_labels(text: str) -> list[str]:
     labels = list(dict.fromkeys(part.strip() for part in re.split(r"[,\n]", text) if part.strip()))
     if len(labels) < 2:
         raise InputError(
-            f"need at least two labels to choose between, got {labels!r}; separate labels with commas"
+            f"{text.strip()!r} names fewer than two labels; give at least two different ones to choose "
+            "between, separated by commas, e.g. 'forest, river, airport'"
         )
     return labels
 
@@ -165,27 +167,16 @@ def classify_scene(
     weights = build_classifier(model, labels)
     footprints: list[BaseGeometry] = []
     probabilities: list[np.ndarray] = []
-    pending: list[np.ndarray] = []
-
-    def flush() -> None:
-        probabilities.append(
-            class_probabilities(encode_images(model, pending, batch_size), weights, model.logit_scale)
-        )
-        pending.clear()
-
     with open_scene(path) as scene:
         pixel_space = not scene.georeferenced
-        for window in iter_windows(scene.width, scene.height, spec):
-            chip = scene.read_chip(window, spec.chip_px, spec.min_valid)
-            if chip is None:
-                continue
-            footprint = chip_georef(window, scene.transform, scene.crs).footprint
-            footprints.append(scale(footprint, 1.0, -1.0, origin=(0, 0)) if pixel_space else footprint)
-            pending.append(chip)
-            if len(pending) == batch_size:
-                flush()
-    if pending:
-        flush()
+        chips = iter_chips(scene, spec)
+        while batch := list(islice(chips, batch_size)):
+            footprints += [
+                scale(c.georef.footprint, 1.0, -1.0, origin=(0, 0)) if pixel_space else c.georef.footprint
+                for c in batch
+            ]
+            vectors = encode_images(model, [c.pixels for c in batch], batch_size)
+            probabilities.append(class_probabilities(vectors, weights, model.logit_scale))
     if not footprints:
         raise InputError(f"{path.name} has no chip with enough valid pixels to classify")
     chip_probs = np.concatenate(probabilities)

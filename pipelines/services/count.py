@@ -1,35 +1,49 @@
-"""Count objects in an area of interest over the chip index (RemoteCount per chip, summed over the AOI).
+"""Count objects (RemoteCount per chip, summed over an AOI) in the chip index or in an image file.
 
-Each chip of one scale level that touches the AOI gets a RemoteCount estimate from its stored embedding
-(:mod:`remoteclip.counting`); the total is the sum of the estimates weighted by the share of each chip inside
-the AOI. Where chips overlap (an ingest with overlap, or two scenes of the same ground) each point of the
-ground is counted once: the better-ranked chip claims the overlap, the other keeps only the rest of its area.
+:func:`count_in_aoi`: each chip of the index at one scale level that touches the AOI gets a RemoteCount
+estimate from its stored embedding (:mod:`remoteclip.counting`); the total is the sum of the estimates
+weighted by the share of each chip inside the AOI. Where chips overlap (an ingest with overlap, or two scenes
+of the same ground) each point of the ground is counted once: the better-ranked chip claims the overlap, the
+other keeps only the rest of its area.
+
+:func:`count_image`: an image file is cut into non-overlapping chips (:func:`tiles.chips.iter_chips`), encoded
+a batch at a time, and counted the same way; with an AOI, chips wholly outside it are not read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import islice
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 
+import numpy as np
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from pipelines.services.export import chip_feature, feature_collection, scene_name
 from remoteclip.counting import aggregate_counts, build_count_captions, estimate_counts
+from remoteclip.encode import encode_images
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
+from tiles.chips import iter_chips
+from tiles.grid import ChipSpec, ChipWindow
 from tiles.index.chip_index import Chip, ChipIndex
+from tiles.reader import open_scene
 
 #: objects offered in the app (any other noun can be typed)
 COMMON_OBJECTS: tuple[str, ...] = ("airplanes", "ships", "cars", "storage tanks", "buildings", "trees")
 
+#: what a counted chip is: a chip of the index, or a window of an image file
+C = TypeVar("C", Chip, ChipWindow)
+
 
 @dataclass(frozen=True)
-class ChipCount:
+class ChipCount(Generic[C]):
     """One chip's estimate: the best count, the expected count, and its share inside the AOI."""
 
-    chip: Chip
+    chip: C
     count: int
     expected: float
     inside: float
@@ -47,7 +61,7 @@ class AoiCount:
     object_name: str
     level: int
     total: float
-    chips: list[ChipCount]
+    chips: list[ChipCount[Chip]]
 
     def geojson(self) -> dict[str, Any]:
         """Per-chip counts as a FeatureCollection (for a choropleth), georeferenced chips only."""
@@ -110,3 +124,56 @@ def count_in_aoi(
     total = aggregate_counts([e.count for e in estimates], fractions)
     counted = [ChipCount(chip, e.count, e.expected, f) for chip, e, f in zip(chips, estimates, fractions)]
     return AoiCount(noun, level, total, [c for c in counted if c.inside > 0])
+
+
+@dataclass(frozen=True)
+class ImageCount:
+    """Counts in one image file: the total and each chip counted (shares to 1e-4, total to 0.01, as shown)."""
+
+    path: Path
+    total: float
+    chips: list[ChipCount[ChipWindow]]
+
+    def as_dict(self) -> dict[str, Any]:
+        """This image in ``count``'s JSON output: path, total, each chip's window, count and share inside."""
+        return {
+            "path": str(self.path),
+            "total": self.total,
+            "chips": [
+                {
+                    "col_off": c.chip.col_off,
+                    "row_off": c.chip.row_off,
+                    "width": c.chip.width,
+                    "height": c.chip.height,
+                    "count": c.count,
+                    "inside_fraction": c.inside,
+                }
+                for c in self.chips
+            ],
+        }
+
+
+def count_image(
+    model: LoadedModel,
+    path: Path,
+    caption_embeddings: np.ndarray,
+    chip_px: int = 256,
+    aoi: BaseGeometry | None = None,
+    batch_size: int = 64,
+) -> ImageCount:
+    """Count objects in one image: RemoteCount per non-overlapping chip, summed with AOI weights.
+
+    ``caption_embeddings`` come from :func:`remoteclip.counting.build_count_captions`. Chips are read and
+    encoded ``batch_size`` at a time, so memory does not grow with the image.
+    """
+    counted: list[ChipCount[ChipWindow]] = []
+    with open_scene(path) as scene:
+        chips = iter_chips(scene, ChipSpec(chip_px=chip_px, overlap_px=0, levels=(1,)), aoi=aoi)
+        while batch := list(islice(chips, batch_size)):
+            embeddings = encode_images(model, [c.pixels for c in batch], batch_size=batch_size)
+            estimates = estimate_counts(embeddings, caption_embeddings, model.logit_scale)
+            counted += [
+                ChipCount(c.window, e.count, e.expected, round(c.inside, 4)) for c, e in zip(batch, estimates)
+            ]
+    total = aggregate_counts([c.count for c in counted], [c.inside for c in counted])
+    return ImageCount(path=path, total=round(total, 2), chips=counted)
