@@ -276,7 +276,9 @@ def evaluate_counting(model: LoadedModel, data: CountSet) -> dict[str, Any]:
     )
     scores = {f"top{k}": v for k, v in topk.items()} | {
         "n_chips": len(chip_true),
-        "area_mae": metrics.mean_absolute_error([r["true"] for r in rows], [r["pred"] for r in rows]),
+        "area_mae": metrics.mean_absolute_error(
+            np.array([r["true"] for r in rows]), np.array([r["pred"] for r in rows])
+        ),
         "object": data.object_name,
     }
     return _result("counting", model, data.name, len(rows), scores, rows)

@@ -274,7 +274,9 @@ class ChipIndex:
         limit = k * AOI_OVERFETCH if aoi is not None else k
         prepared = prep(aoi) if aoi is not None else None
         while True:
-            query = table.search(vector, vector_column_name="vector").distance_type("cosine")
+            query = table.search(vector, vector_column_name="vector")
+            # a vector makes search() a LanceVectorQueryBuilder; LanceDB types it as the base builder
+            query = query.distance_type("cosine")  # type: ignore[attr-defined]
             query = tune_query(query, self.ann, candidates)
             query = query.select([*METADATA_COLUMNS, "_distance"]).limit(limit)
             if where_sql:
@@ -341,7 +343,7 @@ class ChipIndex:
         """How many chips each scene id has in the index (one read of the ``scene_id`` column)."""
         table = self.table
         rows = table.count_rows() if table is not None else 0
-        if not rows:
+        if table is None or not rows:
             return {}
         ids = table.search().select(["scene_id"]).limit(rows).to_arrow()["scene_id"]
         return {count["values"]: count["counts"] for count in pc.value_counts(ids).to_pylist()}
@@ -350,7 +352,7 @@ class ChipIndex:
         """Every scene in the index with its chip count, CRS, GSD and extent, sorted by path."""
         table = self.table
         rows_in_table = table.count_rows() if table is not None else 0
-        if not rows_in_table:
+        if table is None or not rows_in_table:
             return []
         columns = [
             "scene_id",
@@ -419,7 +421,10 @@ class ChipIndex:
         if table is None or not scene_ids:
             return 0
         where = f"scene_id IN ({_sql_list(scene_ids)})"
-        return table.delete(where).num_deleted_rows if table.count_rows(where) else 0
+        if not table.count_rows(where):
+            return 0
+        # DeleteResult.num_deleted_rows exists at run time; LanceDB's stub lacks it
+        return table.delete(where).num_deleted_rows  # type: ignore[attr-defined]
 
 
 def _model_id(table: Table) -> str | None:

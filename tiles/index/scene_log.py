@@ -79,7 +79,7 @@ class SceneLog:
             return logged
         chips = self.index.chips_per_scene()
         return [
-            is_logged and chips.get(row["scene_id"], 0) == row["chips"]
+            is_logged and row is not None and chips.get(row["scene_id"], 0) == row["chips"]
             for is_logged, row in zip(logged, rows, strict=True)
         ]
 
