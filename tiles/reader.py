@@ -3,7 +3,8 @@
 :func:`open_scene` opens a GeoTIFF, COG, VRT or plain JPEG/PNG and decides once per scene how to turn its
 bands into RGB (colour interpretation, palette, grey) and its values into uint8 (percentile stretch from a
 decimated whole-scene read, which uses overviews when present). :meth:`Scene.read_chip` then reads one window
-at a time, so memory does not grow with the scene.
+at a time, so memory does not grow with the scene. :func:`read_image` reads a whole plain image file as RGB
+(what ``embed`` and ``classify`` give the model's own preprocessing).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
+from PIL import Image, UnidentifiedImageError
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
@@ -232,3 +234,15 @@ def _palette_lut(dataset: DatasetReader, band: int) -> np.ndarray | None:
     for index, rgba in dataset.colormap(band).items():
         lut[index] = rgba[:3]
     return lut
+
+
+def read_image(path: Path) -> Image.Image:
+    """A whole image file as RGB (what ``embed`` and ``classify`` feed the model's preprocessing)."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise RasterReadError(
+            f"{path}: not an image Pillow can read ({exc}); for multi-band or 16-bit rasters "
+            f"use `remoteclip-explorer ingest`"
+        ) from exc

@@ -73,6 +73,6 @@ widgets.show_map(fmap, key="classify_map", height=480)
 
 st.subheader("Add to the library")
 if st.button("Add this scene to the library", icon=":material/library_add:"):
-    summary = widgets.ingest_with_progress([path], DEMO_SPEC)
+    summary = widgets.ingest_with_progress([str(path)], DEMO_SPEC)
     if summary is not None and summary.failed:
         st.error(summary.failed[0][1])

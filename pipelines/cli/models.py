@@ -10,7 +10,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
-from PIL import Image, UnidentifiedImageError
 
 from pipelines.cli.options import (
     aoi_option,
@@ -30,7 +29,7 @@ from remoteclip.pretrained import ALIASES, REGISTRY, cached_weights
 from remoteclip.prompts import PAPER_TEMPLATE, ZEROSHOT_TEMPLATES, plural, singular
 from remoteclip.zeroshot import build_classifier, top_k
 from tiles.aoi import load_aoi
-from tiles.errors import RasterReadError
+from tiles.reader import read_image
 
 batch_size_option = click.option(
     "--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per model batch."
@@ -38,18 +37,6 @@ batch_size_option = click.option(
 images_argument = click.argument(
     "images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-
-
-def read_image(path: Path) -> Image.Image:
-    """A whole image file as RGB (what ``embed`` and ``classify`` feed the model's preprocessing)."""
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise RasterReadError(
-            f"{path}: not an image Pillow can read ({exc}); for multi-band or 16-bit rasters "
-            f"use `remoteclip-explorer ingest`"
-        ) from exc
 
 
 @click.command()

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 from PIL import Image
@@ -112,7 +113,10 @@ def captioned_chip(item: CaptionedImage, out_px: int) -> np.ndarray:
 
 
 class TrainsetWriter:
-    """Writes chips as JPEG and their captions as rows of ``pairs.tsv``, skipping near duplicates."""
+    """Writes chips as JPEG and their captions as rows of ``pairs.tsv``, skipping near duplicates.
+
+    A context manager: ``pairs.tsv`` is open from ``__init__`` until the ``with`` block ends.
+    """
 
     def __init__(self, out: Path, image_format: str, quality: int, dedup: NearDuplicateFilter) -> None:
         self.out = out
@@ -120,7 +124,7 @@ class TrainsetWriter:
         self.quality = quality
         self.dedup = dedup
         self.stats = TrainsetStats()
-        self._file = open(out / PAIRS_FILE, "w", newline="")
+        self._file = open(out / PAIRS_FILE, "w", newline="")  # noqa: SIM115  (closed by __exit__)
         self._rows = csv.writer(self._file, delimiter="\t", quoting=csv.QUOTE_MINIMAL)
         self._rows.writerow(PAIR_COLUMNS)
 
@@ -145,7 +149,10 @@ class TrainsetWriter:
         if self.stats.images[source, dataset] in EXAMPLE_AT:
             self.stats.examples.setdefault(dataset, []).append(f"`{relative.as_posix()}`: " + " / ".join(captions))
 
-    def close(self) -> None:
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
         self._file.close()
 
 
@@ -162,8 +169,7 @@ def write_trainset(data: Path, out: Path, out_px: int = 160, image_format: str =
     held_out = len(dedup)
     box_scenes = [scene for make in BOX_SOURCES for scene in make(data)]
     captioned = [item for make in CAPTION_SOURCES for item in make(data)]
-    writer = TrainsetWriter(out, image_format, quality, dedup)
-    try:
+    with TrainsetWriter(out, image_format, quality, dedup) as writer:
         for scene in tqdm(box_scenes, desc="B2C/M2B scenes", unit="scene", disable=not progress):
             boxed = 0
             for name, chip, captions in box_scene_chips(scene, out_px):
@@ -173,8 +179,6 @@ def write_trainset(data: Path, out: Path, out_px: int = 160, image_format: str =
                 writer.add(scene.source, scene.dataset, name, chip, captions, empty=True)
         for item in tqdm(captioned, desc="captioned images", unit="image", disable=not progress):
             writer.add(item.source, item.dataset, item.image.stem, captioned_chip(item, out_px), list(item.captions))
-    finally:
-        writer.close()
     (out / CARD_FILE).write_text(dataset_card(writer.stats, held_out, out_px, image_format, quality))
     return writer.stats
 

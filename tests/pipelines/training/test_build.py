@@ -95,7 +95,7 @@ def test_box_scene_chips_at_several_scales(scene_tif: Path) -> None:
     # level 1: the two 256-px chips holding a box; level 2: the whole 512-px window; then the centre square
     assert names == ["scene_L1_0_0", "scene_L1_256_256", "scene_L2_0_0", "scene_L0_0_0"]
     assert all(chip.shape == (64, 64, 3) and chip.dtype == np.uint8 for _, chip, _ in chips)
-    captions = dict((name, caps) for name, _, caps in chips)
+    captions = {name: caps for name, _, caps in chips}
     assert captions["scene_L1_0_0"][4] == "A satellite photo of 1 building."
     assert captions["scene_L2_0_0"][2] == "There is a building and a car in the image."
 
@@ -136,11 +136,10 @@ def test_footprints_become_pixel_boxes(scene_tif: Path) -> None:
 
 
 def test_writer_skips_near_duplicates(tmp_path: Path) -> None:
-    writer = TrainsetWriter(tmp_path, "webp", 80, NearDuplicateFilter())
-    chip = np.asarray(textured(5))
-    writer.add("b2c", "test", "a", chip, ["one.", "two.", "three.", "four.", "five."])
-    writer.add("b2c", "test", "b", np.asarray(near_copy(textured(5)).resize((128, 128))), ["x."] * 5)
-    writer.close()
+    with TrainsetWriter(tmp_path, "webp", 80, NearDuplicateFilter()) as writer:
+        chip = np.asarray(textured(5))
+        writer.add("b2c", "test", "a", chip, ["one.", "two.", "three.", "four.", "five."])
+        writer.add("b2c", "test", "b", np.asarray(near_copy(textured(5)).resize((128, 128))), ["x."] * 5)
     with open(tmp_path / PAIRS_FILE, newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert [r["caption"] for r in rows] == ["one.", "two.", "three.", "four.", "five."]
