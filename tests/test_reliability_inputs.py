@@ -77,9 +77,8 @@ def test_truncated_geotiff(tmp_path: Path) -> None:
     )
     cut = tmp_path / "cut.tif"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
-    with pytest.raises(RasterReadError) as exc:
-        with open_scene(cut) as scene:
-            scene.read_chip(ChipWindow(1, 0, 48, 16, 16, 16), 16)
+    with pytest.raises(RasterReadError) as exc, open_scene(cut) as scene:
+        scene.read_chip(ChipWindow(1, 0, 48, 16, 16, 16), 16)
     _one_line_error(exc, "cut.tif")
 
 
@@ -87,9 +86,8 @@ def test_truncated_geotiff(tmp_path: Path) -> None:
 def test_zero_byte_text_and_header_only_files_named_tif(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "scene.tif"
     path.write_bytes(content)
-    with pytest.raises(RasterReadError) as exc:
-        with open_scene(path):
-            pass
+    with pytest.raises(RasterReadError) as exc, open_scene(path):
+        pass
     _one_line_error(exc, "scene.tif", "not a readable raster")
 
 
@@ -143,9 +141,8 @@ def test_decompression_bomb_png_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "bomb.png"
     Image.new("L", (10_000, 10_000)).save(path, optimize=True)  # 100 Mpx of zeros in a few hundred kB
     assert path.stat().st_size < 1_000_000 and 10_000 * 10_000 > MAX_STREAM_PIXELS
-    with pytest.raises(RasterReadError) as exc:
-        with open_scene(path):
-            pass
+    with pytest.raises(RasterReadError) as exc, open_scene(path):
+        pass
     _one_line_error(exc, "bomb.png", "decompression bomb", "TILED=YES")
 
 

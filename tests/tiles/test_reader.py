@@ -113,21 +113,21 @@ def test_plain_image_is_in_pixel_space_without_warnings() -> None:
 
 def test_corrupt_file_names_the_file_and_gdal_reason() -> None:
     path = RASTERS / "corrupt.tif"
-    with pytest.raises(RasterReadError, match=r"corrupt\.tif.*(IReadBlock|TIFFRead)"):
-        with open_scene(path) as scene:
-            for w in iter_windows(scene.width, scene.height, SPEC):
-                scene.read_chip(w, 16)
+    with (
+        pytest.raises(RasterReadError, match=r"corrupt\.tif.*(IReadBlock|TIFFRead)"),
+        open_scene(path) as scene,
+    ):
+        for w in iter_windows(scene.width, scene.height, SPEC):
+            scene.read_chip(w, 16)
 
 
 def test_unreadable_and_missing_files(tmp_path: Path) -> None:
     text = tmp_path / "notes.tif"
     text.write_text("not a raster")
-    with pytest.raises(RasterReadError, match="notes.tif: not a readable raster"):
-        with open_scene(text):
-            pass
-    with pytest.raises(RasterReadError, match="missing.tif: no such file"):
-        with open_scene(tmp_path / "missing.tif"):
-            pass
+    with pytest.raises(RasterReadError, match="notes.tif: not a readable raster"), open_scene(text):
+        pass
+    with pytest.raises(RasterReadError, match="missing.tif: no such file"), open_scene(tmp_path / "missing.tif"):
+        pass
 
 
 def test_every_real_scene_reads(shared_data: Path) -> None:
