@@ -54,7 +54,7 @@ class CountChip:
 
 
 @dataclass(frozen=True)
-class CountImage:
+class TrueCounts:
     """An image, its true object count and its chips."""
 
     path: Path
@@ -68,7 +68,7 @@ class CountSet:
 
     name: str
     object_name: str
-    images: tuple[CountImage, ...]
+    images: tuple[TrueCounts, ...]
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -79,7 +79,7 @@ def _image_size(path: Path) -> tuple[int, int]:
         raise RasterReadError(f"cannot read image {path}: {exc}; convert it to JPEG/PNG/8-bit TIFF") from exc
 
 
-def count_image(annotated: box_readers.ImageBoxes, labels: set[str], chip_px: int | None) -> CountImage:
+def true_counts(annotated: box_readers.ImageBoxes, labels: set[str], chip_px: int | None) -> TrueCounts:
     """Cut one annotated image into chips and count the boxes labelled ``labels`` by their centres."""
     width, height = _image_size(annotated.image)
     centres = [b.center for b in annotated.boxes if b.label in labels]
@@ -96,7 +96,7 @@ def count_image(annotated: box_readers.ImageBoxes, labels: set[str], chip_px: in
         x, y = min(max(x, 0), width - 1), min(max(y, 0), height - 1)
         counts[next(i for i, (c, r, s) in enumerate(windows) if c <= x < c + s and r <= y < r + s)] += 1
     chips = tuple(CountChip(c, r, s, counts[i]) for i, (c, r, s) in enumerate(windows))
-    return CountImage(annotated.image, len(centres), chips)
+    return TrueCounts(annotated.image, len(centres), chips)
 
 
 def _subfolder(root: Path, names: tuple[str, ...]) -> Path | None:
@@ -174,5 +174,5 @@ def read_count_set(
             f"no {object_name!r} boxes in {root}; labels there: {', '.join(sorted(label_counts))}"
         )
     kept = [a for a in annotated if any(b.label == object_name for b in a.boxes)]
-    images = tuple(count_image(a, {object_name}, chip_px) for a in kept)
+    images = tuple(true_counts(a, {object_name}, chip_px) for a in kept)
     return CountSet(name=root.name if split is None else split, object_name=object_name, images=images)
