@@ -11,6 +11,7 @@ import io
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +29,39 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium missing: run `make browser`"),
 ]
 playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
 
 #: real neighbouring scenes (Joplin, 0.6 m) when the shared data is present, for screenshots worth keeping
 REAL_SCENES = ("scenes/xview2_joplin/pre/tile_337-9136.tif", "scenes/xview2_joplin/pre/tile_337-10160.tif")
 MAP_FRAME = 'iframe[title="streamlit_folium.st_folium"]'
 WAIT_MS = 60_000
+#: how long Streamlit must stay idle to count as settled: the map component may start a run of its own
+QUIET_MS = 500
+#: counts the runs the page starts (stApp's ``data-test-script-state`` turning ``running``), every one of
+#: them: a short run can begin and end between two polls, a MutationObserver sees each attribute change
+COUNT_RUNS = """
+window.__streamlitRuns = 0;
+new MutationObserver((mutations) => {
+  for (const m of mutations) {
+    if (m.target.getAttribute("data-test-script-state") === "running") window.__streamlitRuns += 1;
+  }
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ["data-test-script-state"]});
+"""
+#: Streamlit is idle: connected, its script not running and no stale element of an earlier run left on the
+#: page -- and has stayed so for ``quietMs``. (Not the status widget: it shows "Running..." only once a run
+#: has lasted 500 ms, and stays up with a "File change" prompt when the app's source is edited meanwhile.)
+SETTLED = """
+(quietMs) => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  const busy = !app
+    || app.getAttribute("data-test-connection-state") !== "CONNECTED"
+    || app.getAttribute("data-test-script-state") !== "notRunning"
+    || document.querySelector('[data-stale="true"]') !== null;
+  const now = performance.now();
+  if (busy || window.__streamlitBusyAt === undefined) window.__streamlitBusyAt = now;
+  return !busy && now - window.__streamlitBusyAt >= quietMs;
+}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +90,12 @@ def app_url(
 def browser() -> Iterator[object]:
     with playwright_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        expect.set_options(timeout=WAIT_MS)
+        try:
+            yield chromium
+        finally:
+            expect.set_options(timeout=None)  # Playwright's default again
+            chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +106,7 @@ def requests_made() -> list[str]:
 @pytest.fixture
 def page(browser: object, requests_made: list[str]) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    context.add_init_script(COUNT_RUNS)
     tab = context.new_page()
     tab.set_default_timeout(WAIT_MS)
     tab.on("request", lambda request: requests_made.append(request.url))
@@ -93,9 +127,23 @@ def map_frame(page: object) -> object:
 
 
 def wait_idle(page: object) -> None:
-    """Wait until Streamlit has finished the current run (its status widget disappears)."""
-    page.wait_for_timeout(500)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached")
+    """Wait until Streamlit has settled: no run under way, none of an earlier run's elements left.
+
+    Streamlit keeps the previous run's elements on the page (stale) until the new run has finished, so a
+    page read mid-run can see the old state, the new one or both: read it, or assert on it, only after this.
+    """
+    page.evaluate("delete window.__streamlitBusyAt")
+    page.wait_for_function(SETTLED, arg=QUIET_MS, polling=50)
+
+
+@contextmanager
+def rerun(page: object) -> Iterator[None]:
+    """Wait for the run that the actions inside the block start, and until the page settles after it."""
+    wait_idle(page)  # an action taken mid-run joins that run instead of starting one of its own
+    runs = page.evaluate("window.__streamlitRuns")
+    yield
+    page.wait_for_function("(runs) => window.__streamlitRuns > runs", arg=runs, polling=50)
+    wait_idle(page)
 
 
 def click_a_hit_in_view(page: object) -> None:
@@ -113,32 +161,38 @@ def click_a_hit_in_view(page: object) -> None:
 
 def test_search_draws_hits_on_the_map(page: object, app_url: str, shots: Path) -> None:
     page.goto(app_url)
+    wait_idle(page)
     box = page.get_by_label("What are you looking for?")
     box.fill("houses with <b>gardens</b>")
-    box.press("Enter")
-    page.get_by_text(re.compile(r"^\d+ hits$")).wait_for()
+    with rerun(page):
+        box.press("Enter")
+    expect(page.get_by_text(re.compile(r"^\d+ hits$"))).to_be_visible()
     hits = map_frame(page).locator("path.leaflet-interactive")
-    hits.first.wait_for()
-    assert hits.count() >= 2  # hit footprints plus merged regions
-    assert map_frame(page).locator("img.leaflet-image-layer").count() >= 1  # the imagery under the hits
-    assert map_frame(page).locator("b", has_text="gardens").count() == 0  # the query is never HTML
-    assert page.get_by_text(re.compile("hits is georeferenced")).count() == 0  # these hits are on the map
+    expect(hits.first).to_be_visible()
+    expect(hits.nth(1)).to_be_attached()  # two at least: hit footprints plus merged regions
+    expect(map_frame(page).locator("img.leaflet-image-layer").first).to_be_attached()  # imagery under hits
+    expect(map_frame(page).locator("b", has_text="gardens")).to_have_count(0)  # the query is never HTML
+    expect(page.get_by_text(re.compile("hits is georeferenced"))).to_have_count(0)  # these are on the map
     wait_idle(page)
     page.screenshot(path=shots / "search.png", full_page=True)
 
-    click_a_hit_in_view(page)  # a hit on the map -> more like this
-    page.get_by_text("Showing chips that look like chip").wait_for()
-    wait_idle(page)
-    page.get_by_role("button", name="Back to the text search").click()
-    page.get_by_text("Showing chips that look like chip").wait_for(state="detached")
-    wait_idle(page)
-    page.get_by_role("button", name="More like this").first.click()  # the same from the ranked list
-    page.get_by_text("Showing chips that look like chip").wait_for()
-    assert page.get_by_text(re.compile(r"^\d+ hits$")).count() == 1
+    like = page.get_by_text("Showing chips that look like chip")
+    with rerun(page):
+        click_a_hit_in_view(page)  # a hit on the map -> more like this
+    expect(like).to_be_visible()
+    with rerun(page):
+        page.get_by_role("button", name="Back to the text search").click()
+    expect(like).to_have_count(0)
+    expect(page.get_by_text(re.compile(r"^\d+ hits$"))).to_have_count(1)
+    with rerun(page):
+        page.get_by_role("button", name="More like this").first.click()  # the same from the ranked list
+    expect(like).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^\d+ hits$"))).to_have_count(1)
 
 
 def test_drawing_an_aoi_gives_a_count(page: object, app_url: str, shots: Path) -> None:
     page.goto(f"{app_url}/count")
+    wait_idle(page)
     frame = map_frame(page)
     frame.locator("a.leaflet-draw-draw-rectangle").click()
     area = page.locator(MAP_FRAME).last.bounding_box()
@@ -146,14 +200,13 @@ def test_drawing_an_aoi_gives_a_count(page: object, app_url: str, shots: Path) -
     page.mouse.move(cx - area["width"] * 0.2, cy - area["height"] * 0.2)
     page.mouse.down()
     page.mouse.move(cx + area["width"] * 0.15, cy + area["height"] * 0.15, steps=8)
-    page.mouse.up()
+    with rerun(page):
+        page.mouse.up()
     metric = page.get_by_test_id("stMetric").filter(has_text="Estimated airplanes")
-    metric.wait_for()
-    assert re.search(r"Estimated airplanes\s*\d+", metric.inner_text())
-    page.get_by_text("Chips inside the AOI").wait_for()
-    wait_idle(page)
+    expect(metric).to_have_text(re.compile(r"Estimated airplanes\s*\d+"), use_inner_text=True)
+    expect(page.get_by_text("Chips inside the AOI")).to_be_visible()
     shapes = map_frame(page).locator("path.leaflet-interactive")
-    shapes.nth(1).wait_for()  # the AOI outline and the chip choropleth
+    expect(shapes.nth(1)).to_be_visible()  # the AOI outline and the chip choropleth
     wait_idle(page)
     page.screenshot(path=shots / "count.png", full_page=True)
 
@@ -166,14 +219,16 @@ def test_upload_gets_a_label(page: object, app_url: str, shots: Path, tmp_path: 
     Image.fromarray(pixels).save(buffer, format="PNG")
     image.write_bytes(buffer.getvalue())
     page.goto(f"{app_url}/classify")
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(image))
-    heading = page.get_by_text(re.compile(r"^Label: "))
-    heading.wait_for()
     wait_idle(page)
+    with rerun(page):
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(image))
+    heading = page.get_by_text(re.compile(r"^Label: "))
+    expect(heading).to_be_visible()
+    # both read from the settled page, the same run's heading and text area
     assert heading.inner_text().removeprefix("Label: ") in page.locator("textarea").input_value()
     chips = map_frame(page).locator("path.leaflet-interactive")
-    chips.nth(3).wait_for()
-    assert chips.count() == 4  # 384 px -> 2 x 2 chips of 256 px
+    expect(chips.nth(3)).to_be_visible()
+    expect(chips).to_have_count(4)  # 384 px -> 2 x 2 chips of 256 px
     wait_idle(page)
     page.screenshot(path=shots / "classify.png", full_page=True)
 
@@ -182,26 +237,35 @@ def test_library_lists_ingests_and_deletes_scenes(
     page: object, app_url: str, shots: Path, tmp_path: Path
 ) -> None:
     page.goto(f"{app_url}/library")
+    wait_idle(page)
     scenes = page.get_by_test_id("stMetric").filter(has_text="Scenes")
-    scenes.wait_for()
-    assert scenes.inner_text().split()[-1] == "2"
-    map_frame(page).locator("img.leaflet-image-layer").first.wait_for()
+    expect(scenes).to_have_text(re.compile(r"(^|\s)2\s*$"), use_inner_text=True)
+    expect(map_frame(page).locator("img.leaflet-image-layer").first).to_be_visible()
     wait_idle(page)
     page.screenshot(path=shots / "library.png", full_page=True)
 
     extra = write_scene(tmp_path / "extra.tif", seed=7, origin=(310240.0, 2800000.0))
     page.get_by_label("Folder, file or glob on the server").fill(str(extra))
-    page.get_by_role("button", name="Ingest").click()
-    page.get_by_text(re.compile(r"^Ingested 1 scenes, \d+ chips")).wait_for()
-    assert scenes.inner_text().split()[-1] == "3"
+    with rerun(page):
+        page.get_by_role("button", name="Ingest").click()
+    expect(page.get_by_text(re.compile(r"^Ingested 1 scenes, \d+ chips"))).to_be_visible()
+    expect(scenes).to_have_text(re.compile(r"(^|\s)3\s*$"), use_inner_text=True)
 
-    page.get_by_test_id("stSelectbox").last.click()  # the sidebar's map focus comes first
+    wait_idle(page)  # the scene list to pick from must be this run's, the one with extra.tif in it
+    doomed = page.get_by_role("combobox", name="Scene", exact=True)  # not the sidebar's map focus
+    doomed.click()
     page.keyboard.type("extra.tif")
     page.keyboard.press("Enter")
-    page.get_by_text("Yes, remove its chips from the index").click()
-    page.get_by_role("button", name="Delete scene").click()
-    page.get_by_text(re.compile(r"^Deleted extra\.tif")).wait_for()
-    assert scenes.inner_text().split()[-1] == "2"
+    expect(doomed).to_have_value(re.compile(r"^extra\.tif "))
+    confirm = page.get_by_test_id("stCheckbox").filter(has_text="Yes, remove its chips from the index")
+    with rerun(page):
+        confirm.get_by_text("Yes, remove its chips from the index").click()
+    expect(confirm.locator('input[type="checkbox"]')).to_be_checked()
+    expect(doomed).to_have_value(re.compile(r"^extra\.tif "))
+    with rerun(page):
+        page.get_by_role("button", name="Delete scene").click()
+    expect(page.get_by_text(re.compile(r"^Deleted extra\.tif"))).to_be_visible()
+    expect(scenes).to_have_text(re.compile(r"(^|\s)2\s*$"), use_inner_text=True)
 
 
 def test_no_request_leaves_localhost(requests_made: list[str]) -> None:
