@@ -1,4 +1,4 @@
-"""RemoteCLIP model library: the registry and loading, encoding, prompts, zero-shot and counting.
+"""RemoteCLIP model library: the registry and loading, encoding, prompts, zero-shot, counting, object locator.
 
 The declared public API is ``__all__`` (as open_clip's): ``import remoteclip`` then ``remoteclip.load_model()``,
 ``remoteclip.encode_images(...)``. Names resolve on first use, so importing a light part of the library
@@ -24,7 +24,9 @@ __all__ = [
     "HubFile",
     "InputError",
     "LoadedModel",
+    "LocatedObject",
     "ModelNotFoundError",
+    "ObjectLocator",
     "Prediction",
     "WeightsEntry",
     "WeightsError",
@@ -38,12 +40,16 @@ __all__ = [
     "encode_images",
     "encode_texts",
     "estimate_counts",
+    "find_peaks",
     "find_weights",
     "l2_normalize",
+    "load_locator",
     "load_model",
     "load_weights",
+    "object_embedding",
     "register_config",
     "save_weights",
+    "score_maps",
     "top_k",
 ]
 
@@ -58,7 +64,8 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "HubFile",
         "WeightsEntry",
         "cached_weights",
-        "find_weights",
+        "find_peaks",
+    "find_weights",
     ),
     "remoteclip.model_configs": ("register_config",),
     "remoteclip.encode": ("encode_images", "encode_texts"),
@@ -66,6 +73,14 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "remoteclip.prompts": ("MAX_COUNT", "PAPER_TEMPLATE", "ZEROSHOT_TEMPLATES", "class_prompts", "count_captions"),
     "remoteclip.zeroshot": ("Prediction", "build_classifier", "class_probabilities", "top_k"),
     "remoteclip.counting": ("CountEstimate", "aggregate_counts", "build_count_captions", "estimate_counts"),
+    "remoteclip.locator": (
+        "LocatedObject",
+        "ObjectLocator",
+        "find_peaks",
+        "load_locator",
+        "object_embedding",
+        "score_maps",
+    ),
 }
 _EXPORTS: dict[str, str] = {name: module for module, names in _MODULES.items() for name in names}
 
@@ -74,6 +89,14 @@ if TYPE_CHECKING:
     from remoteclip.encode import encode_images, encode_texts
     from remoteclip.errors import ExplorerError, InputError, ModelNotFoundError, WeightsError
     from remoteclip.factory import LoadedModel, load_model, load_weights, save_weights
+    from remoteclip.locator import (
+        LocatedObject,
+        ObjectLocator,
+        find_peaks,
+        load_locator,
+        object_embedding,
+        score_maps,
+    )
     from remoteclip.model_configs import register_config
     from remoteclip.pretrained import (
         ALIASES,

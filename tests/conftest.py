@@ -83,6 +83,22 @@ def tiny_model(tiny_checkpoint: Path) -> object:
 
 
 @pytest.fixture(scope="session")
+def default_model() -> object:
+    """The project's shipped model (``explorer-small``), loaded once."""
+    from remoteclip.factory import load_model
+
+    return load_model(None)
+
+
+@pytest.fixture(scope="session")
+def disk_locator(default_model: object) -> object:
+    """An object locator trained (seconds, CPU) to find the hand-placed disks of ``tests/synthetic_objects.py``."""
+    from tests.synthetic_objects import train_disk_locator
+
+    return train_disk_locator(default_model)
+
+
+@pytest.fixture(scope="session")
 def s3_server() -> Iterator[dict[str, str]]:
     """A real S3 endpoint on localhost (moto's server) with an empty bucket ``chips``: Lance storage options.
 
