@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, str] = {
     "query": "pipelines.bench.query:query",
     "ingest": "pipelines.bench.ingest:ingest",
     "app": "pipelines.bench.app:app_bench",
+    "count": "pipelines.bench.count:count_bench",
 }
 
 

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
+from shapely.geometry.base import BaseGeometry
 
 from pipelines.cli.options import (
     aoi_option,
@@ -21,10 +22,19 @@ from pipelines.cli.options import (
 )
 from pipelines.services.classify import parse_labels
 from pipelines.services.count import count_image
+from pipelines.services.locate import (
+    DEFAULT_SPAN_PX,
+    LARGE_IMAGE_PX,
+    SMALL_SPAN_PX,
+    locate_objects,
+    object_query,
+    objects_geojson,
+)
 from remoteclip.counting import build_count_captions
 from remoteclip.encode import encode_images
 from remoteclip.errors import InputError
-from remoteclip.factory import load_model
+from remoteclip.factory import LoadedModel, load_model
+from remoteclip.locator import load_locator
 from remoteclip.pretrained import ALIASES, REGISTRY, cached_weights
 from remoteclip.prompts import PAPER_TEMPLATE, ZEROSHOT_TEMPLATES, plural, singular
 from remoteclip.zeroshot import build_classifier, top_k
@@ -166,32 +176,103 @@ def classify(
 @click.option("--object", "noun", required=True, help="What to count, a noun such as airplane, ship, car.")
 @aoi_option
 @click.option(
+    "--method",
+    type=click.Choice(["locator", "remotecount"]),
+    default="locator",
+    show_default=True,
+    help="locator: find each object (a count is the objects found); remotecount: the paper's protocol, "
+    'ranking "a satellite photo of {n} {objects}." (0-10) per non-overlapping chip.',
+)
+@click.option(
     "--chip-size",
     "chip_px",
     type=click.IntRange(min=8),
-    default=256,
-    show_default=True,
-    help="Side of the non-overlapping chips, in pixels (RemoteCount ranks 0-10 objects per chip).",
+    default=None,
+    help=f"Source pixels a chip spans [locator: {DEFAULT_SPAN_PX} in images of {LARGE_IMAGE_PX} px or more, "
+    f"else {SMALL_SPAN_PX}, read at 256 px; remotecount: 256].",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Locator score an object needs [default: the one chosen on held-out images, printed].",
+)
+@click.option(
+    "--locator",
+    "locator_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Object locator weights (from `train-locator`) [default: the one shipped for the model].",
 )
 @batch_size_option
 @model_option
 @weights_option
 @device_option
-@output_format_option("table", "json")
+@output_format_option("table", "json", "geojson")
 def count(
     images: tuple[Path, ...],
     noun: str,
     aoi: Path | None,
-    chip_px: int,
+    method: str,
+    chip_px: int | None,
+    threshold: float | None,
+    locator_path: Path | None,
     batch_size: int,
     model_name: str | None,
     weights: Path | None,
     device: str,
     output_format: str,
 ) -> None:
-    """Count --object in each IMAGE by ranking "a satellite photo of {n} {objects}." per chip."""
+    """Count --object in each IMAGE: the objects the locator finds, or RemoteCount per chip."""
     area = load_aoi(aoi) if aoi is not None else None
     model = load_model(model_name, weights=weights, device=device)
+    objects = plural(singular(noun))
+    if method == "remotecount":
+        if output_format == "geojson":
+            raise click.UsageError("--format geojson lists found objects; use it with --method locator")
+        _count_remotecount(model, images, noun, area, chip_px or 256, batch_size, output_format, objects)
+        return
+    locator = load_locator(model, locator_path)
+    query = object_query(model, locator, noun, threshold)
+    if query.warning:
+        click.echo(f"Warning: {query.warning}", err=True)
+    results = [
+        locate_objects(model, locator, path, query, span_px=chip_px, aoi=area, batch_size=batch_size)
+        for path in images
+    ]
+    total = sum(result.total for result in results)
+    if output_format == "geojson":
+        echo_json(objects_geojson(results, query.noun))
+    elif output_format == "json":
+        echo_json(
+            {
+                "model_id": model.model_id,
+                "object": noun,
+                "method": "locator",
+                "threshold": query.threshold,
+                "chip_px": chip_px or "auto",
+                "warning": query.warning,
+                "total": total,
+                "images": [result.as_dict() for result in results],
+            }
+        )
+    else:
+        for result in results:
+            click.echo(f"{result.path}\t{result.total} {objects}")
+        click.echo(f"total\t{total} {objects} (locator score >= {query.threshold:g})")
+
+
+def _count_remotecount(
+    model: LoadedModel,
+    images: tuple[Path, ...],
+    noun: str,
+    area: BaseGeometry | None,
+    chip_px: int,
+    batch_size: int,
+    output_format: str,
+    objects: str,
+) -> None:
+    """``count --method remotecount``: RemoteCount per non-overlapping chip, summed with AOI weights."""
     captions = build_count_captions(model, noun)
     results = [
         count_image(model, path, captions, chip_px=chip_px, aoi=area, batch_size=batch_size)
@@ -203,13 +284,13 @@ def count(
             {
                 "model_id": model.model_id,
                 "object": noun,
+                "method": "remotecount",
                 "chip_px": chip_px,
                 "total": total,
                 "images": [result.as_dict() for result in results],
             }
         )
         return
-    objects = plural(singular(noun))
     for result in results:
         click.echo(f"{result.path}\t{result.total:g} {objects} in {len(result.chips)} chips")
     click.echo(f"total\t{total:g} {objects}")

@@ -95,6 +95,8 @@ def test_count_sums_non_overlapping_chips(tiny_checkpoint: Path, png: Path) -> N
     out = run(
         "count",
         str(png),
+        "--method",
+        "remotecount",
         "--object",
         "airplane",
         "--chip-size",
@@ -129,6 +131,8 @@ def test_count_weights_chips_by_aoi(tiny_checkpoint: Path, geotiff: Path, tmp_pa
     out = run(
         "count",
         str(geotiff),
+        "--method",
+        "remotecount",
         "--object",
         "ship",
         "--aoi",
@@ -149,7 +153,20 @@ def test_count_with_aoi_needs_a_georeferenced_image(
     aoi = tmp_path / "aoi.geojson"
     aoi.write_text(json.dumps({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}))
     with pytest.raises(SystemExit) as exited:
-        main(["count", str(png), "--object", "car", "--aoi", str(aoi), "--model", str(tiny_checkpoint)])
+        main(
+            [
+                "count",
+                str(png),
+                "--object",
+                "car",
+                "--aoi",
+                str(aoi),
+                "--model",
+                str(tiny_checkpoint),
+                "--method",
+                "remotecount",
+            ]
+        )
     assert exited.value.code == 1
     assert "has no georeference, so --aoi cannot be applied" in capsys.readouterr().err
 
@@ -163,3 +180,13 @@ def test_offline_model_is_one_line_error(
     assert exited.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("Error: ") and err.count("\n") == 1 and "--weights PATH" in err
+
+
+def test_count_with_a_model_without_a_locator_says_how_to_count(
+    tiny_checkpoint: Path, png: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["count", str(png), "--object", "car", "--model", str(tiny_checkpoint)])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: no object locator ships for tiny-clip") and "--method remotecount" in err
