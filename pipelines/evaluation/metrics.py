@@ -226,11 +226,27 @@ def few_shot_indices(labels: np.ndarray, shots: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
-def mean_absolute_error(true: np.ndarray, pred: np.ndarray) -> float:
-    """Mean of ``|true - pred|``."""
+def _count_errors(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(true, pred - true)`` as float arrays, checked to be non-empty and of one length."""
     true = np.asarray(true, dtype=np.float64)
     pred = np.asarray(pred, dtype=np.float64)
     _check_rows("pred", pred, len(true))
     if len(true) == 0:
         raise InputError("no counts to compare: the count set is empty")
-    return float(np.abs(true - pred).mean())
+    return true, pred - true
+
+
+def mean_absolute_error(true: np.ndarray, pred: np.ndarray) -> float:
+    """Mean of ``|true - pred|``."""
+    return float(np.abs(_count_errors(true, pred)[1]).mean())
+
+
+def root_mean_squared_error(true: np.ndarray, pred: np.ndarray) -> float:
+    """Square root of the mean of ``(true - pred)²``."""
+    return float(np.sqrt((_count_errors(true, pred)[1] ** 2).mean()))
+
+
+def mean_relative_error(true: np.ndarray, pred: np.ndarray) -> float:
+    """Mean of ``|true - pred| / max(true, 1)`` (an image with no object counts its error as is)."""
+    true, error = _count_errors(true, pred)
+    return float((np.abs(error) / np.maximum(true, 1.0)).mean())

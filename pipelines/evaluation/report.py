@@ -267,6 +267,40 @@ def _counting_section(results: Sequence[Result], out_dir: Path) -> list[str]:
         "",
         f"![counting top-k]({png.name})",
         "",
+        *_per_image_counting(results),
+    ]
+
+
+def _per_image_counting(results: Sequence[Result]) -> list[str]:
+    """Per-image count errors of RemoteCount (chip estimates summed) beside the object locator's (found)."""
+    lines = [
+        "### Objects per image: RemoteCount vs the object locator",
+        "",
+        (
+            "| count set | object | images | true total | RemoteCount MAE / RMSE / rel. "
+            "| locator MAE / RMSE / rel. | locator threshold |"
+        ),
+        "|---|---|---:|---:|---|---|---:|",
+    ]
+    for r in results:
+        m = r["metrics"]
+        total = sum(p["true"] for p in r["predictions"])
+        remote = f"{m['area_mae']:.2f} / {m['area_rmse']:.2f} / {m['area_relative_error']:.2f}"
+        located = (
+            f"{m['locator_mae']:.2f} / {m['locator_rmse']:.2f} / {m['locator_relative_error']:.2f}"
+            if "locator_mae" in m
+            else "—"
+        )
+        threshold = f"{m['locator_threshold']:.2f}" if "locator_threshold" in m else "—"
+        lines.append(f"| {r['dataset']} | {m['object']} | {r['n']} | {total} | {remote} | {located} | {threshold} |")
+    return [
+        *lines,
+        "",
+        (
+            "rel.: mean of |pred − true| / max(true, 1). The locator counts the objects it finds in the whole "
+            "image (overlapping chips, each object once); RemoteCount sums its 0–10 estimate per chip."
+        ),
+        "",
     ]
 
 

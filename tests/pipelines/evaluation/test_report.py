@@ -32,7 +32,13 @@ def _classification(task: str, dataset: str, pairs: list[tuple[str, str]], **ext
 def _known_results() -> list[dict[str, Any]]:
     pairs = [("forest", "forest"), ("forest", "grass"), ("grass", "grass"), ("river", "river")]
     curve = {str(s): {"mean": 0.1 * i, "std": 0.01} for i, s in enumerate((1, 2, 4, 8, 16, 32), start=1)}
-    counting = {f"top{k}": k / 10 for k in range(1, 11)} | {"n_chips": 12, "area_mae": 1.5, "object": "boat"}
+    counting = {f"top{k}": k / 10 for k in range(1, 11)} | {
+        "n_chips": 12,
+        "area_mae": 1.5,
+        "area_rmse": 2.0,
+        "area_relative_error": 0.5,
+        "object": "boat",
+    }
     return [
         _classification("zero-shot", "scenes", pairs, templates=["a satellite photo of {}."]),
         _classification("linear-probe", "scenes", pairs, C=10.0, n_train=40, val_top1=0.9),
@@ -136,6 +142,11 @@ def _mini_shared_data(root: Path) -> Path:
         "imagesource:GoogleEarth\ngsd:0.25\n"
         + "".join(f"{x} 5 {x + 8} 5 {x + 8} 13 {x} 13 ship 0\n" for x in (5, 30, 200))
     )
+    image(root / "dota" / "dota_devkit" / "images" / "P2.png", 320)
+    (root / "dota" / "dota_devkit" / "labelTxt" / "P2.txt").write_text(
+        "imagesource:GoogleEarth\ngsd:0.25\n"
+        + "".join(f"{x} 50 {x + 20} 50 {x + 20} 60 {x} 60 large-vehicle 0\n" for x in (10, 60))
+    )
     return root
 
 
@@ -163,13 +174,14 @@ def test_evaluate_all_end_to_end(tmp_path: Path, tiny_checkpoint: Path) -> None:
         assert set(r) == {"task", "model", "dataset", "n", "metrics", "predictions"}
         assert r["n"] == len(r["predictions"]) > 0
     counts = {
-        r["dataset"]: [(p["true"], Path(p["path"]).name) for p in r["predictions"]]
+        (r["dataset"], r["metrics"]["object"]): [(p["true"], Path(p["path"]).name) for p in r["predictions"]]
         for r in results
         if r["task"] == "counting"
     }
-    assert counts["airbus-aircraft"] == [(2, "v.jpg")]  # valid/ only, truncated planes count too
-    assert counts["dota_devkit"] == [(3, "P1.png")]
-    assert len(counts["ships-google-earth"]) == 1  # the held-out fifth
+    assert counts["airbus-aircraft", "airplane"] == [(2, "v.jpg")]  # valid/ only, truncated planes count too
+    assert counts["dota_devkit", "ship"] == [(3, "P1.png")]
+    assert counts["dota_devkit", "large vehicle"] == [(2, "P2.png")]
+    assert len(counts["ships-google-earth", "boat"]) == 1  # the held-out fifth
     retrieval = next(r for r in results if r["task"] == "retrieval")
     assert retrieval["n"] == 2 and retrieval["metrics"]["n_captions"] == 10
     assert sorted(p.name for p in out.glob("*.png")) == [
