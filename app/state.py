@@ -1,4 +1,4 @@
-"""The app's settings and the one cached accessor each for the model and the chip index."""
+"""The app's settings, the one cached accessor each for the model, its object locator and the chip index."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from pathlib import Path
 import shapely
 import streamlit as st
 
+from pipelines.services.aoi_objects import AoiObjects, locate_in_aoi, score_floor
 from pipelines.services.classify import SceneClassification, classify_scene
 from pipelines.services.count import AoiCount, count_in_aoi
 from pipelines.services.settings import AppSettings
+from remoteclip.errors import InputError, ModelNotFoundError, WeightsError
 from remoteclip.factory import LoadedModel, load_model
+from remoteclip.locator import ObjectLocator, load_locator
 from tiles.index.chip_index import ChipIndex, SceneSummary
 
 
@@ -24,6 +27,25 @@ def get_model() -> LoadedModel:
     """The model, loaded once per server process."""
     cfg = settings()
     return load_model(cfg.model_name, weights=cfg.weights)
+
+
+def get_locator() -> ObjectLocator | None:
+    """The object locator trained for the model, or None when it has none (pages then use RemoteCount)."""
+    return _locator()[0]
+
+
+def no_locator_reason() -> str | None:
+    """Why the model has no object locator (None when it has one)."""
+    return _locator()[1]
+
+
+@st.cache_resource(show_spinner="Loading the object locator…")
+def _locator() -> tuple[ObjectLocator | None, str | None]:
+    """The model's shipped locator and None, or None and why it could not be loaded; once per server."""
+    try:
+        return load_locator(get_model()), None
+    except (ModelNotFoundError, WeightsError) as exc:
+        return None, str(exc)
 
 
 @st.cache_resource
@@ -62,3 +84,24 @@ def aoi_count(object_name: str, aoi: shapely.Geometry, level: int) -> AoiCount:
 def _aoi_count(object_name: str, aoi_wkb: bytes, level: int, chips: int) -> AoiCount:
     """Cached under the object, the AOI, the level and the library's chip count (the arguments)."""
     return count_in_aoi(get_index(), get_model(), object_name, shapely.from_wkb(aoi_wkb), level=level)
+
+
+def aoi_objects(object_name: str, aoi: shapely.Geometry) -> AoiObjects:
+    """``locate_in_aoi`` on the library, to the slider's floor; again only when its chip count changes."""
+    return _aoi_objects(object_name, shapely.to_wkb(aoi), get_index().count_rows())
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _aoi_objects(object_name: str, aoi_wkb: bytes, chips: int) -> AoiObjects:
+    """Cached under the object, the AOI and the library's chip count (the arguments)."""
+    locator = get_locator()
+    if locator is None:
+        raise InputError(f"the model has no object locator: {no_locator_reason()}")
+    return locate_in_aoi(
+        get_index(),
+        get_model(),
+        locator,
+        object_name,
+        shapely.from_wkb(aoi_wkb),
+        min_score=score_floor(locator),
+    )

@@ -1,0 +1,289 @@
+"""Find objects in an AOI of the library with the object locator: each one a point, counted once.
+
+:func:`locate_in_aoi` runs :func:`pipelines.services.locate.locate_objects` on every georeferenced scene
+of the library whose extent meets the AOI, keeping the objects inside the AOI down to a low score floor
+(:data:`MIN_SCORE`), so a page can move a threshold slider without locating again. :class:`AoiObjects` then
+answers at any threshold at or above that floor: the objects (``at``, ``total``), the exports (``geojson``,
+``csv``; both record the object, the model id, the threshold and when the objects were found) and the number
+of objects in each chip of the library for a choropleth (``chip_counts``, ``chips_geojson``).
+
+Where two scenes cover the same ground, an object seen in both is one object: objects of different scenes
+closer than the locator's merge radius (:data:`pipelines.services.locate.MERGE_CELLS` output cells, in metres
+at each scene's GSD) are merged, the better score kept, as within one image.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+from shapely import STRtree
+from shapely.geometry import Point, box, mapping
+from shapely.geometry.base import BaseGeometry
+
+from pipelines.services.export import chip_feature, feature, feature_collection, scene_name
+from pipelines.services.locate import DEFAULT_SPAN_PX, MERGE_CELLS, locate_objects, object_query
+from remoteclip.errors import InputError
+from remoteclip.factory import LoadedModel
+from remoteclip.locator import CHIP_PX, STRIDE, ObjectLocator
+from tiles.errors import RasterReadError
+from tiles.index.chip_index import Chip, ChipIndex
+
+#: the score floor objects are kept down to, so a threshold slider can go this low without locating again
+MIN_SCORE = 0.1
+#: CSV columns of the object export: each row records what was asked and of which model (any CSV reader,
+#: GIS tools included, keeps them; ``lon``/``lat`` are EPSG:4326)
+CSV_COLUMNS = (
+    "object",
+    "score",
+    "lon",
+    "lat",
+    "scene",
+    "scene_path",
+    "col",
+    "row",
+    "model_id",
+    "threshold",
+    "located_at",
+)
+#: metres per degree of latitude, and of longitude at the equator (enough for merge radii of a few metres)
+_M_PER_DEG_LAT = 110_574.0
+_M_PER_DEG_LON = 111_320.0
+
+
+def score_floor(locator: ObjectLocator) -> float:
+    """The lowest threshold to offer: :data:`MIN_SCORE`, or the locator's own threshold if that is lower."""
+    return min(MIN_SCORE, locator.threshold)
+
+
+@dataclass(frozen=True)
+class AoiObject:
+    """One object found in the AOI: its scene, its centre in that scene's pixels, its score and lon/lat."""
+
+    scene_id: str
+    scene_path: str
+    col: float
+    row: float
+    score: float
+    lon: float
+    lat: float
+
+
+@dataclass(frozen=True)
+class ChipObjects:
+    """How many objects (at one threshold) lie in one chip of the library."""
+
+    chip: Chip
+    count: int
+
+
+@dataclass(frozen=True)
+class AoiObjects:
+    """The objects found in an AOI down to ``min_score``, best first, and the library's chips that meet it."""
+
+    object_name: str
+    model_id: str
+    #: objects below this score were not kept: ``at`` refuses a lower threshold
+    min_score: float
+    #: the locator's held-out threshold (the default to count at)
+    threshold: float
+    #: set when the object is unlike every class the locator was trained on
+    warning: str | None
+    #: when the objects were found (ISO 8601, UTC)
+    located_at: str
+    aoi: BaseGeometry
+    objects: tuple[AoiObject, ...]
+    #: the library's georeferenced chips (every level) that meet the AOI
+    chips: tuple[Chip, ...]
+    #: the scenes searched, and those that could not be read (path, reason)
+    scenes: tuple[str, ...]
+    failed: tuple[tuple[str, str], ...] = ()
+
+    def at(self, threshold: float) -> list[AoiObject]:
+        """The objects scoring at least ``threshold``, best first."""
+        if threshold < self.min_score - 1e-9:
+            raise InputError(
+                f"threshold {threshold:g} is below {self.min_score:g}, the lowest score the objects were "
+                f"kept at; choose a threshold of at least {self.min_score:g}"
+            )
+        return [o for o in self.objects if o.score >= threshold]
+
+    def total(self, threshold: float) -> int:
+        """How many objects score at least ``threshold``."""
+        return len(self.at(threshold))
+
+    @property
+    def levels(self) -> list[int]:
+        """The chip levels of the library in the AOI."""
+        return sorted({c.level for c in self.chips})
+
+    def chip_counts(self, threshold: float, level: int = 1) -> list[ChipObjects]:
+        """Every level-``level`` chip meeting the AOI with the number of objects in it (zeros included).
+
+        Each object counts in one chip only (its own scene's, where chips of two scenes overlap), so the
+        counts add up to the objects that lie in a chip of that level.
+        """
+        chips = [c for c in self.chips if c.level == level]
+        counts = [0] * len(chips)
+        objects = self.at(threshold)
+        if chips and objects:
+            tree = STRtree([c.footprint for c in chips])
+            points = [Point(o.lon, o.lat) for o in objects]
+            candidates: dict[int, list[int]] = defaultdict(list)
+            for i, j in zip(*tree.query(points, predicate="intersects").tolist(), strict=True):
+                candidates[i].append(j)
+            for i, found in candidates.items():
+                own = [j for j in sorted(found) if chips[j].scene_id == objects[i].scene_id]
+                counts[(own or sorted(found))[0]] += 1
+        return [ChipObjects(c, n) for c, n in zip(chips, counts, strict=True)]
+
+    def chips_geojson(self, threshold: float, level: int = 1) -> dict[str, Any]:
+        """Per-chip object counts as a FeatureCollection of chip footprints (for a choropleth)."""
+        return feature_collection(
+            chip_feature(c.chip, count=c.count) for c in self.chip_counts(threshold, level)
+        )
+
+    def metadata(self, threshold: float) -> dict[str, Any]:
+        """What an export records: the object, the model, the threshold, when, the AOI and the total."""
+        return {
+            "object": self.object_name,
+            "model_id": self.model_id,
+            "threshold": round(threshold, 4),
+            "located_at": self.located_at,
+            "total": self.total(threshold),
+            "aoi": mapping(self.aoi),
+        }
+
+    def geojson(self, threshold: float) -> dict[str, Any]:
+        """The objects as GeoJSON points (EPSG:4326); query and model as the collection's ``properties``."""
+        collection = feature_collection(
+            feature(
+                Point(o.lon, o.lat),
+                object=self.object_name,
+                score=round(o.score, 4),
+                scene=scene_name(o.scene_path),
+                scene_path=o.scene_path,
+                col=round(o.col, 1),
+                row=round(o.row, 1),
+            )
+            for o in self.at(threshold)
+        )
+        collection["properties"] = self.metadata(threshold)
+        return collection
+
+    def csv(self, threshold: float) -> str:
+        """The objects as CSV text, one row each; every row names the object, model, threshold and time."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        for o in self.at(threshold):
+            writer.writerow(
+                [
+                    self.object_name,
+                    f"{o.score:.4f}",
+                    f"{o.lon:.7f}",
+                    f"{o.lat:.7f}",
+                    scene_name(o.scene_path),
+                    o.scene_path,
+                    f"{o.col:.1f}",
+                    f"{o.row:.1f}",
+                    self.model_id,
+                    f"{threshold:.4f}",
+                    self.located_at,
+                ]
+            )
+        return buffer.getvalue()
+
+    def rows(self, threshold: float) -> list[dict[str, Any]]:
+        """One display row per object, best first."""
+        return [
+            {"scene": scene_name(o.scene_path), "score": round(o.score, 3), "lon": o.lon, "lat": o.lat}
+            for o in self.at(threshold)
+        ]
+
+
+def locate_in_aoi(
+    index: ChipIndex,
+    model: LoadedModel,
+    locator: ObjectLocator,
+    noun: str,
+    aoi: BaseGeometry,
+    *,
+    min_score: float = MIN_SCORE,
+    span_px: int = DEFAULT_SPAN_PX,
+) -> AoiObjects:
+    """Every ``noun`` the locator finds in ``aoi`` (EPSG:4326) in the library's georeferenced scenes.
+
+    Objects scoring at least ``min_score`` are kept; a scene that can no longer be read is listed in
+    ``failed`` and the others are still searched.
+    """
+    query = object_query(model, locator, noun, threshold=min_score)
+    index.check_model(model.model_id)
+    scenes = [s for s in index.scenes() if not s.pixel_space and box(*s.extent).intersects(aoi)]
+    found: list[AoiObject] = []
+    failed: list[tuple[str, str]] = []
+    for scene in scenes:
+        try:
+            image = locate_objects(model, locator, Path(scene.scene_path), query, span_px=span_px, aoi=aoi)
+        except RasterReadError as exc:
+            failed.append((scene.scene_path, str(exc)))
+            continue
+        found += [
+            AoiObject(scene.scene_id, scene.scene_path, o.col, o.row, o.score, o.lon, o.lat)
+            for o in image.objects
+            if o.lon is not None and o.lat is not None
+        ]
+    cell_m = MERGE_CELLS * STRIDE * span_px / CHIP_PX
+    radius_m = {s.scene_id: cell_m * (s.gsd_m or 0.0) for s in scenes}
+    chips = index.search(query.embedding, k=None, aoi=aoi) if scenes else []
+    return AoiObjects(
+        object_name=query.noun,
+        model_id=model.model_id,
+        min_score=min_score,
+        threshold=locator.threshold,
+        warning=query.warning,
+        located_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        aoi=aoi,
+        objects=tuple(merge_across_scenes(found, radius_m)),
+        chips=tuple(c for c in chips if not c.pixel_space),
+        scenes=tuple(s.scene_path for s in scenes),
+        failed=tuple(failed),
+    )
+
+
+def merge_across_scenes(objects: Iterable[AoiObject], radius_m: Mapping[str, float]) -> list[AoiObject]:
+    """Objects best first, one per object: one closer than its scene's radius to a better object of another
+    scene (the same ground seen twice) is dropped. Objects of one scene are never merged here."""
+    ranked = sorted(objects, key=lambda o: -o.score)
+    if len({o.scene_id for o in ranked}) < 2:
+        return ranked
+    radii = np.array([radius_m.get(o.scene_id, 0.0) for o in ranked])
+    if not radii.max() > 0:
+        return ranked
+    xy = _metres([o.lon for o in ranked], [o.lat for o in ranked])
+    better: dict[int, list[int]] = defaultdict(list)  # for each object, the better-ranked ones near it
+    for i, j in cKDTree(xy).query_pairs(float(radii.max()), output_type="ndarray").tolist():
+        better[max(i, j)].append(min(i, j))
+    kept = np.ones(len(ranked), dtype=bool)
+    for i in range(len(ranked)):
+        for j in better.get(i, ()):
+            same_ground = np.hypot(*(xy[i] - xy[j])) < max(radii[i], radii[j])
+            if kept[j] and ranked[j].scene_id != ranked[i].scene_id and same_ground:
+                kept[i] = False
+                break
+    return [o for o, keep in zip(ranked, kept, strict=True) if keep]
+
+
+def _metres(lons: Sequence[float], lats: Sequence[float]) -> np.ndarray:
+    """(N, 2) local east/north metres of lon/lat points (equirectangular about their mean latitude)."""
+    lon, lat = np.asarray(lons, dtype=np.float64), np.asarray(lats, dtype=np.float64)
+    scale = np.cos(np.radians(lat.mean()))
+    return np.column_stack([lon * _M_PER_DEG_LON * scale, lat * _M_PER_DEG_LAT])
