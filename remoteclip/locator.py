@@ -90,11 +90,17 @@ class ObjectLocator:
     head: LocatorHead
     model_id: str
     threshold: float
-    #: class names it was trained on, and their text embeddings (C, D) for the unknown-class warning
+    #: the words it was trained with, as their class per row and their text embeddings (W, D), for the
+    #: unknown-class warning
     classes: tuple[str, ...]
     class_embeddings: np.ndarray
     #: object-level figures of its held-out validation (written by training, shown by the model card)
     validation: dict[str, float]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The classes it was trained on, each once."""
+        return tuple(dict.fromkeys(self.classes))
 
     def known_class(self, text_embedding: np.ndarray) -> tuple[str, float]:
         """The trained class nearest to a query embedding, and its cosine similarity."""

@@ -116,7 +116,7 @@ def object_query(
     if similarity < KNOWN_CLASS_MIN_COSINE:
         warning = (
             f"the object locator was not trained on {noun.strip()!r} (nearest trained class: {nearest!r}, "
-            f"similarity {similarity:.2f}); its count is a guess. Trained on: {', '.join(locator.classes)}"
+            f"similarity {similarity:.2f}); its count is a guess. Trained on: {', '.join(locator.class_names)}"
         )
     return ObjectQuery(
         noun.strip(), embedding, locator.threshold if threshold is None else threshold, warning

@@ -224,6 +224,12 @@ def class_embeddings(model: LoadedModel) -> dict[str, np.ndarray]:
     }
 
 
+def trained_words(texts: dict[str, np.ndarray]) -> tuple[tuple[str, ...], np.ndarray]:
+    """Every query word the head was trained with: its class per row, and its embedding (W, D)."""
+    classes = tuple(name for name in OBJECT_CLASSES for _ in texts[name])
+    return classes, np.concatenate([texts[name] for name in OBJECT_CLASSES])
+
+
 def training_queries(chips: Sequence[LocatorChip], cells: int) -> list[tuple[int, str, np.ndarray]]:
     """(chip index, class, target heatmap) for every class asked of every chip."""
     out = []
@@ -243,10 +249,8 @@ def train_locator(model: LoadedModel, config: LocatorTrainConfig) -> LocatorTrai
     texts = class_embeddings(model)
     features = cache_features(model, train)
     head = fit_head(features, training_queries(train, features[0].shape[-1]), texts, config)
-    names = tuple(OBJECT_CLASSES)
-    embeddings = np.stack([texts[name][0] for name in names])
-    locator = ObjectLocator(head, model.model_id, 0.5, names, embeddings, {})
-    threshold, figures = choose_threshold(model, locator, valid, {n: texts[n][0] for n in names})
+    locator = ObjectLocator(head, model.model_id, 0.5, *trained_words(texts), {})
+    threshold, figures = choose_threshold(model, locator, valid, {n: texts[n][0] for n in OBJECT_CLASSES})
     locator.threshold = threshold
     locator.validation = figures
     per_dataset: dict[str, int] = {}
