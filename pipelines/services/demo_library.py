@@ -16,7 +16,7 @@ from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
 
 #: where the shared data lives unless ``REMOTECLIP_SHARED_DATA`` says otherwise
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 #: scenes of the shared data the demo ingests: cars and a bridge, vegetation, a river town, Joplin houses,
 #: farmland, an airport, a marina full of ships, and two CRS oddities (EPSG:3395, a Landsat scene)
 DEMO_SCENES: tuple[str, ...] = (

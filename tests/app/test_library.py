@@ -12,12 +12,23 @@ from shapely.geometry import shape
 
 from pipelines.ingest.local import ingest_paths
 from pipelines.services.classify import CLASSIFY_SPEC, classify_scene
-from pipelines.services.demo_library import BUNDLED_SCENE, DEMO_SCENES, demo_paths, ensure_demo_library
+from pipelines.services.demo_library import (
+    BUNDLED_SCENE,
+    DEMO_SCENES,
+    SHARED_DATA,
+    demo_paths,
+    ensure_demo_library,
+)
 from pipelines.services.settings import AppSettings
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel, load_model
 from tests.app_data import write_scene
+from tests.conftest import REPO_ROOT
 from tiles.index.chip_index import ChipIndex
+
+
+def test_the_shared_data_looked_for_is_the_folder_beside_the_project() -> None:
+    assert SHARED_DATA == REPO_ROOT.resolve().parent / "shared" / "data"
 
 
 def test_demo_paths_prefer_shared_data(tmp_path: Path, shared_data: Path) -> None:

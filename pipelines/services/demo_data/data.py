@@ -8,7 +8,7 @@ from pathlib import Path
 import rasterio
 from rasterio.enums import Resampling
 
-SOURCE = Path(__file__).resolve().parents[3] / "shared" / "data" / "scenes" / "rasterio" / "RGB.byte.tif"
+SOURCE = Path(__file__).resolve().parents[4] / "shared" / "data" / "scenes" / "rasterio" / "RGB.byte.tif"
 TARGET = Path(__file__).resolve().parent / "rgb_byte_demo.tif"
 FACTOR = 2
 
