@@ -2,7 +2,7 @@
 
 Times :func:`pipelines.services.locate.locate_objects` on a 2,560² image (target: under 15 s on the CPU):
 an Airbus airport of ``../shared/data`` when there is one (the held-out ``valid/`` images, as a user's new
-airport), else a synthetic 2,560² GeoTIFF. Each run is timed after one warm-up on the same image.
+airport), else a synthetic 2,560² COG (the tiling benchmark's). Each run is timed after one warm-up.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 import numpy as np
 import rasterio
-from rasterio.transform import from_origin
 
 from pipelines.bench.common import scratch_dir, workdir_option, write_result
+from pipelines.bench.tiling import write_synthetic_cog
 from pipelines.cli.options import device_option, echo_json, output_format_option
 from pipelines.services.demo_library import shared_data_dir
 from pipelines.services.locate import DEFAULT_SPAN_PX, locate_objects, object_query
@@ -30,23 +30,6 @@ def airbus_image(shared_data: Path) -> Path | None:
     """The first held-out Airbus airport image, if the shared data is there."""
     images = sorted((shared_data / "airbus-aircraft" / "valid").glob("*.jpg"))
     return images[0] if images else None
-
-
-def synthetic_image(path: Path, size_px: int = IMAGE_PX) -> Path:
-    """A ``size_px``² textured RGB GeoTIFF (0.5 m pixels)."""
-    pixels = np.random.default_rng(0).integers(0, 255, (3, size_px, size_px), dtype=np.uint8)
-    profile = {
-        "driver": "GTiff",
-        "width": size_px,
-        "height": size_px,
-        "count": 3,
-        "dtype": "uint8",
-        "crs": "EPSG:32616",
-        "transform": from_origin(700000.0, 3800000.0, 0.5, 0.5),
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(pixels)
-    return path
 
 
 @click.command("count")
@@ -71,7 +54,7 @@ def count_bench(
     locator = load_locator(model)
     query = object_query(model, locator, noun)
     with scratch_dir("count", workdir) as tmp:
-        image = airbus_image(shared_data_dir()) or synthetic_image(tmp / "synthetic.tif")
+        image = airbus_image(shared_data_dir()) or write_synthetic_cog(tmp / "synthetic.tif", IMAGE_PX)
         with rasterio.open(image) as src:
             size = [src.width, src.height]
         locate_objects(model, locator, image, query, span_px=span_px)  # warm-up

@@ -72,3 +72,15 @@ def test_bench_app_times_the_search_page_on_a_synthetic_library(
     assert record["rows"] == 1000 and record["queries"] > 0
     assert 0 < record["page_s_p50"] <= record["page_s_p90"] <= record["page_s_max"]
     assert record["meets_target"] == (record["page_s_p50"] <= record["target_s"])
+
+
+def test_bench_count_times_the_locator_on_a_large_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["bench", "count", "--runs", "1", "--workdir", str(tmp_path), "--format", "json"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "benchmarks/results/count_cpu.json").read_text())
+    assert record["size_px"] == [2560, 2560] and record["image"].endswith(".jpg")  # a held-out Airbus airport
+    assert record["found"] > 0 and record["seconds_p50"] == record["seconds"][0] > 0

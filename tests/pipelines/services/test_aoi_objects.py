@@ -21,7 +21,7 @@ from pipelines.services.aoi_objects import (
     merge_across_scenes,
 )
 from remoteclip.errors import InputError, ModelNotFoundError
-from remoteclip.factory import LoadedModel, load_model
+from remoteclip.factory import LoadedModel
 from remoteclip.locator import ObjectLocator, load_locator
 from tests.app_data import build_library, write_scene
 from tiles.index.chip_index import ChipIndex
@@ -34,8 +34,8 @@ FLOOR = 0.0
 
 
 @pytest.fixture(scope="module")
-def model() -> LoadedModel:
-    return load_model(None)
+def model(default_model: LoadedModel) -> LoadedModel:
+    return default_model
 
 
 @pytest.fixture(scope="module")
