@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, str] = {
     "ingest": "pipelines.bench.ingest:ingest",
     "app": "pipelines.bench.app:app_bench",
     "count": "pipelines.bench.count:count_bench",
+    "objects": "pipelines.bench.objects:objects_bench",
 }
 
 

@@ -19,8 +19,12 @@ from pipelines.cli.options import (
     weights_option,
 )
 from pipelines.ingest.local import COMMIT_ROWS, ingest_paths
+from pipelines.ingest.objects import run_scenes
 from pipelines.ingest.read import DEFAULT_WORKERS
+from pipelines.services.object_store import object_name, store_objects
 from remoteclip.factory import load_model
+from remoteclip.locator import load_locator
+from remoteclip.prompts import plural
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
 
@@ -31,6 +35,16 @@ def _parse_levels(ctx: click.Context, param: click.Parameter, value: str) -> tup
     if not levels:
         raise click.BadParameter("give at least one level, such as 1 or 1,2,4")
     return levels
+
+
+def _parse_nouns(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    """``"airplane, Ships"`` -> ``("airplane", "ship")`` (normalised, each once)."""
+    if value is None:
+        return ()
+    nouns = tuple(dict.fromkeys(object_name(n) for n in value.split(",") if n.strip()))
+    if not nouns:
+        raise click.BadParameter("give at least one object, such as airplane or airplane,ship")
+    return nouns
 
 
 def _report_failure(path: str, reason: str) -> None:
@@ -96,6 +110,21 @@ def _report_failure(path: str, reason: str) -> None:
     show_default=True,
     help="Model actors of --engine ray (one GPU each when the cluster has GPUs).",
 )
+@click.option(
+    "--objects",
+    "nouns",
+    default=None,
+    callback=_parse_nouns,
+    help="Also find these objects (e.g. airplane,ship) in every georeferenced scene of the run with the object "
+    "locator and store them in the `objects` table, so AOI counts over the library are a spatial query.",
+)
+@click.option(
+    "--locator",
+    "locator_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Object locator weights for --objects (from `train-locator`) [default: the one shipped for the model].",
+)
 @model_option
 @weights_option
 @device_option
@@ -114,6 +143,8 @@ def ingest(
     engine: str,
     ray_address: str | None,
     ray_encoders: int,
+    nouns: tuple[str, ...],
+    locator_path: Path | None,
     model_name: str | None,
     weights: Path | None,
     device: str,
@@ -125,6 +156,7 @@ def ingest(
     """
     spec = ChipSpec(chip_px=chip_size, overlap_px=overlap, levels=levels, min_valid=min_valid)
     model = load_model(model_name, weights=weights, device=device)
+    locator = load_locator(model, locator_path) if nouns else None  # before the ingest: fail early
     index = ChipIndex(db, storage_options=storage_options)
     if engine == "ray":
         from pipelines.ingest.ray_executor import ray_ingest_paths
@@ -138,8 +170,12 @@ def ingest(
             paths, index, model, spec, batch_size=batch_size, workers=workers, commit_rows=commit_rows,
             on_failure=_report_failure,
         )
+    stored: dict[str, int] = {}
+    if locator is not None:
+        stored = store_objects(index, model, locator, nouns, run_scenes(index, paths))
     if output_format == "json":
-        echo_json({"db": str(db), "model_id": model.model_id, **summary.to_dict()})
+        extra = {"objects": stored} if nouns else {}
+        echo_json({"db": str(db), "model_id": model.model_id, **summary.to_dict(), **extra})
     else:
         click.echo(
             f"{summary.scenes} scenes, {summary.chips} chips ({summary.skipped} skipped as mostly empty), "
@@ -147,5 +183,7 @@ def ingest(
             f"{len(summary.failed)} failed, {summary.chips_per_s:.1f} chips/s in {summary.seconds:.1f} s "
             f"-> {db}"
         )
+        for noun, n in stored.items():
+            click.echo(f"{n} {plural(noun) if n != 1 else noun} stored in the objects table")
     if summary.failed:
         raise click.exceptions.Exit(1)

@@ -31,6 +31,7 @@ from shapely.geometry.base import BaseGeometry
 
 from pipelines.services.export import chip_feature, feature, feature_collection, scene_name
 from pipelines.services.locate import DEFAULT_SPAN_PX, MERGE_CELLS, locate_objects, object_query
+from pipelines.services.object_store import stored_in_aoi
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
 from remoteclip.locator import CHIP_PX, STRIDE, ObjectLocator
@@ -223,14 +224,19 @@ def locate_in_aoi(
     """Every ``noun`` the locator finds in ``aoi`` (EPSG:4326) in the library's georeferenced scenes.
 
     Objects scoring at least ``min_score`` are kept; a scene that can no longer be read is listed in
-    ``failed`` and the others are still searched.
+    ``failed`` and the others are still searched. When the library's ``objects`` table holds ``noun`` for
+    every scene meeting the AOI (``ingest --objects``), the stored objects answer instead
+    (:func:`pipelines.services.object_store.stored_in_aoi`).
     """
     query = object_query(model, locator, noun, threshold=min_score)
     index.check_model(model.model_id)
     scenes = [s for s in index.scenes() if not s.pixel_space and box(*s.extent).intersects(aoi)]
     found: list[AoiObject] = []
     failed: list[tuple[str, str]] = []
-    for scene in scenes:
+    stored = stored_in_aoi(index, model, locator, noun, aoi, scenes, min_score=min_score, span_px=span_px)
+    if stored is not None:  # every scene was searched at ingest (`ingest --objects`)
+        found = [AoiObject(o.scene_id, o.scene_path, o.col, o.row, o.score, o.lon, o.lat) for o in stored]
+    for scene in scenes if stored is None else ():
         try:
             image = locate_objects(model, locator, Path(scene.scene_path), query, span_px=span_px, aoi=aoi)
         except RasterReadError as exc:
