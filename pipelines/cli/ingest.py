@@ -12,6 +12,7 @@ from pipelines.cli.options import (
     db_option,
     device_option,
     echo_json,
+    locator_option,
     model_option,
     output_format_option,
     parse_int_list,
@@ -118,13 +119,7 @@ def _report_failure(path: str, reason: str) -> None:
     help="Also find these objects (e.g. airplane,ship) in every georeferenced scene of the run with the object "
     "locator and store them in the `objects` table, so AOI counts over the library are a spatial query.",
 )
-@click.option(
-    "--locator",
-    "locator_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Object locator weights for --objects (from `train-locator`) [default: the one shipped for the model].",
-)
+@locator_option
 @model_option
 @weights_option
 @device_option

@@ -16,6 +16,7 @@ from pipelines.cli.options import (
     aoi_option,
     device_option,
     echo_json,
+    locator_option,
     model_option,
     output_format_option,
     weights_option,
@@ -197,13 +198,7 @@ def classify(
     default=None,
     help="Locator score an object needs [default: the one chosen on held-out images, printed].",
 )
-@click.option(
-    "--locator",
-    "locator_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Object locator weights (from `train-locator`) [default: the one shipped for the model].",
-)
+@locator_option
 @batch_size_option
 @model_option
 @weights_option

@@ -99,6 +99,13 @@ aoi_option = click.option(
     default=None,
     help="GeoJSON file (EPSG:4326) restricting results to an area of interest.",
 )
+locator_option = click.option(
+    "--locator",
+    "locator_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Object locator weights (from `train-locator`) [default: the one shipped for the model].",
+)
 device_option = click.option(
     "--device", default="cpu", show_default=True, help="Torch device for the model: cpu, cuda, cuda:1."
 )
