@@ -7,9 +7,10 @@ from pathlib import Path
 import shapely
 import streamlit as st
 
-from pipelines.services.aoi_objects import AoiObjects, locate_in_aoi, score_floor
+from pipelines.services.aoi_objects import AoiObjects, locate_in_aoi
 from pipelines.services.classify import SceneClassification, classify_scene
 from pipelines.services.count import AoiCount, count_in_aoi
+from pipelines.services.locate import score_floor
 from pipelines.services.settings import AppSettings
 from remoteclip.errors import InputError, ModelNotFoundError, WeightsError
 from remoteclip.factory import LoadedModel, load_model

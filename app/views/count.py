@@ -12,8 +12,9 @@ import folium
 import streamlit as st
 
 from app import maps, state, widgets
-from pipelines.services.aoi_objects import AoiObjects, score_floor
+from pipelines.services.aoi_objects import AoiObjects
 from pipelines.services.count import COMMON_OBJECTS, AoiCount
+from pipelines.services.locate import score_floor
 from pipelines.services.results import extent
 from remoteclip.errors import ExplorerError
 

@@ -2,7 +2,7 @@
 
 :func:`locate_in_aoi` runs :func:`pipelines.services.locate.locate_objects` on every georeferenced scene
 of the library whose extent meets the AOI, keeping the objects inside the AOI down to a low score floor
-(:data:`MIN_SCORE`), so a page can move a threshold slider without locating again. :class:`AoiObjects` then
+(:data:`pipelines.services.locate.MIN_SCORE`), so a page can move a threshold slider without locating again. :class:`AoiObjects` then
 answers at any threshold at or above that floor: the objects (``at``, ``total``), the exports (``geojson``,
 ``csv``; both record the object, the model id, the threshold and when the objects were found) and the number
 of objects in each chip of the library for a choropleth (``chip_counts``, ``chips_geojson``).
@@ -30,7 +30,13 @@ from shapely.geometry import Point, box, mapping
 from shapely.geometry.base import BaseGeometry
 
 from pipelines.services.export import chip_feature, feature, feature_collection, scene_name
-from pipelines.services.locate import DEFAULT_SPAN_PX, MERGE_CELLS, locate_objects, object_query
+from pipelines.services.locate import (
+    DEFAULT_SPAN_PX,
+    MERGE_CELLS,
+    MIN_SCORE,
+    locate_objects,
+    object_query,
+)
 from pipelines.services.object_store import stored_in_aoi
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
@@ -38,8 +44,6 @@ from remoteclip.locator import CHIP_PX, STRIDE, ObjectLocator
 from tiles.errors import RasterReadError
 from tiles.index.chip_index import Chip, ChipIndex
 
-#: the score floor objects are kept down to, so a threshold slider can go this low without locating again
-MIN_SCORE = 0.1
 #: CSV columns of the object export: each row records what was asked and of which model (any CSV reader,
 #: GIS tools included, keeps them; ``lon``/``lat`` are EPSG:4326)
 CSV_COLUMNS = (
@@ -58,11 +62,6 @@ CSV_COLUMNS = (
 #: metres per degree of latitude, and of longitude at the equator (enough for merge radii of a few metres)
 _M_PER_DEG_LAT = 110_574.0
 _M_PER_DEG_LON = 111_320.0
-
-
-def score_floor(locator: ObjectLocator) -> float:
-    """The lowest threshold to offer: :data:`MIN_SCORE`, or the locator's own threshold if that is lower."""
-    return min(MIN_SCORE, locator.threshold)
 
 
 @dataclass(frozen=True)

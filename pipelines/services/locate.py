@@ -45,6 +45,9 @@ SMALL_SPAN_PX = 256
 LARGE_IMAGE_PX = 1024
 #: overlap between neighbouring chips, as a share of the chip
 OVERLAP = 0.25
+#: the lowest score objects are kept down to when a threshold will be chosen later (the Count page's slider,
+#: the objects stored at ingest), unless the locator's own threshold is lower
+MIN_SCORE = 0.1
 #: peaks closer than this many output cells are one object
 MERGE_CELLS = 2.0
 
@@ -104,6 +107,11 @@ class ObjectQuery:
     embedding: np.ndarray
     threshold: float
     warning: str | None
+
+
+def score_floor(locator: ObjectLocator) -> float:
+    """The lowest threshold to keep objects at: :data:`MIN_SCORE`, or the locator's threshold if lower."""
+    return min(MIN_SCORE, locator.threshold)
 
 
 def object_query(

@@ -1,7 +1,7 @@
 """Objects stored at ingest (``ingest --objects``) and read back for an AOI count over a whole library.
 
 :func:`store_objects` runs :func:`pipelines.services.locate.locate_objects` on whole scenes, down to a low
-score floor (:data:`STORE_FLOOR`), with the Count page's chip span, and writes the objects to the
+score floor (:func:`pipelines.services.locate.score_floor`), with the Count page's chip span, and writes the objects to the
 ``objects`` table (:class:`tiles.index.object_table.ObjectTable`). :func:`stored_in_aoi` answers an AOI from
 that table when every scene meeting it was searched for the object with the same model, locator, chip span
 and a floor at most the score asked for; otherwise it answers None and the caller locates on demand.
@@ -18,15 +18,12 @@ from pathlib import Path
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
-from pipelines.services.locate import DEFAULT_SPAN_PX, locate_objects, object_query
+from pipelines.services.locate import DEFAULT_SPAN_PX, locate_objects, object_query, score_floor
 from remoteclip.factory import LoadedModel
 from remoteclip.locator import ObjectLocator
 from remoteclip.prompts import singular
 from tiles.index.chip_index import ChipIndex, SceneSummary
 from tiles.index.object_table import ObjectPoint, ObjectTable, StoredObject
-
-#: the score floor objects are stored down to (the Count page's lowest threshold)
-STORE_FLOOR = 0.1
 
 
 def object_name(noun: str) -> str:
@@ -42,11 +39,6 @@ def locator_id(locator: ObjectLocator) -> str:
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
     return digest.hexdigest()
-
-
-def store_floor(locator: ObjectLocator) -> float:
-    """The floor objects are stored down to: :data:`STORE_FLOOR`, or the locator's threshold if lower."""
-    return min(STORE_FLOOR, locator.threshold)
 
 
 def store_objects(
@@ -65,7 +57,7 @@ def store_objects(
     """
     index.check_model(model.model_id)
     table = ObjectTable(index)
-    floor = store_floor(locator)
+    floor = score_floor(locator)
     fingerprint = locator_id(locator)
     stored: dict[str, int] = {}
     for noun in dict.fromkeys(object_name(n) for n in nouns if n.strip()):

@@ -117,7 +117,7 @@ def is_validation(image: Path) -> bool:
     return zlib.crc32(image.name.encode()) % 1000 < VALIDATION_FRACTION * 1000
 
 
-def scene_windows(width: int, height: int) -> Iterator[ChipWindow]:
+def locator_windows(width: int, height: int) -> Iterator[ChipWindow]:
     """Square windows at each level that fit the image, plus the whole image when it is smaller than that."""
     spans = [CHIP_PX * level for level in LEVELS if CHIP_PX * level <= max(width, height)]
     for span in spans or [max(width, height)]:
@@ -133,7 +133,7 @@ def scene_chips(scene: BoxScene, rng: np.random.Generator) -> Iterator[LocatorCh
     own_absent = classes if scene.exhaustive else set()
     elsewhere = {c for c, datasets in ABSENT_ELSEWHERE.items() if scene.dataset in datasets}
     with open_scene(scene.boxes.image) as raster:
-        windows = list(scene_windows(raster.width, raster.height))
+        windows = list(locator_windows(raster.width, raster.height))
         boxed: list[tuple[ChipWindow, list[Box]]] = []
         empty: list[tuple[ChipWindow, list[Box]]] = []
         for window in windows:
