@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from pipelines.cli.options import device_option, model_option, weights_option
-from pipelines.training.locator import LocatorTrainConfig, train_locator
+from pipelines.training.locator import LocatorTrainConfig, manifest_rows, train_locator, write_manifest
 from remoteclip.factory import load_model
 
 
@@ -64,10 +64,12 @@ def train_locator_command(
     result = train_locator(model, config)
     out.parent.mkdir(parents=True, exist_ok=True)
     result.locator.save(out)
+    manifest = write_manifest(manifest_rows(data), out.with_suffix(".manifest.csv.gz"))
     click.echo(
         json.dumps(
             {
                 "out": str(out),
+                "manifest": str(manifest),
                 "model_id": model.model_id,
                 "threshold": result.locator.threshold,
                 "validation": result.locator.validation,

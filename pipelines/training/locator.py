@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
 import logging
 import time
 import zlib
@@ -25,10 +27,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from pipelines.datasets.boxes import Box, clip_boxes
-from pipelines.training.sources import BOX_SOURCES, BoxScene
+from pipelines.datasets.splits import get_split
+from pipelines.training.dedup import NearDuplicateFilter, perceptual_hash
+from pipelines.training.sources import BOX_SOURCES, BoxScene, held_out_images
 from remoteclip.factory import LoadedModel
 from remoteclip.locator import (
     CHIP_PX,
@@ -189,18 +194,38 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pos_loss.sum() + neg_loss.sum()) / positive.sum().clamp(min=1.0)
 
 
+def training_scenes(data: Path) -> list[tuple[BoxScene, str]]:
+    """The labelled scenes the locator trains on, each with its image's perceptual hash (16 hex digits).
+
+    The box sources read training parts only; a scene whose image is within
+    :data:`~pipelines.training.dedup.MAX_DISTANCE` bits of an evaluation image (the held-out splits and the
+    Airbus ``valid/`` airports) is left out as well.
+    """
+    held_out = NearDuplicateFilter()
+    for path in [*held_out_images(data), *get_split("airbus-aircraft", data).test]:
+        with Image.open(path) as image:
+            held_out.add(perceptual_hash(image.convert("RGB")))
+    kept = []
+    for make in BOX_SOURCES:
+        for scene in make(data):
+            with Image.open(scene.boxes.image) as image:
+                phash = perceptual_hash(image.convert("RGB"))
+            if not held_out.seen(phash):
+                kept.append((scene, f"{phash:016x}"))
+    return kept
+
+
 def collect_chips(data: Path, max_per_dataset: int | None = None, seed: int = 0) -> list[LocatorChip]:
-    """Every training chip of the box sources (held-out images are not in them)."""
+    """Every training chip of the :func:`training_scenes`."""
     rng = np.random.default_rng(seed)
     chips: list[LocatorChip] = []
     per_dataset: dict[str, int] = {}
-    for make in BOX_SOURCES:
-        for scene in make(data):
-            for chip in scene_chips(scene, rng):
-                if max_per_dataset is not None and per_dataset.get(chip.dataset, 0) >= max_per_dataset:
-                    break
-                per_dataset[chip.dataset] = per_dataset.get(chip.dataset, 0) + 1
-                chips.append(chip)
+    for scene, _ in training_scenes(data):
+        for chip in scene_chips(scene, rng):
+            if max_per_dataset is not None and per_dataset.get(chip.dataset, 0) >= max_per_dataset:
+                break
+            per_dataset[chip.dataset] = per_dataset.get(chip.dataset, 0) + 1
+            chips.append(chip)
     return chips
 
 
@@ -344,3 +369,19 @@ def choose_threshold(
         "objects": true,
     }
     return threshold, figures
+
+
+def manifest_rows(data: Path) -> list[tuple[str, str, str]]:
+    """(source, image, phash) of every image the locator's chips are cut from (training and threshold images);
+    ``image`` is relative to ``data``."""
+    rows = {(s.dataset, s.boxes.image.relative_to(data).as_posix(), phash) for s, phash in training_scenes(data)}
+    return sorted(rows)
+
+
+def write_manifest(rows: Sequence[tuple[str, str, str]], path: Path) -> Path:
+    """The manifest as gzipped CSV ``source,image,phash``."""
+    with gzip.open(path, "wt", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("source", "image", "phash"))
+        writer.writerows(rows)
+    return path
