@@ -1,4 +1,8 @@
-"""Box readers for the annotation formats in ``../shared/data``: typed, axis-aligned pixel boxes per image.
+"""Box readers for the annotation formats of ``../shared/data`` and of public detection sets: typed,
+axis-aligned pixel boxes per image.
+
+Formats: Airbus CSV, Pascal VOC XML, DIOR oriented XML, DOTA ``labelTxt``, DeepForest CSV, YOLO ``.txt``
+(normalised centre boxes, or polygons) and COCO JSON (``bbox`` = x, y, width, height in pixels).
 
 Every reader returns :class:`ImageBoxes` whose labels are canonical singular nouns (``airplane``, ``ship``,
 ``small vehicle``, ``tree``, ``building``), so B2C captions and counting sets use one vocabulary.
@@ -9,10 +13,13 @@ from __future__ import annotations
 
 import ast
 import csv
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from PIL import Image
 
 from remoteclip.errors import InputError
 
@@ -28,6 +35,9 @@ LABEL_ALIASES: dict[str, str] = {
     "basketballcourt": "basketball court",
     "tenniscourt": "tennis court",
     "baseballfield": "baseball field",
+    "palm tree": "palm tree",
+    "oil palm": "palm tree",
+    "oilwell": "oil well",
 }
 
 
@@ -172,3 +182,68 @@ def read_deepforest_csv(csv_path: Path, image_dir: Path, default_label: str = "t
             xmin, ymin, xmax, ymax = coords
             by_image.setdefault(row["image_path"], []).append(Box(xmin, ymin, xmax, ymax, canonical_label(label)))
     return [ImageBoxes(image_dir / name, tuple(b)) for name, b in sorted(by_image.items())]
+
+
+def _yolo_box(parts: list[str], names: Sequence[str], size: tuple[int, int], where: str) -> Box:
+    """One YOLO line (``class cx cy w h``, or ``class x1 y1 x2 y2 ...`` for a polygon) in pixels."""
+    try:
+        index, values = int(parts[0]), [float(v) for v in parts[1:]]
+    except ValueError as exc:
+        raise InputError(f"bad YOLO line in {where}: {' '.join(parts)!r}") from exc
+    if not 0 <= index < len(names):
+        raise InputError(f"{where}: class {index} is not among the {len(names)} class names")
+    width, height = size
+    if len(values) == 4:
+        cx, cy, w, h = values
+        return Box((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height,
+                   canonical_label(names[index]))
+    if len(values) >= 6 and len(values) % 2 == 0:
+        return box_from_points([(x * width, y * height) for x, y in zip(values[0::2], values[1::2])],
+                               names[index])
+    raise InputError(f"bad YOLO line in {where}: {' '.join(parts)!r} (expected class cx cy w h)")
+
+
+def read_yolo_txt(txt_path: Path, image: Path, names: Sequence[str]) -> ImageBoxes:
+    """A YOLO label file (``class cx cy w h`` normalised to 0-1; class ids index ``names``) for ``image``."""
+    lines = [line.split() for line in txt_path.read_text().splitlines() if line.strip()]
+    if not lines:
+        return ImageBoxes(image, ())
+    try:
+        with Image.open(image) as opened:  # reads the header only
+            size = opened.size
+    except OSError as exc:
+        raise InputError(f"cannot open {image}, the image of {txt_path}: {exc}") from exc
+    return ImageBoxes(image, tuple(_yolo_box(parts, names, size, str(txt_path)) for parts in lines))
+
+
+def _coco_category_names(categories: list[dict[str, object]]) -> dict[object, str]:
+    """Category id -> canonical label; Roboflow's bare-number class names stand for their supercategory."""
+    names = {}
+    for category in categories:
+        name = str(category.get("name", "object"))
+        parent = str(category.get("supercategory") or "none")
+        if name.strip().isdigit() and parent != "none":
+            name = parent
+        names[category.get("id")] = canonical_label(name)
+    return names
+
+
+def read_coco_json(json_path: Path, image_dir: Path) -> list[ImageBoxes]:
+    """A COCO detection JSON: every listed image (``image_dir/<file_name>``) with its boxes, crowd boxes skipped.
+
+    Images without annotations give empty :class:`ImageBoxes`. A category named by a bare number under a
+    supercategory (Roboflow exports: ``{"name": "0", "supercategory": "palm-tree"}``) takes that supercategory.
+    """
+    try:
+        coco = json.loads(json_path.read_text())
+        names = _coco_category_names(coco["categories"])
+        by_image: dict[object, list[Box]] = {image["id"]: [] for image in coco["images"]}
+        for annotation in coco["annotations"]:
+            if annotation.get("iscrowd"):
+                continue
+            x, y, w, h = (float(v) for v in annotation["bbox"])
+            by_image[annotation["image_id"]].append(
+                Box(x, y, x + w, y + h, names.get(annotation["category_id"], "object")))
+        return [ImageBoxes(image_dir / image["file_name"], tuple(by_image[image["id"]])) for image in coco["images"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"cannot read COCO annotations {json_path}: {exc!r}") from exc

@@ -6,12 +6,15 @@ Output folder layout (what ``remoteclip-explorer train --trainset`` and ``open_c
                        filepath is relative to the folder; source is b2c | m2b | human | scene
     images/<dataset>/  the chips and images, ``--out-px`` square, WebP (small enough to move to a GPU machine)
                        or JPEG
+    manifest.csv.gz    source,image,phash: one row per training image (its dataset, its path here, its 64-bit
+                       perceptual hash as 16 hex digits), to audit what a model saw
     DATASET_CARD.md    pairs per source and dataset, caption examples
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +29,7 @@ from tqdm import tqdm
 from pipelines.datasets.boxes import clip_boxes
 from pipelines.training.captions import b2c_captions, empty_captions
 from pipelines.training.dedup import MAX_DISTANCE, NearDuplicateFilter, perceptual_hash
+from pipelines.training.source_dir import held_out_source_images, source_dir_images, source_dir_scenes
 from pipelines.training.sources import BOX_SOURCES, CAPTION_SOURCES, BoxScene, CaptionedImage, held_out_images
 from pipelines.training.train import PAIRS_FILE
 from remoteclip.errors import InputError
@@ -33,7 +37,9 @@ from tiles.grid import ChipSpec, ChipWindow, iter_windows
 from tiles.reader import open_scene
 
 CARD_FILE = "DATASET_CARD.md"
+MANIFEST_FILE = "manifest.csv.gz"
 PAIR_COLUMNS = ("filepath", "caption", "source", "dataset")
+MANIFEST_COLUMNS = ("source", "image", "phash")
 #: the card shows the n-th image of each dataset for these n (spread over its scenes)
 EXAMPLE_AT = frozenset({1, 40, 150, 400, 1000})
 #: an exhaustively labelled scene gives at most this many chips without boxes per chip with boxes
@@ -49,6 +55,8 @@ class TrainsetStats:
     duplicates: Counter[str] = field(default_factory=Counter)
     empty: Counter[tuple[str, str]] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    #: (dataset, image path in the trainset, perceptual hash of the written file as 16 hex digits) per image
+    manifest: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def scene_windows(width: int, height: int, scene: BoxScene) -> Iterator[ChipWindow]:
@@ -135,7 +143,8 @@ class TrainsetWriter:
         ``empty``: the image holds none of its scene's classes (counted apart on the card).
         """
         image = Image.fromarray(chip)
-        if not self.dedup.keep(perceptual_hash(image)):
+        phash = perceptual_hash(image)
+        if not self.dedup.keep(phash):
             self.stats.duplicates[dataset] += 1
             return
         self.stats.empty[source, dataset] += empty
@@ -145,6 +154,8 @@ class TrainsetWriter:
         for caption in captions:
             self._rows.writerow((relative.as_posix(), caption, source, dataset))
         self.stats.images[source, dataset] += 1
+        with Image.open(self.out / relative) as written:  # lossy WebP/JPEG can move the hash a bit or two
+            self.stats.manifest.append((dataset, relative.as_posix(), f"{perceptual_hash(written):016x}"))
         self.stats.pairs[source, dataset] += len(captions)
         if self.stats.images[source, dataset] in EXAMPLE_AT:
             self.stats.examples.setdefault(dataset, []).append(f"`{relative.as_posix()}`: " + " / ".join(captions))
@@ -156,19 +167,35 @@ class TrainsetWriter:
         self._file.close()
 
 
+def write_manifest(rows: list[tuple[str, str, str]], path: Path) -> Path:
+    """The training images as gzipped CSV ``source,image,phash``."""
+    with gzip.open(path, "wt", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(MANIFEST_COLUMNS)
+        writer.writerows(rows)
+    return path
+
+
 def write_trainset(data: Path, out: Path, out_px: int = 160, image_format: str = "webp", quality: int = 80,
-                   progress: bool = True) -> TrainsetStats:
-    """Build the training pairs from ``data`` (``../shared/data``) into ``out``; returns what was written."""
+                   progress: bool = True, source_dir: Path | None = None) -> TrainsetStats:
+    """Build the training pairs from ``data`` (``../shared/data``) and ``source_dir`` into ``out``.
+
+    ``source_dir``: public datasets in their standard layouts (:mod:`pipelines.training.source_dir`).
+    Returns what was written.
+    """
     if not (data / "rsscn7").is_dir():
         raise InputError(f"{data} does not look like ../shared/data (no rsscn7/ inside); pass --data")
     out.mkdir(parents=True, exist_ok=True)
     dedup = NearDuplicateFilter()
-    for path in held_out_images(data):
+    for path in held_out_images(data) + held_out_source_images(source_dir):
         with Image.open(path) as image:
             dedup.add(perceptual_hash(image.convert("RGB")))
     held_out = len(dedup)
     box_scenes = [scene for make in BOX_SOURCES for scene in make(data)]
     captioned = [item for make in CAPTION_SOURCES for item in make(data)]
+    if source_dir is not None:
+        box_scenes += source_dir_scenes(source_dir)
+        captioned += source_dir_images(source_dir)
     with TrainsetWriter(out, image_format, quality, dedup) as writer:
         for scene in tqdm(box_scenes, desc="B2C/M2B scenes", unit="scene", disable=not progress):
             boxed = 0
@@ -179,6 +206,7 @@ def write_trainset(data: Path, out: Path, out_px: int = 160, image_format: str =
                 writer.add(scene.source, scene.dataset, name, chip, captions, empty=True)
         for item in tqdm(captioned, desc="captioned images", unit="image", disable=not progress):
             writer.add(item.source, item.dataset, item.image.stem, captioned_chip(item, out_px), list(item.captions))
+    write_manifest(writer.stats.manifest, out / MANIFEST_FILE)
     (out / CARD_FILE).write_text(dataset_card(writer.stats, held_out, out_px, image_format, quality))
     return writer.stats
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from pipelines.datasets.boxes import (
     Box,
     canonical_label,
     clip_boxes,
     read_airbus_csv,
+    read_coco_json,
     read_deepforest_csv,
     read_dior_xml,
     read_dota_labeltxt,
     read_voc_xml,
+    read_yolo_txt,
 )
 from remoteclip.errors import InputError
 
@@ -23,6 +27,8 @@ def test_canonical_labels() -> None:
     assert canonical_label("Truncated_airplane") == "airplane"
     assert canonical_label("small-vehicle") == "small vehicle"
     assert canonical_label("Tree") == "tree"
+    assert canonical_label("palm-tree") == canonical_label("oil_palm") == "palm tree"
+    assert canonical_label("oilwell") == "oil well"
 
 
 def test_voc_reader(tmp_path: Path) -> None:
@@ -74,6 +80,49 @@ def test_airbus_and_deepforest_csv(tmp_path: Path) -> None:
     (tmp_path / "trees.csv").write_text("image_path,xmin,xmax,ymin,ymax,label\nx.jpg,1,82,103,235,0\n")
     [trees] = read_deepforest_csv(tmp_path / "trees.csv", tmp_path)
     assert trees.boxes == (Box(1, 103, 82, 235, "tree"),)
+
+
+def test_yolo_reader_scales_normalised_centre_boxes(tmp_path: Path) -> None:
+    Image.new("RGB", (200, 100)).save(tmp_path / "a.png")
+    (tmp_path / "a.txt").write_text("0 0.5 0.5 0.1 0.2\n\n2 0.25 0.75 0.5 0.5\n1 0.1 0.1 0.3 0.1 0.2 0.4\n")
+    boxes = read_yolo_txt(tmp_path / "a.txt", tmp_path / "a.png", ["car", "oil_palm", "minibus"])
+    assert boxes.image == tmp_path / "a.png"
+    assert [b.label for b in boxes.boxes] == ["car", "minibus", "palm tree"]
+    corners = [v for b in boxes.boxes for v in (b.xmin, b.ymin, b.xmax, b.ymax)]
+    assert corners == pytest.approx([90, 40, 110, 60, 0, 50, 100, 100, 20, 10, 60, 40])  # the last is a polygon
+    (tmp_path / "empty.txt").write_text("")  # a background image: no boxes, the image need not be opened
+    assert read_yolo_txt(tmp_path / "empty.txt", tmp_path / "missing.png", ["car"]).boxes == ()
+
+
+def test_yolo_reader_rejects_unknown_classes_and_bad_lines(tmp_path: Path) -> None:
+    Image.new("RGB", (10, 10)).save(tmp_path / "a.png")
+    (tmp_path / "a.txt").write_text("3 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(InputError, match="class 3"):
+        read_yolo_txt(tmp_path / "a.txt", tmp_path / "a.png", ["car"])
+    (tmp_path / "a.txt").write_text("0 0.5 0.5\n")
+    with pytest.raises(InputError, match="bad YOLO line"):
+        read_yolo_txt(tmp_path / "a.txt", tmp_path / "a.png", ["car"])
+
+
+def test_coco_reader(tmp_path: Path) -> None:
+    coco = {
+        "images": [{"id": 7, "file_name": "a.jpg"}, {"id": 8, "file_name": "b.jpg"}],
+        # Roboflow: category 0 names the project, the real class is a bare number under it
+        "categories": [{"id": 0, "name": "palm-tree", "supercategory": "none"},
+                       {"id": 1, "name": "0", "supercategory": "palm-tree"},
+                       {"id": 2, "name": "Oil_Well", "supercategory": "none"}],
+        "annotations": [{"id": 1, "image_id": 7, "category_id": 1, "bbox": [10, 20, 5.5, 4], "iscrowd": 0},
+                        {"id": 2, "image_id": 7, "category_id": 2, "bbox": [0, 0, 1, 2]},
+                        {"id": 3, "image_id": 7, "category_id": 2, "bbox": [0, 0, 50, 50], "iscrowd": 1}],
+    }
+    (tmp_path / "_annotations.coco.json").write_text(json.dumps(coco))
+    a, b = read_coco_json(tmp_path / "_annotations.coco.json", tmp_path / "imgs")
+    assert a.image == tmp_path / "imgs" / "a.jpg"
+    assert a.boxes == (Box(10, 20, 15.5, 24, "palm tree"), Box(0, 0, 1, 2, "oil well"))
+    assert b.image == tmp_path / "imgs" / "b.jpg" and b.boxes == ()
+    (tmp_path / "bad.json").write_text(json.dumps({"images": [], "categories": []}))
+    with pytest.raises(InputError, match="COCO"):
+        read_coco_json(tmp_path / "bad.json", tmp_path)
 
 
 def test_clip_boxes_keeps_mostly_inside_and_shifts() -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import re
 from pathlib import Path
 
 import geopandas as gpd
+import imagehash
 import numpy as np
 import pytest
 import rasterio
@@ -18,9 +21,18 @@ from shapely.geometry import box as shapely_box
 from pipelines.cli.build_trainset import build_trainset
 from pipelines.datasets import splits
 from pipelines.datasets.boxes import Box, ImageBoxes
-from pipelines.training.build import PAIRS_FILE, TrainsetWriter, box_scene_chips, empty_scene_chips
+from pipelines.training import build
+from pipelines.training.build import (
+    MANIFEST_FILE,
+    PAIRS_FILE,
+    TrainsetWriter,
+    box_scene_chips,
+    empty_scene_chips,
+    write_trainset,
+)
 from pipelines.training.dedup import NearDuplicateFilter, perceptual_hash, unique_indices
 from pipelines.training.sources import BoxScene, footprint_boxes, rsscn7_images, ships_scenes, ucm_images
+from tests.pipelines.training.test_source_dir import write_voc
 
 
 def textured(seed: int, size: int = 128) -> Image.Image:
@@ -151,3 +163,72 @@ def test_cli_refuses_to_overwrite(tmp_path: Path, shared_data: Path) -> None:
     (tmp_path / PAIRS_FILE).write_text("filepath\tcaption\n")
     result = CliRunner().invoke(build_trainset, ["--data", str(shared_data), "--out", str(tmp_path)])
     assert result.exit_code != 0 and "--overwrite" in result.output
+
+
+@pytest.fixture
+def no_shared_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A ``--data`` folder whose sources are left out, so ``write_trainset`` reads ``--source-dir`` only (fast)."""
+    monkeypatch.setattr(build, "BOX_SOURCES", ())
+    monkeypatch.setattr(build, "CAPTION_SOURCES", ())
+    monkeypatch.setattr(build, "held_out_images", lambda data: [])
+    data = tmp_path / "data"
+    (data / "rsscn7").mkdir(parents=True)
+    return data
+
+
+def save(image: Image.Image, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+def read_pairs(out: Path) -> list[dict[str, str]]:
+    with open(out / PAIRS_FILE, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def read_manifest(out: Path) -> list[dict[str, str]]:
+    with gzip.open(out / MANIFEST_FILE, "rt", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_manifest_lists_exactly_the_written_images_with_their_hashes(tmp_path: Path, no_shared_sources: Path) -> None:
+    source_dir = tmp_path / "sources"
+    for i, name in enumerate(("beach", "forest", "lake")):
+        save(textured(10 + i), source_dir / "whu-rs19" / name / f"{name}.jpg")
+    write_voc(source_dir / "nepu-owod-oilwell")
+    out = tmp_path / "trainset"
+    stats = write_trainset(no_shared_sources, out, out_px=64, progress=False, source_dir=source_dir)
+    pairs, manifest = read_pairs(out), read_manifest(out)
+    written = sorted({row["filepath"] for row in pairs})
+    assert sorted(row["image"] for row in manifest) == written  # same paths, one row each
+    assert sorted(p.relative_to(out).as_posix() for p in (out / "images").rglob("*.webp")) == written
+    dataset_of = {row["filepath"]: row["dataset"] for row in pairs}
+    for row in manifest:
+        assert row["source"] == dataset_of[row["image"]]
+        assert re.fullmatch(r"[0-9a-f]{16}", row["phash"])
+        with Image.open(out / row["image"]) as image:
+            assert row["phash"] == str(imagehash.phash(image))
+    assert stats.images["scene", "whu-rs19"] == 3
+    assert stats.images["b2c", "nepu-owod-oilwell"] >= 1  # the detection set's chips come through
+    b2c = [row["caption"] for row in pairs if row["source"] == "b2c"]
+    assert "A satellite photo of 2 oil wells." in b2c
+
+
+def test_held_out_source_images_reach_the_dedup_filter(tmp_path: Path, no_shared_sources: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(splits, "HELD_OUT_SOURCES", ("patternnet",))
+    source_dir = tmp_path / "sources"
+    evaluation, unrelated = textured(21), textured(22)
+    # the held-out set holds the evaluation image resized and re-encoded as JPEG ...
+    save(near_copy(evaluation), source_dir / "patternnet" / "beach" / "eval.jpg")
+    save(textured(23), source_dir / "patternnet" / "forest" / "other.jpg")
+    # ... and a training set holds the original beside an unrelated image
+    save(evaluation, source_dir / "resisc45" / "beach" / "copy.png")
+    save(unrelated, source_dir / "resisc45" / "forest" / "fresh.png")
+    out = tmp_path / "trainset"
+    stats = write_trainset(no_shared_sources, out, out_px=64, progress=False, source_dir=source_dir)
+    assert stats.duplicates["resisc45"] == 1
+    assert [Path(image).name for _, image, _ in stats.manifest] == ["fresh.webp"]
+    assert "of one of those 2 held-out" in (out / "DATASET_CARD.md").read_text()  # both patternnet images
+    assert not any(dataset == "patternnet" for dataset, _, _ in stats.manifest)
