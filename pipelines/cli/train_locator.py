@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from pipelines.cli.options import device_option, model_option, weights_option
-from pipelines.training.locator import LocatorTrainConfig, manifest_rows, train_locator, write_manifest
+from pipelines.training.build import write_manifest
+from pipelines.training.locator import LocatorTrainConfig, manifest_rows, train_locator
 from remoteclip.factory import load_model
 
 

@@ -45,7 +45,8 @@ class Split:
     labels: dict[Path, str]
 
 
-def _rank_key(dataset: str, image_id: str) -> str:
+def rank_key(dataset: str, image_id: str) -> str:
+    """The key images are ranked by to choose held-out parts: ``sha256("<dataset>/<image id>")``."""
     return hashlib.sha256(f"{dataset}/{image_id}".encode()).hexdigest()
 
 
@@ -59,7 +60,7 @@ def split_by_hash(dataset: str, labelled: Iterable[tuple[Path, str]]) -> Split:
     train: list[Path] = []
     test: list[Path] = []
     for paths in by_class.values():
-        ranked = sorted(paths, key=lambda p: _rank_key(dataset, p.stem))
+        ranked = sorted(paths, key=lambda p: rank_key(dataset, p.stem))
         n_test = round(HELD_OUT_FRACTION * len(ranked))
         test.extend(ranked[:n_test])
         train.extend(ranked[n_test:])
@@ -179,3 +180,10 @@ def split_folder(name: str, folder: Path) -> Split:
             f"{folder} has no images of the {name} split: it expects {folder}/{FOLDER_LAYOUTS[name]}"
         )
     return split
+
+
+#: datasets of ``build-trainset --source-dir`` kept out of training whole, for evaluation on imagery never seen;
+#: their images join the held-out images every training image is deduplicated against
+HELD_OUT_SOURCES: tuple[str, ...] = ("hurricane-harvey-damage", "satellite-image-classification-4class")
+#: evaluation sets that no ``--source-dir`` folder may feed into training (AID, and RSICD/RSITMD built on it)
+NEVER_TRAINED: frozenset[str] = frozenset({"aid", "rsicd", "rsitmd", "ucmerced-landuse", "uc-merced"})

@@ -32,34 +32,25 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipelines.datasets import splits
+from pipelines.datasets.folders import (
+    IMAGE_SUFFIXES,
+    class_folders,
+    has_ordinal_prefix,
+    labelled_from_folders,
+    readable_class_name,
+)
 from remoteclip.errors import InputError
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
 
 #: the shared datasets whose fixed split ``read_classification(..., split=NAME)`` can use (several classes)
 CLASSIFICATION_SPLITS: tuple[str, ...] = ("rsscn7", "ucm-captions")
 #: the shared datasets whose fixed split ``read_captions(..., split=NAME)`` can use (images with captions)
 CAPTION_SPLITS: tuple[str, ...] = ("ucm-captions",)
-
-#: readable names of the UC Merced classes whose folder names run words together
-_UCM_READABLE = {
-    "baseballdiamond": "baseball diamond",
-    "denseresidential": "dense residential",
-    "golfcourse": "golf course",
-    "mediumresidential": "medium residential",
-    "mobilehomepark": "mobile home park",
-    "parkinglot": "parking lot",
-    "sparseresidential": "sparse residential",
-    "storagetanks": "storage tanks",
-    "tenniscourt": "tennis court",
-}
 
 
 @dataclass(frozen=True)
@@ -101,37 +92,6 @@ class CaptionSet:
     caption_image: np.ndarray  # (T,) index into ``images`` of each caption's image
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def _class_folders(root: Path) -> list[Path]:
-    return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and _images_in(d))
-
-
-def _has_ordinal_prefix(names: list[str]) -> bool:
-    """RSSCN7 style: every name is a lower-case letter then CamelCase, letters a, b, c, … in order."""
-    if len(names) < 2 or not all(re.fullmatch(r"[a-z][A-Z]\w*", n) for n in names):
-        return False
-    return [n[0] for n in sorted(names)] == [chr(ord("a") + i) for i in range(len(names))]
-
-
-def readable_class_name(folder_name: str, strip_prefix: bool = False) -> str:
-    """``DenseResidential`` -> ``dense residential``; with strip ``aGrass`` -> ``grass``."""
-    name = folder_name[1:] if strip_prefix else folder_name
-    name = _UCM_READABLE.get(name, name)
-    name = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name.replace("_", " "))
-    return " ".join(name.lower().split())
-
-
-def _labelled_from_folders(root: Path, strip_prefix: bool) -> list[tuple[Path, str]]:
-    return [
-        (path, readable_class_name(folder.name, strip_prefix))
-        for folder in _class_folders(root)
-        for path in _images_in(folder)
-    ]
-
-
 def _to_labelled(pairs: list[tuple[Path, str]], classes: tuple[str, ...]) -> LabelledImages:
     index = {c: i for i, c in enumerate(classes)}
     pairs = sorted(pairs)
@@ -170,7 +130,7 @@ def _named_split(path: Path, split: str) -> ClassificationSet:
             f"the {split} split of {path} finds {len(names)} class(es); classification needs at least two "
             f"({path}/{splits.FOLDER_LAYOUTS[split]})"
         )
-    strip = _has_ordinal_prefix(names)
+    strip = has_ordinal_prefix(names)
     return _from_split(shared, {n: readable_class_name(n, strip) for n in names})
 
 
@@ -189,26 +149,42 @@ def read_classification(path: Path, split: str | None = None) -> ClassificationS
         return _named_split(path, split)
     if (path / "train").is_dir() and (path / "test").is_dir():
         parts = {
-            name: _class_folders(path / name) for name in ("train", "val", "test") if (path / name).is_dir()
+            name: class_folders(path / name) for name in ("train", "val", "test") if (path / name).is_dir()
         }
-        strip = _has_ordinal_prefix(sorted({d.name for folders in parts.values() for d in folders}))
-        train = _labelled_from_folders(path / "train", strip)
+        strip = has_ordinal_prefix(sorted({d.name for folders in parts.values() for d in folders}))
+        train = labelled_from_folders(path / "train", strip)
         if "val" in parts:
-            train += _labelled_from_folders(path / "val", strip)
-        test = _labelled_from_folders(path / "test", strip)
+            train += labelled_from_folders(path / "val", strip)
+        test = labelled_from_folders(path / "test", strip)
         classes = tuple(sorted({c for _, c in train + test}))
         return ClassificationSet(
             path.name, classes, _to_labelled(train, classes), _to_labelled(test, classes), True
         )
-    folders = _class_folders(path)
+    folders = class_folders(path)
     if len(folders) < 2:
         raise InputError(
             f"{path} has {len(folders)} class folder(s) with images; classification needs at least two "
             "(DATA/<class>/*.jpg, or DATA/train/<class>/ and DATA/test/<class>/; for a shared dataset's fixed "
             f"split pass --split, one of {', '.join(CLASSIFICATION_SPLITS)})"
         )
-    labelled = _labelled_from_folders(path, _has_ordinal_prefix([d.name for d in folders]))
+    labelled = labelled_from_folders(path, has_ordinal_prefix([d.name for d in folders]))
     return _from_split(splits.split_by_hash(path.name, labelled), fixed=False)
+
+
+def limit_per_class(data: ClassificationSet, per_class: int) -> ClassificationSet:
+    """``data`` with zero-shot scored on at most ``per_class`` images of each class (the first by the hash of
+    ``"<name>/<image stem>"``; the rest become the training part), for sets too large to embed in full."""
+    images = data.zero_shot_images()
+    labelled = [(path, data.classes[label]) for path, label in zip(images.paths, images.labels, strict=True)]
+    test: list[tuple[Path, str]] = []
+    train: list[tuple[Path, str]] = []
+    for cls in data.classes:
+        ranked = sorted((pair for pair in labelled if pair[1] == cls),
+                        key=lambda pair: splits.rank_key(data.name, pair[0].stem))
+        test += ranked[:per_class]
+        train += ranked[per_class:]
+    return ClassificationSet(data.name, data.classes, _to_labelled(train, data.classes),
+                             _to_labelled(test, data.classes), fixed_split=True)
 
 
 def validation_split(train: LabelledImages, name: str) -> tuple[LabelledImages, LabelledImages]:

@@ -16,8 +16,6 @@
 
 from __future__ import annotations
 
-import csv
-import gzip
 import logging
 import time
 import zlib
@@ -376,12 +374,3 @@ def manifest_rows(data: Path) -> list[tuple[str, str, str]]:
     ``image`` is relative to ``data``."""
     rows = {(s.dataset, s.boxes.image.relative_to(data).as_posix(), phash) for s, phash in training_scenes(data)}
     return sorted(rows)
-
-
-def write_manifest(rows: Sequence[tuple[str, str, str]], path: Path) -> Path:
-    """The manifest as gzipped CSV ``source,image,phash``."""
-    with gzip.open(path, "wt", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(("source", "image", "phash"))
-        writer.writerows(rows)
-    return path
