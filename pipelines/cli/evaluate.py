@@ -190,6 +190,12 @@ for _task in TASKS:
     help="The shared data folder with the held-out sets.",
 )
 @click.option(
+    "--source-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="build-trainset's --source-dir: adds zero-shot on its datasets kept out of training whole.",
+)
+@click.option(
     "--out-dir",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
@@ -197,13 +203,19 @@ for _task in TASKS:
 )
 @overwrite_option
 def evaluate_all(
-    model_name: str | None, weights: Path | None, device: str, data_root: Path, out_dir: Path, overwrite: bool
+    model_name: str | None,
+    weights: Path | None,
+    device: str,
+    data_root: Path,
+    source_dir: Path | None,
+    out_dir: Path,
+    overwrite: bool,
 ) -> None:
     """Every task on the default held-out sets of ../shared/data, written up as a markdown report + plots."""
     from pipelines.evaluation.report import write_report
 
     _check_output(out_dir / "README.md", overwrite, "--out-dir")
-    jobs = read_suite(data_root)
+    jobs = read_suite(data_root, source_root=source_dir)
     results = run_suite(_load(model_name, weights, device), jobs)
     argv = [
         "remoteclip-explorer",
@@ -211,6 +223,7 @@ def evaluate_all(
         "all",
         "--data-root",
         str(data_root),
+        *(["--source-dir", str(source_dir)] if source_dir is not None else []),
         "--out-dir",
         str(out_dir),
     ]

@@ -51,6 +51,19 @@ def topk_accuracy(scores: np.ndarray, labels: np.ndarray, ks: Iterable[int] = (1
     return {int(k): float((ranks < k).mean()) for k in ks}
 
 
+def class_precision_at_k(similarity: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
+    """Text-to-image search precision@k: ranking every image by its similarity to each class's query
+    (``similarity`` is images x classes), the share of the top ``k`` that belong to the class, averaged over the
+    classes that have at least ``k`` images."""
+    _check_rows("labels", labels, similarity.shape[0])
+    precisions = []
+    for cls in range(similarity.shape[1]):
+        if int((labels == cls).sum()) >= k:
+            top = np.argsort(-similarity[:, cls], kind="stable")[:k]
+            precisions.append(float((labels[top] == cls).mean()))
+    return float(np.mean(precisions)) if precisions else float("nan")
+
+
 def confusion_matrix(labels: np.ndarray, preds: np.ndarray, n_classes: int) -> np.ndarray:
     """``(C, C)`` int64 counts: row = true class, column = predicted class."""
     labels = np.asarray(labels, dtype=np.int64)

@@ -35,6 +35,7 @@ from pipelines.evaluation.readers import (
     CaptionSet,
     ClassificationSet,
     LabelledImages,
+    limit_per_class,
     read_captions,
     read_classification,
     validation_split,
@@ -137,14 +138,17 @@ def evaluate_zero_shot(
     embed: ImageEmbedder | None = None,
     templates: Sequence[str] = (PAPER_TEMPLATE,),
 ) -> dict[str, Any]:
-    """Zero-shot top-1: class prompts "a satellite photo of {}." against the images."""
+    """Zero-shot top-1: class prompts "a satellite photo of {}." against the images; and the same prompts as
+    search queries over the images (precision@10 per class, averaged)."""
     embed = embed or ImageEmbedder(model)
     images = data.zero_shot_images()
     classifier = zeroshot.build_classifier(model, data.classes, templates)
-    probs = zeroshot.class_probabilities(embed(images.paths, "zero-shot"), classifier, model.logit_scale)
+    embeddings = embed(images.paths, "zero-shot")
+    probs = zeroshot.class_probabilities(embeddings, classifier, model.logit_scale)
     scores, rows = _classification_outcome(probs, images, data.classes)
+    search = {"search_precision_at_10": metrics.class_precision_at_k(embeddings @ classifier.T, images.labels, 10)}
     return _result(
-        "zero-shot", model, data.name, len(images.paths), scores | {"templates": list(templates)}, rows
+        "zero-shot", model, data.name, len(images.paths), scores | search | {"templates": list(templates)}, rows
     )
 
 
@@ -378,6 +382,10 @@ class SuiteItem:
     object_name: str | None = None
     chip_px: int | None = None
     split: str | None = None
+    #: "data": ``data`` is under the shared data root; "sources": under ``--source-dir`` (datasets never trained on)
+    root: str = "data"
+    #: zero-shot on at most this many images per class (chosen by hash), for large sets
+    per_class: int | None = None
 
 
 #: the held-out sets of ../shared/data behind the model card's figures (``evaluate all``)
@@ -393,21 +401,29 @@ DEFAULT_SUITE: tuple[SuiteItem, ...] = (
     SuiteItem("counting", "dota/dota_devkit", "ship", chip_px=160),
     # a class the object locator never trained on (see pipelines.training.locator.OBJECT_CLASSES)
     SuiteItem("counting", "dota/dota_devkit", "large vehicle", chip_px=160),
+    # whole datasets kept out of training (pipelines.datasets.splits.HELD_OUT_SOURCES), with --source-dir
+    SuiteItem("zero-shot", "satellite-image-classification-4class", root="sources"),
+    SuiteItem("zero-shot", "hurricane-harvey-damage", root="sources", per_class=1000),
 )
 
 
-def read_suite(data_root: Path, suite: Sequence[SuiteItem] = DEFAULT_SUITE) -> list[tuple[str, EvalData]]:
+def read_suite(data_root: Path, suite: Sequence[SuiteItem] = DEFAULT_SUITE,
+               source_root: Path | None = None) -> list[tuple[str, EvalData]]:
     """``(task, dataset)`` for each item of ``suite``, read up front so a missing folder fails at once.
 
-    The suite evaluates the held-out sets of ``data_root``: each item names its split explicitly.
+    The suite evaluates the held-out sets of ``data_root`` (each item names its split explicitly) and, given a
+    ``source_root``, the whole datasets there that training never read; without one those items are left out.
     """
-    return [
-        (
-            item.task,
-            read_task_data(item.task, data_root / item.data, item.object_name, item.chip_px, item.split),
-        )
-        for item in suite
-    ]
+    jobs: list[tuple[str, EvalData]] = []
+    for item in suite:
+        if item.root == "sources" and source_root is None:
+            continue
+        root = source_root if item.root == "sources" and source_root is not None else data_root
+        data = read_task_data(item.task, root / item.data, item.object_name, item.chip_px, item.split)
+        if item.per_class is not None and isinstance(data, ClassificationSet):
+            data = limit_per_class(data, item.per_class)
+        jobs.append((item.task, data))
+    return jobs
 
 
 def run_suite(model: LoadedModel, jobs: Sequence[tuple[str, EvalData]]) -> list[dict[str, Any]]:

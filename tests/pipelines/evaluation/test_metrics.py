@@ -168,3 +168,14 @@ def test_counting_topk_and_mae_known_answer() -> None:
     )
     assert acc[10] == 1.0
     assert metrics.mean_absolute_error([3, 1, 10], [3, 5, 1]) == pytest.approx((0 + 4 + 9) / 3)
+
+
+def test_class_precision_at_k_ranks_images_per_class_query() -> None:
+    labels = np.array([0] * 12 + [1] * 12)
+    similarity = np.zeros((24, 2))
+    similarity[:12, 0] = 1.0  # query 0 ranks its 12 images first
+    similarity[:, 1] = np.where(labels == 1, 0.5, 0.0)
+    similarity[:5, 1] = 0.9  # query 1 finds 5 wrong images before its own
+    assert metrics.class_precision_at_k(similarity, labels, k=10) == pytest.approx((1.0 + 0.5) / 2)
+    # a class with fewer than k images is left out of the mean
+    assert metrics.class_precision_at_k(similarity[:15], labels[:15], k=10) == pytest.approx(1.0)

@@ -141,6 +141,18 @@ def test_validation_split_partitions_training_part(tmp_path: Path) -> None:
     assert all(int(p.stem) // 10 == label for p, label in zip(fit.paths, fit.labels, strict=True))
 
 
+def test_limit_per_class_scores_a_fixed_subset_of_each_class(tmp_path: Path) -> None:
+    for cls, n in (("damage", 7), ("no_damage", 3)):
+        for i in range(n):
+            _png(tmp_path / "set" / cls / f"{cls}{i}.png")
+    data = eval_datasets.read_classification(tmp_path / "set")
+    limited = eval_datasets.limit_per_class(data, 4)
+    scored = limited.zero_shot_images()
+    assert np.bincount(scored.labels).tolist() == [4, 3]
+    assert sorted(scored.paths + limited.train.paths) == sorted(data.zero_shot_images().paths)
+    assert eval_datasets.limit_per_class(data, 4).test.paths == scored.paths  # the same subset every time
+
+
 def test_caption_csv_groups_captions_per_image(tmp_path: Path) -> None:
     _png(tmp_path / "img" / "a.png")
     _png(tmp_path / "img" / "b.png")
