@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from pipelines.datasets import splits
 from pipelines.datasets.boxes import clip_boxes
 from pipelines.training.captions import b2c_captions, empty_captions
 from pipelines.training.dedup import MAX_DISTANCE, NearDuplicateFilter, perceptual_hash
@@ -207,19 +209,33 @@ def write_trainset(data: Path, out: Path, out_px: int = 160, image_format: str =
         for item in tqdm(captioned, desc="captioned images", unit="image", disable=not progress):
             writer.add(item.source, item.dataset, item.image.stem, captioned_chip(item, out_px), list(item.captions))
     write_manifest(writer.stats.manifest, out / MANIFEST_FILE)
-    (out / CARD_FILE).write_text(dataset_card(writer.stats, held_out, out_px, image_format, quality))
+    provenance = source_provenance(source_dir) if source_dir is not None else []
+    (out / CARD_FILE).write_text(dataset_card(writer.stats, held_out, out_px, image_format, quality, provenance))
     return writer.stats
 
 
-def dataset_card(stats: TrainsetStats, held_out: int, out_px: int, image_format: str, quality: int) -> str:
-    """The dataset card: pairs per source and dataset, duplicates dropped, caption examples."""
+def source_provenance(source_dir: Path) -> list[dict[str, Any]]:
+    """Where each ``--source-dir`` dataset came from: the entries of the ``*.json`` lists beside the datasets
+    (``dataset``, ``repo``, ``commit``, ``licence``, ...), as the fetch that brought them wrote them."""
+    entries: list[dict[str, Any]] = []
+    for path in sorted(source_dir.glob("*.json")):
+        listed = json.loads(path.read_text())
+        entries += [entry for entry in listed if isinstance(entry, dict) and "dataset" in entry]
+    return sorted(entries, key=lambda entry: str(entry["dataset"]))
+
+
+def dataset_card(stats: TrainsetStats, held_out: int, out_px: int, image_format: str, quality: int,
+                 provenance: Sequence[dict[str, Any]] = ()) -> str:
+    """The dataset card: pairs per source and dataset, duplicates dropped, provenance, caption examples."""
     lines = [
         "# Dataset card: RemoteCLIP Explorer training pairs",
         "",
-        "Built by `remoteclip-explorer build-trainset --data ../shared/data --out trainset/` from the real imagery",
-        "in `../shared/data` (licences per source folder there; several are research-only, so the pairs are",
-        "never redistributed with the project). Held-out evaluation images (`pipelines/datasets/splits.py`:",
-        "`airbus-aircraft/valid`, 20 % of rsscn7, ucm-captions and ships-google-earth per class) are excluded,",
+        "Built by `remoteclip-explorer build-trainset --data ../shared/data --source-dir data/sources --out trainset/`",
+        "from the real imagery in `../shared/data` and the public datasets fetched into `data/sources` (never",
+        "committed; licences below and per source folder in `../shared/data`; several are research-only, so the",
+        "pairs are never redistributed with the project). Held-out evaluation images (`pipelines/datasets/splits.py`:",
+        "`airbus-aircraft/valid`, 20 % of rsscn7, ucm-captions and ships-google-earth per class, and the datasets",
+        f"kept out whole: {', '.join(splits.HELD_OUT_SOURCES)}) are excluded,",
         f"and so is any chip whose perceptual hash is within {MAX_DISTANCE} bits of one of those {held_out} held-out",
         f"images or of an earlier chip. Images are {out_px} px squares, {image_format.upper()} quality {quality}; five captions",
         "per image.",
@@ -227,7 +243,9 @@ def dataset_card(stats: TrainsetStats, held_out: int, out_px: int, image_format:
         "Sources: `b2c` = Box-to-Caption on chips cut at several scales from labelled scenes (airbus-aircraft/train,",
         "ships-google-earth, DOTA/DIOR samples, DeepForest trees, building footprints over xView2 Joplin and SpaceNet);",
         "`m2b` = Mask-to-Box on Kampala building masks, then B2C; `human` = UCM-captions; `scene` = RSSCN7 labels",
-        "turned into template captions.",
+        "turned into template captions. From `--source-dir`: scene sets (class folders) through the same templates,",
+        "detection sets (VOC, YOLO, COCO, DOTA layouts) through B2C. Every image is listed with its perceptual hash",
+        "in `manifest.csv.gz` (shipped as `docs/trainset-manifest.csv.gz`).",
         "",
         "Empty chips: scenes whose boxes cover every object of their classes (airbus-aircraft, ships-google-earth,",
         f"DOTA/DIOR) also give chips that no box touches, at most {EMPTY_PER_BOXED:g} per chip with boxes, drawn in",
@@ -242,6 +260,12 @@ def dataset_card(stats: TrainsetStats, held_out: int, out_px: int, image_format:
                      f"{stats.pairs[source, dataset]} | {stats.duplicates[dataset]} |")
     lines.append(f"| **all** | | **{sum(stats.images.values())}** | **{sum(stats.empty.values())}** | "
                  f"**{sum(stats.pairs.values())}** | **{sum(stats.duplicates.values())}** |")
+    if provenance:
+        lines += ["", "## Where the --source-dir datasets came from", "",
+                  "| dataset | repository @ commit | path in the repository | licence (as upstream states) |",
+                  "|---|---|---|---|"]
+        lines += [f"| {entry['dataset']} | `{entry.get('repo', '?')}` @ `{entry.get('commit', '?')}` | "
+                  f"{entry.get('path_in_repo', '')} | {entry.get('licence', 'not recorded')} |" for entry in provenance]
     lines += ["", "## Caption examples", ""]
     for dataset, examples in sorted(stats.examples.items()):
         lines += [f"**{dataset}**", ""] + [f"- {example}" for example in examples] + [""]

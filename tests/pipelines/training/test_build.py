@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import re
 from pathlib import Path
 
@@ -232,3 +233,16 @@ def test_held_out_source_images_reach_the_dedup_filter(tmp_path: Path, no_shared
     assert [Path(image).name for _, image, _ in stats.manifest] == ["fresh.webp"]
     assert "of one of those 2 held-out" in (out / "DATASET_CARD.md").read_text()  # both patternnet images
     assert not any(dataset == "patternnet" for dataset, _, _ in stats.manifest)
+
+
+def test_dataset_card_names_each_source_dataset_with_its_commit_and_licence(tmp_path: Path) -> None:
+    from pipelines.training.build import TrainsetStats, dataset_card, source_provenance
+
+    entry = {"dataset": "eurosat", "repo": "someone/eurosat-copy", "commit": "3e939b98" * 5, "licence": "MIT"}
+    (tmp_path / "SCENE_SOURCES.json").write_text(json.dumps([entry]))
+    (tmp_path / "notes.json").write_text(json.dumps({"not": "a list of datasets"}))
+    provenance = source_provenance(tmp_path)
+    assert provenance == [entry]
+    card = dataset_card(TrainsetStats(), held_out=3, out_px=192, image_format="webp", quality=80,
+                        provenance=provenance)
+    assert "| eurosat | `someone/eurosat-copy` @ `" + "3e939b98" * 5 + "` |" in card and "| MIT |" in card
