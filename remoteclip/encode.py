@@ -72,7 +72,7 @@ def _encode(
                     model.device,
                     dtype=input_dtype,
                     non_blocking=on_cuda,
-                    memory_format=torch.channels_last if on_cuda else torch.preserve_format,
+                    memory_format=torch.channels_last if batch.ndim == 4 else torch.preserve_format,
                 )
             else:
                 batch = batch.to(model.device, non_blocking=on_cuda)

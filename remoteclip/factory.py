@@ -24,6 +24,7 @@ from PIL import Image
 
 from remoteclip.errors import InputError, ModelNotFoundError, WeightsError
 from remoteclip.model_configs import register_config
+from remoteclip.package_towers import TRUNK_PREFIX, load_package_trunk
 from remoteclip.pretrained import (
     ALIASES,
     DEFAULT_MODEL,
@@ -110,9 +111,10 @@ def load_model(
             source.arch, precision=precision, device=torch_device, force_preprocess_cfg=source.preprocess
         )
     load_weights(model, state_dict, source.weights, allowed_missing=source.frozen_from_package)
+    if TRUNK_PREFIX in source.frozen_from_package:
+        load_package_trunk(model)
     model.eval()
-    if torch_device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU alike
     preprocess_cfg = PreprocessCfg(**open_clip.get_model_preprocess_cfg(model))
     return LoadedModel(
         model=model,

