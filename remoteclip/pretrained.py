@@ -121,7 +121,7 @@ REGISTRY: dict[str, WeightsEntry] = {
             description="project model: frozen ImageNet EfficientNet-Lite0 + MiniLM-L6 towers, trained heads",
             source=f"{PKG_SCHEME}remoteclip/weights/explorer-small.safetensors",
             size_bytes=4_065_722,
-            sha256="a0ddbfe547b5d479e5267ff5f587cc8999be3377ef96a1f07f72c5ad4a9ae453",
+            sha256="df242ec106cf0f2c5ac7d0339eeb67a73d60c0470f5e5179b7029365c2b96838",
             frozen_from_package=FROZEN_PACKAGE_TOWERS,
         ),
     )

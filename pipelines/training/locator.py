@@ -29,7 +29,6 @@ from PIL import Image
 from tqdm import tqdm
 
 from pipelines.datasets.boxes import Box, clip_boxes
-from pipelines.datasets.splits import get_split
 from pipelines.training.dedup import NearDuplicateFilter, perceptual_hash
 from pipelines.training.sources import BOX_SOURCES, BoxScene, held_out_images
 from remoteclip.factory import LoadedModel
@@ -200,7 +199,7 @@ def training_scenes(data: Path) -> list[tuple[BoxScene, str]]:
     Airbus ``valid/`` airports) is left out as well.
     """
     held_out = NearDuplicateFilter()
-    for path in [*held_out_images(data), *get_split("airbus-aircraft", data).test]:
+    for path in held_out_images(data):
         with Image.open(path) as image:
             held_out.add(perceptual_hash(image.convert("RGB")))
     kept = []

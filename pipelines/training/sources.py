@@ -151,8 +151,9 @@ def rsscn7_images(data: Path) -> Iterator[CaptionedImage]:
 
 
 def held_out_images(data: Path) -> list[Path]:
-    """Every held-out evaluation image; training chips that nearly duplicate one are dropped."""
-    return [path for name in ("rsscn7", "ucm-captions", "ships-google-earth")
+    """Every held-out evaluation image (Airbus ``valid/``, 20 % of RSSCN7, UCM-captions, ships); training chips
+    that nearly duplicate one are dropped."""
+    return [path for name in ("airbus-aircraft", "rsscn7", "ucm-captions", "ships-google-earth")
             for path in splits.get_split(name, data).test]
 
 

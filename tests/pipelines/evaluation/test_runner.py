@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -13,6 +14,7 @@ from pipelines.evaluation.runner import (
     CLASSIFICATION_TASKS,
     DEFAULT_SUITE,
     TASK_SPLITS,
+    SuiteItem,
     read_suite,
     read_task_data,
 )
@@ -55,9 +57,22 @@ def test_explicit_split_reaches_the_reader(tmp_path: Path) -> None:
         read_task_data("knn", root, split="RSSCN7")
 
 
+def test_read_suite_adds_the_datasets_kept_out_of_training(shared_data: Path, tmp_path: Path) -> None:
+    for name in ("satellite-image-classification-4class", "hurricane-harvey-damage"):
+        _class_folders(tmp_path / "sources" / name, per_class=10)
+    suite = [item for item in DEFAULT_SUITE if item.root == "sources"]
+    assert suite, "the default suite evaluates datasets never trained on"
+    jobs = read_suite(shared_data, [SuiteItem("zero-shot", item.data, root="sources", per_class=4)
+                                    for item in suite], source_root=tmp_path / "sources")
+    assert [data.name for _, data in jobs] == [item.data for item in suite]
+    for _, data in jobs:
+        assert isinstance(data, ClassificationSet)
+        assert np.bincount(data.zero_shot_images().labels).tolist() == [4] * len(data.classes)
+
+
 def test_read_suite_reads_the_held_out_sets(shared_data: Path) -> None:
-    jobs = read_suite(shared_data)
-    assert [task for task, _ in jobs] == [item.task for item in DEFAULT_SUITE]
+    jobs = read_suite(shared_data)  # without a source root, the held-out source datasets are left out
+    assert [task for task, _ in jobs] == [item.task for item in DEFAULT_SUITE if item.root == "data"]
     by_key = {(task, data.name): data for task, data in jobs}
     rsscn7 = by_key["zero-shot", "rsscn7"]
     assert isinstance(rsscn7, ClassificationSet)
