@@ -11,7 +11,6 @@ import io
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,8 @@ import pytest
 from PIL import Image
 
 from pipelines.services.demo_library import DEMO_SPEC
-from pipelines.services.settings import AppSettings
 from tests.app_data import build_library, write_scene
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, is_local, streamlit_server
+from tests.browser import CHROMIUM, MAP_FRAME, is_local, map_frame, rerun, serve_app, wait_idle
 
 pytestmark = [
     pytest.mark.browser,
@@ -33,35 +31,6 @@ expect = playwright_api.expect
 
 #: real neighbouring scenes (Joplin, 0.6 m) when the shared data is present, for screenshots worth keeping
 REAL_SCENES = ("scenes/xview2_joplin/pre/tile_337-9136.tif", "scenes/xview2_joplin/pre/tile_337-10160.tif")
-MAP_FRAME = 'iframe[title="streamlit_folium.st_folium"]'
-WAIT_MS = 60_000
-#: how long Streamlit must stay idle to count as settled: the map component may start a run of its own
-QUIET_MS = 500
-#: counts the runs the page starts (stApp's ``data-test-script-state`` turning ``running``), every one of
-#: them: a short run can begin and end between two polls, a MutationObserver sees each attribute change
-COUNT_RUNS = """
-window.__streamlitRuns = 0;
-new MutationObserver((mutations) => {
-  for (const m of mutations) {
-    if (m.target.getAttribute("data-test-script-state") === "running") window.__streamlitRuns += 1;
-  }
-}).observe(document, {subtree: true, attributes: true, attributeFilter: ["data-test-script-state"]});
-"""
-#: Streamlit is idle: connected, its script not running and no stale element of an earlier run left on the
-#: page -- and has stayed so for ``quietMs``. (Not the status widget: it shows "Running..." only once a run
-#: has lasted 500 ms, and stays up with a "File change" prompt when the app's source is edited meanwhile.)
-SETTLED = """
-(quietMs) => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  const busy = !app
-    || app.getAttribute("data-test-connection-state") !== "CONNECTED"
-    || app.getAttribute("data-test-script-state") !== "notRunning"
-    || document.querySelector('[data-stale="true"]') !== null;
-  const now = performance.now();
-  if (busy || window.__streamlitBusyAt === undefined) window.__streamlitBusyAt = now;
-  return !busy && now - window.__streamlitBusyAt >= quietMs;
-}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -80,70 +49,8 @@ def app_url(
             write_scene(root / "b.tif", 1, origin=(305120.0, 2800000.0)),
         ]
         build_library(root / "db", tiny_model, scenes)
-    settings = AppSettings(db_dir=root / "db", model_name=str(tiny_checkpoint), upload_dir=root / "uploads")
-    env = {**os.environ, **settings.to_env(), "REMOTECLIP_SHARED_DATA": str(root / "no-shared-data")}
-    with streamlit_server(env, root / "streamlit.log") as url:
+    with serve_app(root, root / "db", tiny_checkpoint) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        expect.set_options(timeout=WAIT_MS)
-        try:
-            yield chromium
-        finally:
-            expect.set_options(timeout=None)  # Playwright's default again
-            chromium.close()
-
-
-@pytest.fixture(scope="module")
-def requests_made() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def page(browser: object, requests_made: list[str]) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    context.add_init_script(COUNT_RUNS)
-    tab = context.new_page()
-    tab.set_default_timeout(WAIT_MS)
-    tab.on("request", lambda request: requests_made.append(request.url))
-    yield tab
-    context.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = Path(os.environ.get("REMOTECLIP_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def map_frame(page: object) -> object:
-    """The (newest) map: while Streamlit reruns, the old map's iframe lingers next to the new one."""
-    return page.locator(MAP_FRAME).last.content_frame
-
-
-def wait_idle(page: object) -> None:
-    """Wait until Streamlit has settled: no run under way, none of an earlier run's elements left.
-
-    Streamlit keeps the previous run's elements on the page (stale) until the new run has finished, so a
-    page read mid-run can see the old state, the new one or both: read it, or assert on it, only after this.
-    """
-    page.evaluate("delete window.__streamlitBusyAt")
-    page.wait_for_function(SETTLED, arg=QUIET_MS, polling=50)
-
-
-@contextmanager
-def rerun(page: object) -> Iterator[None]:
-    """Wait for the run that the actions inside the block start, and until the page settles after it."""
-    wait_idle(page)  # an action taken mid-run joins that run instead of starting one of its own
-    runs = page.evaluate("window.__streamlitRuns")
-    yield
-    page.wait_for_function("(runs) => window.__streamlitRuns > runs", arg=runs, polling=50)
-    wait_idle(page)
 
 
 def click_a_hit_in_view(page: object) -> None:
