@@ -233,3 +233,51 @@ def evaluate_all(
     for result in results:
         click.echo(_summary(result))
     click.echo(f"report: {path}")
+
+
+@evaluate.command("calibration")
+@model_option
+@weights_option
+@device_option
+@click.option(
+    "--data-root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=DEFAULT_DATA_ROOT,
+    show_default=True,
+    help="The shared data folder: the held-out splits of rsscn7 and ucm-captions are used.",
+)
+@click.option(
+    "--write",
+    "write_to",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the fitted calibration JSON here (the app reads remoteclip/weights/<model>-calibration.json).",
+)
+@overwrite_option
+@output_format_option("table", "json")
+def evaluate_calibration_command(
+    model_name: str | None,
+    weights: Path | None,
+    device: str,
+    data_root: Path,
+    write_to: Path | None,
+    overwrite: bool,
+    output_format: str,
+) -> None:
+    """Fit search's strong/weak bands, Classify's "none of these" and its temperature on held-out imagery."""
+    from pipelines.evaluation.calibration import CALIBRATION_SPLITS, evaluate_calibration
+    from pipelines.evaluation.readers import read_classification
+    from pipelines.evaluation.runner import ImageEmbedder
+    from remoteclip.calibration import save_calibration
+
+    _check_output(write_to, overwrite, "--write")
+    sets = [read_classification(data_root / name, name) for name in CALIBRATION_SPLITS]
+    model = _load(model_name, weights, device)
+    calibration, report = evaluate_calibration(model, sets, ImageEmbedder(model))
+    if write_to is not None:
+        save_calibration(calibration, write_to)
+    if output_format == "json":
+        echo_json({"model": model.model_id, **report})
+    else:
+        for key, value in report.items():
+            click.echo(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")

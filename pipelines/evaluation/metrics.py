@@ -263,3 +263,24 @@ def mean_relative_error(true: np.ndarray, pred: np.ndarray) -> float:
     """Mean of ``|true - pred| / max(true, 1)`` (an image with no object counts its error as is)."""
     true, error = _count_errors(true, pred)
     return float((np.abs(error) / np.maximum(true, 1.0)).mean())
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins (0..1)."""
+    _check_rows("labels", labels, len(probabilities))
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            gap += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(gap)
+
+
+def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-probability of the true labels."""
+    _check_rows("labels", labels, len(probabilities))
+    return float(-np.mean(np.log(np.maximum(probabilities[np.arange(len(labels)), labels], 1e-12))))

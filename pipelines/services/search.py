@@ -2,16 +2,32 @@
 
 Each returns :class:`tiles.index.chip_index.Hit` values (plain frozen dataclasses);
 :mod:`pipelines.services.export` turns them into JSON, GeoJSON and CSV.
+
+A text search is also *rated*: each hit's relevance (:func:`remoteclip.calibration.relevance`, the query's
+score above unrelated captions' on the same chip) is read on this library's scale (:class:`LibraryScale`) as a
+strong, weak or no match, so a query that matches nothing says so instead of listing k weak chips.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
 from shapely.geometry.base import BaseGeometry
 
+from remoteclip.calibration import NO_MATCH, STRONG, WEAK, Calibration, null_text_vectors, relevance
 from remoteclip.encode import encode_texts
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
 from tiles.index.chip_index import ChipIndex, Hit
+
+#: chips per null caption whose relevance is measured for the library's scale
+NULL_HITS = 32
+#: the weak cut-off is this quantile of the null captions' best relevance in the library
+NULL_QUANTILE = 0.95
+#: the least gap between the weak and the strong cut-off
+MIN_BAND_GAP = 0.5
 
 #: example queries offered by the app's Search page (and timed by ``bench app``)
 EXAMPLE_QUERIES: tuple[str, ...] = (
@@ -40,3 +56,73 @@ def search_like(index: ChipIndex, chip_id: str, k: int = 20, aoi: BaseGeometry |
     """The ``k`` chips that look most like chip ``chip_id`` (itself left out), within ``aoi`` if given."""
     vector = index.vectors([chip_id])[0]
     return [hit for hit in index.search(vector, k=k + 1, aoi=aoi) if hit.chip_id != chip_id][:k]
+
+
+@dataclass(frozen=True)
+class LibraryScale:
+    """Where weak and strong matches start in one library (relevance z, see module docstring).
+
+    ``weak_z`` is the :data:`NULL_QUANTILE` of the best relevance that each null caption reaches in the library
+    (measured against the other null captions), never below the model's calibrated floor: a query has to match
+    some chip better than nearly all unrelated captions match their best chip. ``strong_z`` is the model's
+    calibrated cut-off (90 % of chips above it of the queried class on held-out imagery).
+    """
+
+    weak_z: float
+    strong_z: float
+    #: the null captions' best relevance in this library
+    null_best: tuple[float, ...]
+    calibrated: bool
+
+    def band(self, z: float) -> str:
+        """``strong``, ``weak`` or ``no match``."""
+        if z >= self.strong_z:
+            return STRONG
+        return WEAK if z >= self.weak_z else NO_MATCH
+
+
+def library_scale(index: ChipIndex, model: LoadedModel, calibration: Calibration) -> LibraryScale:
+    """Measure the library's scale: the null captions searched in it like queries (:class:`LibraryScale`)."""
+    index.check_model(model.model_id)
+    null = null_text_vectors(model)
+    best = []
+    for i, caption in enumerate(null):
+        hits = index.search(caption, k=NULL_HITS)
+        if not hits:
+            break
+        others = np.delete(null, i, axis=0)
+        best.append(float(relevance(index.vectors([h.chip_id for h in hits]), caption, others).max()))
+    weak = max(calibration.weak_z, float(np.quantile(best, NULL_QUANTILE))) if best else calibration.weak_z
+    return LibraryScale(
+        weak_z=weak,
+        strong_z=max(calibration.strong_z, weak + MIN_BAND_GAP),
+        null_best=tuple(best),
+        calibrated=calibration.fitted,
+    )
+
+
+@dataclass(frozen=True)
+class RatedHit:
+    """A hit of a text search and how well it matches: relevance z and its band on the library's scale."""
+
+    hit: Hit
+    relevance: float
+    band: str
+
+
+def rate_hits(
+    index: ChipIndex, model: LoadedModel, query: str, hits: Sequence[Hit], scale: LibraryScale
+) -> list[RatedHit]:
+    """``hits`` of ``query`` with their relevance and band, most relevant first.
+
+    Relevance tells right from wrong chips better than the cosine the hits were fetched by (explorer-small on
+    the 2,100 RSSCN7 and UC Merced images here: an AUC of 0.80 against 0.68 among the top 50 of each of 21
+    class queries), so the hits are re-ranked by it.
+    """
+    if not hits:
+        return []
+    z = relevance(
+        index.vectors([h.chip_id for h in hits]), encode_texts(model, [query])[0], null_text_vectors(model)
+    )[:, 0]
+    rated = [RatedHit(hit, float(value), scale.band(float(value))) for hit, value in zip(hits, z)]
+    return sorted(rated, key=lambda r: -r.relevance)
