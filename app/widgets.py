@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import folium
@@ -17,6 +17,7 @@ from pipelines.ingest.local import ingest_paths
 from pipelines.ingest.plan import IngestSummary
 from pipelines.services.export import feature, feature_collection, scene_name
 from pipelines.services.overview import Overview, scene_overview
+from pipelines.services.uploads import Notice, ingest_notices
 from remoteclip.errors import ExplorerError
 from tiles.aoi import aoi_from_geojson
 from tiles.grid import ChipSpec
@@ -24,6 +25,9 @@ from tiles.grid import ChipSpec
 #: what the map sends back to Python (panning and zooming do not rerun the page). Drawn shapes are read from
 #: ``all_drawings``: ``last_active_drawing`` also changes when a result polygon is merely clicked.
 MAP_RETURNS = ["last_object_clicked", "all_drawings"]
+
+#: characters that markdown would act on in a message's file names (``*``, ``_``, ``[``, ``$``...)
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]<>#~$|])")
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -111,27 +115,47 @@ def take_drawn_aoi(map_state: Mapping[str, Any], key: str) -> None:
     st.rerun()
 
 
-def ingest_with_progress(paths: list[str], spec: ChipSpec) -> IngestSummary | None:
-    """Ingest ``paths`` into the library with a progress bar; ``None`` (error shown) if it could not start."""
+def ingest_with_progress(
+    paths: list[str],
+    spec: ChipSpec,
+    names: Mapping[str, str] | None = None,
+    rejected: Sequence[str] = (),
+) -> list[Notice] | None:
+    """Ingest ``paths`` into the library with a progress bar; ``None`` (error shown) if it could not start.
+
+    Returns what happened (:func:`~pipelines.services.uploads.ingest_notices`: ``names`` are the names stored
+    uploads were uploaded as, ``rejected`` the refused uploads), also kept with the finished bar's text in
+    ``st.session_state["library_message"]`` for the Library page to show after it reruns.
+    """
     bar = st.progress(0.0, text="Reading chips…")
     try:
-        summary = ingest_paths(
-            paths,
-            state.get_index(),
-            state.get_model(),
-            spec,
-            progress=False,
-            on_progress=lambda done, total: _show_progress(bar, done, total),
+        summary = (
+            ingest_paths(
+                paths,
+                state.get_index(),
+                state.get_model(),
+                spec,
+                progress=False,
+                on_progress=lambda done, total: _show_progress(bar, done, total),
+            )
+            if paths
+            else IngestSummary()
         )
     except ExplorerError as exc:
         st.error(str(exc))
         return None
-    bar.progress(1.0, text=f"Added {summary.chips} chips to the library")
-    st.session_state["library_message"] = (
-        f"Ingested {summary.scenes} scenes, {summary.chips} chips in {summary.seconds:.1f} s",
-        [f"{Path(path).name}: {reason}" for path, reason in summary.failed],
-    )
-    return summary
+    finished = f"Ingest finished: {summary.scenes} scenes, {summary.chips} chips added"
+    bar.progress(1.0, text=finished)
+    notices = ingest_notices(summary, names, rejected)
+    st.session_state["library_message"] = (finished, notices)
+    return notices
+
+
+def show_notices(notices: Iterable[Notice]) -> None:
+    """Each notice as an ``st.success`` / ``st.info`` / ``st.warning`` / ``st.error``, its text not markdown."""
+    show = {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}
+    for notice in notices:
+        show[notice.kind](_MARKDOWN_PUNCTUATION.sub(r"\\\1", notice.text))
 
 
 def _show_progress(bar: Any, done: int, total: int) -> None:

@@ -25,7 +25,7 @@ from shapely.geometry import Point
 
 from app.maps import add_geojson_layer
 from pipelines.ingest.local import ingest_paths
-from pipelines.services.classify import store_upload
+from pipelines.services.uploads import store_upload
 from remoteclip.encode import encode_texts
 from remoteclip.errors import ExplorerError, InputError, WeightsError
 from remoteclip.factory import read_state_dict

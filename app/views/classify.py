@@ -5,19 +5,16 @@ import streamlit as st
 from app import maps, state, widgets
 from pipelines.services.classify import (
     DEFAULT_LABELS,
-    IMAGE_SIGNATURES,
-    MAX_UPLOAD_BYTES,
     parse_labels,
-    store_upload,
 )
 from pipelines.services.demo_library import DEMO_SPEC
+from pipelines.services.uploads import ACCEPTED, MAX_UPLOAD_BYTES, store_upload
 from remoteclip.errors import ExplorerError
 
 st.title("Classify an image")
 
 upload = st.file_uploader(
-    f"GeoTIFF, JPEG or PNG (up to {MAX_UPLOAD_BYTES // 2**20} MB)",
-    type=["tif", "tiff", "jpg", "jpeg", "png"],
+    f"GeoTIFF, JPEG or PNG; COG and JPEG 2000 too (up to {MAX_UPLOAD_BYTES // 2**20} MB)",
     key="classify_upload",
 )
 labels_text = st.sidebar.text_area(
@@ -25,7 +22,7 @@ labels_text = st.sidebar.text_area(
 )
 online = st.sidebar.toggle("Online basemap (needs internet)", value=False)
 if upload is None:
-    st.info("Upload an image to label it. Accepted: " + ", ".join(sorted(IMAGE_SIGNATURES)) + ".")
+    st.info(f"Upload an image to label it: {ACCEPTED}.")
     st.stop()
 
 try:
@@ -36,6 +33,7 @@ try:
 except ExplorerError as exc:
     st.error(str(exc))
     st.stop()
+st.caption(f"Saved on the server as `{path}`; add it to the library below.")
 
 best = result.best
 st.subheader(f"Label: {best.label}")
@@ -73,6 +71,5 @@ widgets.show_map(fmap, key="classify_map", height=480)
 
 st.subheader("Add to the library")
 if st.button("Add this scene to the library", icon=":material/library_add:"):
-    summary = widgets.ingest_with_progress([str(path)], DEMO_SPEC)
-    if summary is not None and summary.failed:
-        st.error(summary.failed[0][1])
+    notices = widgets.ingest_with_progress([str(path)], DEMO_SPEC, names={str(path): upload.name})
+    widgets.show_notices(notices or [])

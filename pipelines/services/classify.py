@@ -1,18 +1,13 @@
-"""Classify an uploaded image: check and store the upload, label the scene and each chip by zero-shot.
+"""Classify an image (an upload stored by :mod:`pipelines.services.uploads`): label the scene and each chip
+by zero-shot.
 
 Pixel-space images (plain JPEG/PNG) get chip footprints in (col, -row) coordinates, the convention of
 :class:`pipelines.services.overview.Overview`, so a map in a flat CRS shows them upright.
-
-Uploads are untrusted: the size is capped, the type is decided by the file's content (magic bytes, then a
-real open with rasterio), never by its name, and the stored name is derived from the content hash.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -29,19 +24,8 @@ from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
 from remoteclip.zeroshot import build_classifier, class_probabilities
 from tiles.chips import iter_chips
-from tiles.errors import RasterReadError
 from tiles.grid import ChipSpec
 from tiles.reader import open_scene
-
-#: largest upload accepted, in bytes
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
-
-#: detected type -> (file suffix, leading byte signatures)
-IMAGE_SIGNATURES: dict[str, tuple[str, tuple[bytes, ...]]] = {
-    "geotiff": (".tif", (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")),
-    "jpeg": (".jpg", (b"\xff\xd8\xff",)),
-    "png": (".png", (b"\x89PNG\r\n\x1a\n",)),
-}
 
 DEFAULT_LABELS: tuple[str, ...] = (
     "airport",
@@ -58,58 +42,6 @@ DEFAULT_LABELS: tuple[str, ...] = (
 
 #: chips of the per-chip label layer
 CLASSIFY_SPEC = ChipSpec(chip_px=256, overlap_px=0, levels=(1,))
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def detect_image_type(data: bytes) -> str:
-    """``"geotiff"``, ``"jpeg"`` or ``"png"`` from the leading bytes; anything else is an InputError."""
-    for kind, (_, signatures) in IMAGE_SIGNATURES.items():
-        if data.startswith(signatures):
-            return kind
-    raise InputError(
-        f"uploaded file starts with {data[:8]!r}, which is not a GeoTIFF, JPEG or PNG; upload one of those"
-    )
-
-
-def safe_stem(filename: str) -> str:
-    """A file-system-safe, short version of an uploaded file's stem (for display in the stored name)."""
-    stem = _UNSAFE.sub("-", Path(filename).stem).strip("-")[:40]
-    return stem or "upload"
-
-
-def store_upload(data: bytes, filename: str, upload_dir: Path, max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
-    """Check an upload (size, type by content, opens as a raster) and store it under a content-hash name.
-
-    The same content always lands at the same path, so uploading a file twice stores it once.
-    """
-    if len(data) > max_bytes:
-        raise InputError(f"{filename!r} is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
-    if not data:
-        raise InputError(f"{filename!r} is empty; upload a GeoTIFF, JPEG or PNG")
-    suffix = IMAGE_SIGNATURES[detect_image_type(data)][0]
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    target = upload_dir / f"{digest}-{safe_stem(filename)}{suffix}"
-    if target.is_file():
-        return target
-    upload_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=upload_dir, suffix=suffix, prefix=".upload-")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        with open_scene(tmp):
-            pass
-        tmp.replace(target)
-    except RasterReadError as exc:
-        raise InputError(
-            f"{filename!r} looks like an image but cannot be read ({exc}); "
-            "upload an intact GeoTIFF, JPEG or PNG"
-        ) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
-
 
 def parse_labels(text: str) -> list[str]:
     """Labels from comma- or newline-separated text, trimmed and de-duplicated (at least two needed)."""

@@ -13,9 +13,10 @@ from typing import Any
 
 import shapely
 from shapely.geometry import Point, box
+from shapely.geometry.base import BaseGeometry
 
 from pipelines.services.export import feature, feature_collection, scene_name
-from tiles.index.chip_index import Hit, SceneSummary
+from tiles.index.chip_index import ChipIndex, Hit, SceneSummary, sql_str
 
 #: (minx, miny, maxx, maxy)
 Bounds = tuple[float, float, float, float]
@@ -84,18 +85,40 @@ def hit_at(hits: Sequence[Hit], lon: float, lat: float) -> Hit | None:
     return next((hit for hit in hits if not hit.pixel_space and hit.footprint.covers(point)), None)
 
 
-def scenes_geojson(scenes: Sequence[SceneSummary]) -> dict[str, Any]:
-    """Extents of the georeferenced scenes as a FeatureCollection (scene name, chips, CRS, GSD)."""
+def scenes_geojson(scenes: Sequence[SceneSummary], index: ChipIndex | None = None) -> dict[str, Any]:
+    """The georeferenced scenes as a FeatureCollection (scene name, chips, CRS, GSD).
+
+    With ``index``, each scene's geometry is its true footprint: the union of the EPSG:4326 footprints of its
+    chips at its coarsest level (the fewest chips that cover it; empty chips left out are left out here too),
+    read in one query per level; without it (or for a scene with no such chips), its bbox.
+    """
+    located = [scene for scene in scenes if not scene.pixel_space]
+    table = index.table if index is not None else None
+    outlines: dict[str, BaseGeometry] = {}
+    if table is not None:
+        for level in sorted({max(scene.levels) for scene in located}):
+            ids = ", ".join(sql_str(scene.scene_id) for scene in located if max(scene.levels) == level)
+            where = f"level = {level} AND scene_id IN ({ids})"
+            chips = table.count_rows(where)
+            if not chips:
+                continue
+            found = table.search().where(where).select(["scene_id", "footprint"]).limit(chips).to_arrow()
+            footprints = shapely.from_wkb(found["footprint"].to_numpy(zero_copy_only=False))
+            grown = shapely.buffer(footprints, MERGE_TOLERANCE_DEG / 2, join_style="mitre")
+            scene_ids = found["scene_id"].to_numpy(zero_copy_only=False)
+            for scene_id in dict.fromkeys(scene_ids):
+                union = shapely.union_all(grown[scene_ids == scene_id])
+                outline = union.buffer(-MERGE_TOLERANCE_DEG / 2, join_style="mitre")
+                outlines[scene_id] = outline.simplify(MERGE_TOLERANCE_DEG / 10)
     return feature_collection(
         feature(
-            box(*scene.extent),
+            outlines.get(scene.scene_id, box(*scene.extent)),
             scene=scene_name(scene.scene_path),
             chips=scene.chips,
             crs=scene.crs,
             gsd_m=None if scene.gsd_m is None else round(scene.gsd_m, 3),
         )
-        for scene in scenes
-        if not scene.pixel_space
+        for scene in located
     )
 
 

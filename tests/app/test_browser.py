@@ -155,7 +155,7 @@ def test_library_lists_ingests_and_deletes_scenes(
     page.get_by_label("Folder, file or glob on the server").fill(str(extra))
     with rerun(page):
         page.get_by_role("button", name="Ingest").click()
-    expect(page.get_by_text(re.compile(r"^Ingested 1 scenes, \d+ chips"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Added 1 scene, \d+ chips to the library"))).to_be_visible()
     expect(scenes).to_have_text(re.compile(r"(^|\s)3\s*$"), use_inner_text=True)
 
     wait_idle(page)  # the scene list to pick from must be this run's, the one with extra.tif in it

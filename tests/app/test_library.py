@@ -1,4 +1,5 @@
-"""The demo library (built once, then reused; bundled scene without shared data) and classifying an upload."""
+"""The demo library (built once, then reused; bundled scene without shared data), the scenes' true footprints
+on the Library map, and classifying an upload."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 import pytest
+import shapely
 from PIL import Image
 from shapely.geometry import shape
 
@@ -19,11 +22,14 @@ from pipelines.services.demo_library import (
     demo_paths,
     ensure_demo_library,
 )
+from pipelines.services.results import MERGE_TOLERANCE_DEG, scenes_geojson
 from pipelines.services.settings import AppSettings
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel, load_model
-from tests.app_data import write_scene
+from tests.app_data import build_library, write_scene
 from tests.conftest import REPO_ROOT
+from tests.index_rows import sorted_rows
+from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
 
 
@@ -85,6 +91,27 @@ def test_demo_library_of_another_model_is_rebuilt_but_a_users_library_is_kept(
         AppSettings(db_dir=own.db_dir, model_name=upgraded.model_name), shared_data=absent, progress=False
     )
     assert not kept.built and kept.scenes == 2 and index.model_id == tiny_model.model_id
+
+
+def test_scene_footprints_on_the_map_are_the_scenes_not_their_boxes(
+    tmp_path: Path, tiny_model: LoadedModel
+) -> None:
+    # far off its UTM zone's central meridian, the scene is a rotated quadrilateral in EPSG:4326
+    scene = write_scene(tmp_path / "rotated.tif", origin=(220000.0, 2800000.0))
+    index = build_library(tmp_path / "db", tiny_model, [scene], ChipSpec(chip_px=128, levels=(1, 2)))
+    scenes = index.scenes()
+    boxes, footprints = scenes_geojson(scenes), scenes_geojson(scenes, index)
+    [outline] = [shape(f["geometry"]) for f in footprints["features"]]
+    [bbox] = [shape(f["geometry"]) for f in boxes["features"]]
+    assert footprints["features"][0]["properties"] == boxes["features"][0]["properties"]
+    assert footprints["features"][0]["properties"]["scene"] == "rotated.tif"
+    assert outline.geom_type == "Polygon" and outline.area < 0.99 * bbox.area
+    rows = sorted_rows(index)
+    coarse = shapely.from_wkb(rows.filter(pc.equal(rows["level"], 2))["footprint"].to_numpy(zero_copy_only=False))
+    assert outline.area == pytest.approx(shapely.union_all(coarse).area, rel=1e-3)
+    every = shapely.from_wkb(rows["footprint"].to_numpy(zero_copy_only=False))
+    near = outline.buffer(MERGE_TOLERANCE_DEG / 10)  # the outline is simplified to this tolerance (~10 cm)
+    assert all(near.covers(chip) for chip in every)  # the level-1 chips lie inside it too
 
 
 def test_classify_geotiff_labels_every_chip(tmp_path: Path, tiny_model: object) -> None:

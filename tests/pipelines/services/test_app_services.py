@@ -1,4 +1,4 @@
-"""Services behind the app pages: result layers and exports, scene overviews, upload checks."""
+"""Services behind the app pages: result layers and exports, scene overviews, labels (uploads: test_uploads)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,7 @@ import rasterio
 from PIL import Image
 from shapely.geometry import shape
 
-from pipelines.services.classify import (
-    detect_image_type,
-    mean_probabilities,
-    parse_labels,
-    safe_stem,
-    store_upload,
-)
+from pipelines.services.classify import mean_probabilities, parse_labels
 from pipelines.services.export import chip_feature, hits_csv
 from pipelines.services.overview import scene_overview
 from pipelines.services.results import focus_bounds, hit_at, merge_regions
@@ -114,35 +108,6 @@ def test_scene_overview_of_plain_image_is_in_pixel_space(tmp_path: Path) -> None
     overview = scene_overview(path, max_px=16)
     assert overview.pixel_space and overview.bounds == (0.0, -40.0, 40.0, 0.0)
     assert max(Image.open(io.BytesIO(overview.image)).size) == 16
-
-
-# --- uploads
-
-
-def test_upload_type_comes_from_content_not_name(tmp_path: Path) -> None:
-    stored = store_upload(png_bytes(), "photo.tif", tmp_path)
-    assert stored.suffix == ".png" and stored.parent == tmp_path
-    assert detect_image_type((tmp_path / stored.name).read_bytes()) == "png"
-    geotiff = write_geotiff(tmp_path / "x.tif").read_bytes()
-    assert store_upload(geotiff, "scene.png", tmp_path / "up").suffix == ".tif"
-
-
-def test_upload_rejects_wrong_type_size_and_corrupt_content(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="not a GeoTIFF, JPEG or PNG"):
-        store_upload(b"<html><script>alert(1)</script>", "evil.png", tmp_path)
-    with pytest.raises(InputError, match="limit is"):
-        store_upload(png_bytes(), "big.png", tmp_path, max_bytes=10)
-    with pytest.raises(InputError, match="cannot be read"):
-        store_upload(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20, "broken.png", tmp_path)
-    assert not list(tmp_path.iterdir())  # nothing half-written is left behind
-
-
-def test_upload_name_is_safe_and_content_addressed(tmp_path: Path) -> None:
-    first = store_upload(png_bytes(), "../../etc/passwd <b>.png", tmp_path)
-    again = store_upload(png_bytes(), "other.png", tmp_path)
-    assert first.parent == tmp_path and "/" not in first.name and "<" not in first.name
-    assert again.read_bytes() == first.read_bytes() and again.name.split("-")[0] == first.name.split("-")[0]
-    assert safe_stem("...") == "upload"
 
 
 def test_parse_labels_and_scene_probabilities() -> None:
