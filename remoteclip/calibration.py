@@ -82,6 +82,11 @@ NULL_CAPTIONS: tuple[str, ...] = (
     "a piano keyboard",
 )
 
+#: a library's weak cut-off is this quantile of the null captions' best relevance in it
+NULL_QUANTILE = 0.95
+#: the least gap between the weak and the strong cut-off
+MIN_BAND_GAP = 0.5
+
 #: relevance bands, best first
 STRONG, WEAK, NO_MATCH = "strong", "weak", "no match"
 
@@ -170,6 +175,31 @@ def relevance(image_vectors: np.ndarray, text_vectors: np.ndarray, null_vectors:
     null = images @ null_vectors.T
     scores = images @ l2_normalize(np.atleast_2d(text_vectors)).T
     return (scores - null.mean(axis=1, keepdims=True)) / np.maximum(null.std(axis=1, keepdims=True), 1e-6)
+
+
+def null_best_relevance(null_vectors: np.ndarray, images_per_caption: Sequence[np.ndarray]) -> list[float]:
+    """Each null caption's best relevance over its images ``(N_i, D)``, judged by the other null captions:
+    how high text about nothing scores in a library at its best."""
+    best = []
+    for i, images in enumerate(images_per_caption):
+        others = np.delete(null_vectors, i, axis=0)
+        best.append(float(relevance(images, null_vectors[i], others).max()))
+    return best
+
+
+def cut_offs(null_best: Sequence[float], calibration: Calibration) -> tuple[float, float]:
+    """(weak, strong) relevance cut-offs in a library whose null captions reach ``null_best``.
+
+    Weak: the :data:`NULL_QUANTILE` of ``null_best`` (a query must match some chip better than nearly every
+    unrelated caption matches its best one), never below the calibrated floor; strong: the calibrated cut-off,
+    at least :data:`MIN_BAND_GAP` above weak.
+    """
+    weak = (
+        max(calibration.weak_z, float(np.quantile(null_best, NULL_QUANTILE)))
+        if null_best
+        else calibration.weak_z
+    )
+    return weak, max(calibration.strong_z, weak + MIN_BAND_GAP)
 
 
 def fit_temperature(sets: Sequence[tuple[np.ndarray, np.ndarray]], logit_scale: float) -> float:

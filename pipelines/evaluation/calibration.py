@@ -5,8 +5,10 @@ On the held-out splits of the shared scene sets (:data:`CALIBRATION_SPLITS`; nev
 - **Search bands.** Each class, typed as a query ("a satellite photo of {class}."), scores every image; its
   relevance (:func:`remoteclip.calibration.relevance`) against the null captions is compared with the labels.
   ``strong_z`` is the lowest relevance above which :data:`STRONG_PRECISION` of the images are of the class,
-  ``weak_z`` the same for :data:`WEAK_PRECISION`. Nonsense queries (:data:`CHECK_QUERIES`, none of them a null
-  caption) check the result: the share whose best image stays below ``weak_z`` is reported.
+  ``weak_z`` (a floor: the app's weak cut-off is set per library by the null captions) the same for
+  :data:`WEAK_PRECISION`. With the held-out images as one library, the report gives the cut-offs the app
+  would use there, the precision and recall of each band, and the share of nonsense queries
+  (:data:`CHECK_QUERIES`, none of them a null caption) whose best image stays below the weak cut-off.
 - **"None of these".** Zero-shot with an image's own class left out of the labels: its best remaining label
   should be rejected. ``label_z`` maximises (rejected when the class is absent) - (rejected when present).
 - **Temperature.** Fitted by negative log-likelihood on the pooled sets; expected calibration error (ECE) is
@@ -26,8 +28,10 @@ from pipelines.evaluation.readers import ClassificationSet
 from remoteclip.calibration import (
     Calibration,
     cut_off_for_precision,
+    cut_offs,
     fit_temperature,
     load_calibration,
+    null_best_relevance,
     null_text_vectors,
     relevance,
 )
@@ -93,6 +97,12 @@ def _none_of_these(sets: Sequence[dict[str, np.ndarray]]) -> tuple[float, dict[s
     }
 
 
+def _precision(z: np.ndarray, correct: np.ndarray, cut_off: float) -> float:
+    """The share of correct pairs at or above ``cut_off`` (1.0 when there are none)."""
+    above = z >= cut_off
+    return float(correct[above].mean()) if above.any() else 1.0
+
+
 def evaluate_calibration(
     model: LoadedModel, sets: Sequence[ClassificationSet], embed: Any
 ) -> tuple[Calibration, dict[str, Any]]:
@@ -109,6 +119,9 @@ def evaluate_calibration(
     temperature = fit_temperature([(s["cosine"], s["labels"]) for s in scores], scale)
     null = null_text_vectors(model)
     all_vectors = np.concatenate([s["vectors"] for s in scores])
+    # the held-out images as one library: where the app's weak and strong matches would start in it
+    fitted = Calibration(model.model_id, weak_z=weak_z, strong_z=strong_z)
+    library_weak, library_strong = cut_offs(null_best_relevance(null, [all_vectors] * len(null)), fitted)
     check = relevance(all_vectors, encode_texts(model, list(CHECK_QUERIES)), null).max(axis=0)
     report: dict[str, Any] = {
         "fitted_on": [
@@ -119,9 +132,13 @@ def evaluate_calibration(
         "weak_z": weak_z,
         "label_z": label_z,
         "temperature": temperature,
-        "strong_recall": float(correct[z >= strong_z].sum() / max(correct.sum(), 1)),
-        "weak_recall": float(correct[z >= weak_z].sum() / max(correct.sum(), 1)),
-        "nonsense_queries_rejected": float((check < weak_z).mean()),
+        "library_weak_z": library_weak,
+        "library_strong_z": library_strong,
+        "strong_precision": _precision(z, correct, library_strong),
+        "strong_recall": float(correct[z >= library_strong].sum() / max(correct.sum(), 1)),
+        "weak_precision": _precision(z, correct, library_weak),
+        "weak_recall": float(correct[z >= library_weak].sum() / max(correct.sum(), 1)),
+        "nonsense_queries_rejected": float((check < library_weak).mean()),
         "nonsense_best_z": [round(float(v), 3) for v in check],
         **none_rates,
     }

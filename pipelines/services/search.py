@@ -13,10 +13,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from shapely.geometry.base import BaseGeometry
 
-from remoteclip.calibration import NO_MATCH, STRONG, WEAK, Calibration, null_text_vectors, relevance
+from remoteclip.calibration import (
+    NO_MATCH,
+    STRONG,
+    WEAK,
+    Calibration,
+    cut_offs,
+    null_best_relevance,
+    null_text_vectors,
+    relevance,
+)
 from remoteclip.encode import encode_texts
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
@@ -24,10 +32,6 @@ from tiles.index.chip_index import ChipIndex, Hit
 
 #: chips per null caption whose relevance is measured for the library's scale
 NULL_HITS = 32
-#: the weak cut-off is this quantile of the null captions' best relevance in the library
-NULL_QUANTILE = 0.95
-#: the least gap between the weak and the strong cut-off
-MIN_BAND_GAP = 0.5
 
 #: example queries offered by the app's Search page (and timed by ``bench app``)
 EXAMPLE_QUERIES: tuple[str, ...] = (
@@ -62,10 +66,8 @@ def search_like(index: ChipIndex, chip_id: str, k: int = 20, aoi: BaseGeometry |
 class LibraryScale:
     """Where weak and strong matches start in one library (relevance z, see module docstring).
 
-    ``weak_z`` is the :data:`NULL_QUANTILE` of the best relevance that each null caption reaches in the library
-    (measured against the other null captions), never below the model's calibrated floor: a query has to match
-    some chip better than nearly all unrelated captions match their best chip. ``strong_z`` is the model's
-    calibrated cut-off (90 % of chips above it of the queried class on held-out imagery).
+    The cut-offs are :func:`remoteclip.calibration.cut_offs` of ``null_best``, the best relevance each null
+    caption reaches among its :data:`NULL_HITS` nearest chips of the library.
     """
 
     weak_z: float
@@ -85,20 +87,14 @@ def library_scale(index: ChipIndex, model: LoadedModel, calibration: Calibration
     """Measure the library's scale: the null captions searched in it like queries (:class:`LibraryScale`)."""
     index.check_model(model.model_id)
     null = null_text_vectors(model)
-    best = []
-    for i, caption in enumerate(null):
-        hits = index.search(caption, k=NULL_HITS)
-        if not hits:
-            break
-        others = np.delete(null, i, axis=0)
-        best.append(float(relevance(index.vectors([h.chip_id for h in hits]), caption, others).max()))
-    weak = max(calibration.weak_z, float(np.quantile(best, NULL_QUANTILE))) if best else calibration.weak_z
-    return LibraryScale(
-        weak_z=weak,
-        strong_z=max(calibration.strong_z, weak + MIN_BAND_GAP),
-        null_best=tuple(best),
-        calibrated=calibration.fitted,
+    nearest = [index.search(caption, k=NULL_HITS) for caption in null]
+    best = (
+        null_best_relevance(null, [index.vectors([h.chip_id for h in hits]) for hits in nearest])
+        if all(nearest)
+        else []
     )
+    weak, strong = cut_offs(best, calibration)
+    return LibraryScale(weak_z=weak, strong_z=strong, null_best=tuple(best), calibrated=calibration.fitted)
 
 
 @dataclass(frozen=True)

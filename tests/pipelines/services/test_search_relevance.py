@@ -11,13 +11,9 @@ import numpy as np
 import pytest
 
 from pipelines.ingest.local import ingest_paths
-from pipelines.services.search import (
-    MIN_BAND_GAP,
-    library_scale,
-    rate_hits,
-    search_text,
-)
+from pipelines.services.search import library_scale, rate_hits, search_text
 from remoteclip.calibration import (
+    MIN_BAND_GAP,
     NO_MATCH,
     NULL_CAPTIONS,
     STRONG,
