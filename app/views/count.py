@@ -4,16 +4,15 @@ With the model's object locator every object found is a point on the map, counte
 a model without one (the tiny test model) gets the paper's RemoteCount estimate per chip instead.
 """
 
-import json
-import re
 from typing import Any
 
 import folium
 import streamlit as st
 
-from app import maps, state, widgets
+from app import downloads, maps, state, widgets
 from pipelines.services.aoi_objects import AoiObjects
 from pipelines.services.count import COMMON_OBJECTS, AoiCount
+from pipelines.services.export import ExportContext
 from pipelines.services.locate import score_floor
 from pipelines.services.results import extent
 from remoteclip.errors import ExplorerError
@@ -85,7 +84,7 @@ if found is not None:
     counts = found.chip_counts(threshold, level)
     chips.metric(f"Level-{level} chips with any", f"{sum(1 for c in counts if c.count)} of {len(counts)}")
     scenes_column.metric("Scenes searched", len(found.scenes))
-    per_chip = found.chips_geojson(threshold, level)
+    per_chip = found.chips_table(threshold, level).geojson()
 elif estimate is not None:
     total, chips, share = st.columns(3)
     total.metric(
@@ -95,7 +94,7 @@ elif estimate is not None:
     )
     chips.metric("Chips in the AOI", len(estimate.chips))
     share.metric("Chips with any", sum(1 for c in estimate.chips if c.count > 0))
-    per_chip = estimate.geojson() if estimate.chips else None
+    per_chip = estimate.table().geojson() if estimate.chips else None
 if locator is None:
     st.caption(
         "This model has no object locator, so the count is the paper's RemoteCount estimate (each chip "
@@ -111,7 +110,7 @@ if found is None and estimate is None:
 
 def add_points(fmap: folium.Map, result: AoiObjects, at: float) -> None:
     """Every object found (the best :data:`MAX_POINTS`) as a circle marker."""
-    points = result.geojson(at)
+    points = result.table(at).geojson()
     points["features"] = points["features"][:MAX_POINTS]
     maps.add_centre_markers(
         fmap, points, name=f"{result.object_name} found", tooltip_fields=("score", "scene")
@@ -161,18 +160,10 @@ if found is not None:
             f"The map shows the {MAX_POINTS} best-scored of {shown} objects; the table and exports have all."
         )
     st.subheader(f"Objects found: {shown}")
-    stem = re.sub(r"[^a-z0-9]+", "-", found.object_name.lower()).strip("-") or "objects"
-    left, right, _ = st.columns([1, 1, 4])
-    left.download_button(
-        "GeoJSON",
-        json.dumps(found.geojson(threshold)),
-        file_name=f"{stem}.geojson",
-        mime="application/geo+json",
-        icon=":material/download:",
-    )
-    right.download_button(
-        "CSV", found.csv(threshold), file_name=f"{stem}.csv", mime="text/csv", icon=":material/download:"
-    )
+    context = ExportContext.now(found.object_name, found.model_id, threshold=threshold, aoi=aoi)
+    downloads.download_buttons(found.table(threshold), context, key="objects")
+    st.caption(f"Objects per level-{level} chip (the map's shading):")
+    downloads.download_buttons(found.chips_table(threshold, level), context, key="object_chips")
     if shown:
         st.dataframe(
             found.rows(threshold),
@@ -182,6 +173,8 @@ if found is not None:
                 "score": st.column_config.NumberColumn("score", format="%.3f"),
                 "lon": st.column_config.NumberColumn("lon", format="%.6f"),
                 "lat": st.column_config.NumberColumn("lat", format="%.6f"),
+                "col": st.column_config.NumberColumn("col", help="Its column in its scene (pixels)."),
+                "row": st.column_config.NumberColumn("row", help="Its row in its scene (pixels)."),
             },
         )
     else:
@@ -190,13 +183,33 @@ if found is not None:
         )
 elif estimate is not None and estimate.chips:
     st.subheader("Chips inside the AOI")
+    context = ExportContext.now(estimate.object_name, estimate.model_id, aoi=aoi)
+    downloads.download_buttons(estimate.table(), context, key="count_chips")
     st.dataframe(
         estimate.rows(),
         hide_index=True,
         width="stretch",
         column_config={
+            "window": st.column_config.TextColumn(
+                "window", help="The chip's window in its scene's pixels: top-left column and row, size."
+            ),
+            "count": st.column_config.NumberColumn(
+                "count", help=f"The most likely number of {estimate.object_name} in the chip (0 to 10)."
+            ),
+            "expected_count": st.column_config.NumberColumn(
+                "mean count",
+                format="%.2f",
+                help="RemoteCount's expected count: the mean of 0 to 10 objects weighted by how well each "
+                "counting caption matches the chip. Smoother than the most likely count; not summed.",
+            ),
             "inside": st.column_config.ProgressColumn(
                 "share inside", min_value=0.0, max_value=1.0, format="%.2f"
-            )
+            ),
+            "contribution": st.column_config.NumberColumn(
+                "contribution", help="count × share inside: what the chip adds to the total."
+            ),
+            "chip_id": st.column_config.TextColumn(
+                "chip id", width="small", help="The chip's id in the library (for `search --like`)."
+            ),
         },
     )

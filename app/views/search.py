@@ -1,11 +1,9 @@
 """Search page: type what to find; hits appear as footprints over the imagery and as a ranked list."""
 
-import json
-
 import streamlit as st
 
-from app import maps, state, widgets
-from pipelines.services.export import hits_csv, hits_geojson
+from app import downloads, maps, state, widgets
+from pipelines.services.export import ExportContext, hits_geojson, hits_table
 from pipelines.services.results import extent, focus_bounds, hit_at, merge_regions
 from pipelines.services.search import EXAMPLE_QUERIES, search_like, search_text
 from remoteclip.errors import ExplorerError
@@ -101,16 +99,9 @@ if not hits:
     st.caption("No hits yet: type a query or pick an example." if not (query or like) else "No hits.")
     st.stop()
 
-left, right, _ = st.columns([1, 1, 4])
-left.download_button(
-    "GeoJSON",
-    json.dumps(collection),
-    file_name="hits.geojson",
-    mime="application/geo+json",
-    icon=":material/download:",
-)
-right.download_button(
-    "CSV", hits_csv(hits), file_name="hits.csv", mime="text/csv", icon=":material/download:"
+asked = f"more like chip {like}" if like else query
+downloads.download_buttons(
+    hits_table(hits), ExportContext.now(asked, model.model_id, threshold=threshold, aoi=aoi), key="hits"
 )
 st.subheader(f"{len(hits)} hits")
 for start in range(0, len(hits), COLUMNS):

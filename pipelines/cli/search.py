@@ -1,4 +1,9 @@
-"""``remoteclip-explorer search``: ranked chips for a text query or a chip, optionally within an AOI."""
+"""``remoteclip-explorer search``: ranked chips for a text query or a chip, optionally within an AOI.
+
+``--format table`` and ``json`` print; ``geojson``, ``csv`` and ``gpkg`` are the app's exports
+(:mod:`pipelines.services.export`: lon/lat only for georeferenced chips; query, model id and time recorded),
+printed or written to ``--out`` (a GeoPackage is written to a file only).
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,13 @@ from pipelines.cli.options import (
     db_option,
     device_option,
     echo_json,
-    format_option,
     model_option,
+    output_format_option,
+    overwrite_option,
     storage_options_option,
     weights_option,
 )
-from pipelines.services.export import hit_record, hits_geojson, scene_name
+from pipelines.services.export import FORMATS, ExportContext, hit_record, hits_table, scene_name
 from pipelines.services.search import search_like, search_text
 from remoteclip.factory import load_model
 from tiles.aoi import load_aoi
@@ -67,7 +73,14 @@ def _table(hits: list[Hit]) -> str:
 @model_option
 @weights_option
 @device_option
-@format_option
+@output_format_option("table", "json", *(f.name for f in FORMATS))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the geojson, csv or gpkg export to this file instead of stdout (needed for gpkg).",
+)
+@overwrite_option
 def search(
     query: str | None,
     like_chip: str | None,
@@ -79,21 +92,38 @@ def search(
     weights: Path | None,
     device: str,
     output_format: str,
+    out: Path | None,
+    overwrite: bool,
 ) -> None:
     """Print the chips at --db that best match QUERY (plain English, e.g. "ships in harbor")."""
     if (query is None) == (like_chip is None):
         raise click.UsageError("give either a QUERY or --like CHIP_ID")
+    if out is not None and output_format in ("table", "json"):
+        raise click.BadParameter(
+            f"--out takes an export format (geojson, csv, gpkg), not {output_format}", param_hint="--out"
+        )
+    if output_format == "gpkg" and out is None:
+        raise click.BadParameter("a GeoPackage is binary: give a file to write it to", param_hint="--out")
+    if out is not None and out.exists() and not overwrite:
+        raise click.BadParameter(f"{out} exists; pass --overwrite to replace it", param_hint="--out")
     index = ChipIndex(db, storage_options=storage_options)
     area = load_aoi(aoi) if aoi is not None else None
     if like_chip is not None:
         hits = search_like(index, like_chip, k=k, aoi=area)
+        asked, model_id = f"more like chip {like_chip}", index.model_id or ""
     else:
-        hits = search_text(
-            index, load_model(model_name, weights=weights, device=device), query or "", k=k, aoi=area
-        )
+        model = load_model(model_name, weights=weights, device=device)
+        hits = search_text(index, model, query or "", k=k, aoi=area)
+        asked, model_id = query or "", model.model_id
     if output_format == "json":
         echo_json([hit_record(hit, rank) for rank, hit in enumerate(hits, start=1)])
-    elif output_format == "geojson":
-        echo_json(hits_geojson(hits))
-    else:
+    elif output_format == "table":
         click.echo(_table(hits) if hits else "no chips found")
+    else:
+        data = hits_table(hits).encode(output_format, ExportContext.now(asked, model_id, aoi=area))
+        if out is None:
+            text = data.decode()
+            click.echo(text, nl=not text.endswith("\n"))
+        else:
+            out.write_bytes(data)
+            click.echo(f"wrote {len(hits)} hits to {out}", err=True)

@@ -3,9 +3,10 @@
 :func:`locate_in_aoi` runs :func:`pipelines.services.locate.locate_objects` on every georeferenced scene
 of the library whose extent meets the AOI, keeping the objects inside the AOI down to a low score floor
 (:data:`pipelines.services.locate.MIN_SCORE`), so a page can move a threshold slider without locating again. :class:`AoiObjects` then
-answers at any threshold at or above that floor: the objects (``at``, ``total``), the exports (``geojson``,
-``csv``; both record the object, the model id, the threshold and when the objects were found) and the number
-of objects in each chip of the library for a choropleth (``chip_counts``, ``chips_geojson``).
+answers at any threshold at or above that floor: the objects (``at``, ``total``, ``rows`` for a table), the
+objects as an export of points (``table``, written by :mod:`pipelines.services.export` in GeoJSON, CSV or
+GeoPackage) and the number of objects in each chip of the library (``chip_counts``, and ``chips_table`` for a
+choropleth or an export).
 
 Where two scenes cover the same ground, an object seen in both is one object: objects of different scenes
 closer than the locator's merge radius (:data:`pipelines.services.locate.MERGE_CELLS` output cells, in metres
@@ -14,8 +15,6 @@ at each scene's GSD) are merged, the better score kept, as within one image.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,10 +25,10 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 from shapely import STRtree
-from shapely.geometry import Point, box, mapping
+from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
-from pipelines.services.export import chip_feature, feature, feature_collection, scene_name
+from pipelines.services.export import ExportRow, ExportTable, chips_table, scene_name
 from pipelines.services.locate import (
     DEFAULT_SPAN_PX,
     MERGE_CELLS,
@@ -44,20 +43,18 @@ from remoteclip.locator import CHIP_PX, STRIDE, ObjectLocator
 from tiles.errors import RasterReadError
 from tiles.index.chip_index import Chip, ChipIndex
 
-#: CSV columns of the object export: each row records what was asked and of which model (any CSV reader,
-#: GIS tools included, keeps them; ``lon``/``lat`` are EPSG:4326)
-CSV_COLUMNS = (
+#: columns of the object export: the object, its score, lon/lat (EPSG:4326), its centre in its scene's pixels
+OBJECT_COLUMNS = (
     "object",
     "score",
     "lon",
     "lat",
-    "scene",
-    "scene_path",
     "col",
     "row",
-    "model_id",
-    "threshold",
+    "scene",
     "located_at",
+    "scene_path",
+    "scene_id",
 )
 #: metres per degree of latitude, and of longitude at the equator (enough for merge radii of a few metres)
 _M_PER_DEG_LAT = 110_574.0
@@ -145,67 +142,46 @@ class AoiObjects:
                 counts[(own or sorted(found))[0]] += 1
         return [ChipObjects(c, n) for c, n in zip(chips, counts, strict=True)]
 
-    def chips_geojson(self, threshold: float, level: int = 1) -> dict[str, Any]:
-        """Per-chip object counts as a FeatureCollection of chip footprints (for a choropleth)."""
-        return feature_collection(
-            chip_feature(c.chip, count=c.count) for c in self.chip_counts(threshold, level)
+    def chips_table(self, threshold: float, level: int = 1) -> ExportTable:
+        """Per-chip object counts as an export of chip footprints (also the map's choropleth)."""
+        counts = self.chip_counts(threshold, level)
+        return chips_table(
+            "chip_counts", [c.chip for c in counts], [{"count": c.count} for c in counts], ("count",)
         )
 
-    def metadata(self, threshold: float) -> dict[str, Any]:
-        """What an export records: the object, the model, the threshold, when, the AOI and the total."""
-        return {
-            "object": self.object_name,
-            "model_id": self.model_id,
-            "threshold": round(threshold, 4),
-            "located_at": self.located_at,
-            "total": self.total(threshold),
-            "aoi": mapping(self.aoi),
-        }
-
-    def geojson(self, threshold: float) -> dict[str, Any]:
-        """The objects as GeoJSON points (EPSG:4326); query and model as the collection's ``properties``."""
-        collection = feature_collection(
-            feature(
+    def table(self, threshold: float) -> ExportTable:
+        """The objects scoring at least ``threshold`` as an export of points (EPSG:4326), best first."""
+        rows = tuple(
+            ExportRow(
+                {
+                    "object": self.object_name,
+                    "score": round(float(o.score), 4),
+                    "lon": round(float(o.lon), 7),
+                    "lat": round(float(o.lat), 7),
+                    "col": round(float(o.col), 1),
+                    "row": round(float(o.row), 1),
+                    "scene": scene_name(o.scene_path),
+                    "located_at": self.located_at,
+                    "scene_path": o.scene_path,
+                    "scene_id": o.scene_id,
+                },
                 Point(o.lon, o.lat),
-                object=self.object_name,
-                score=round(o.score, 4),
-                scene=scene_name(o.scene_path),
-                scene_path=o.scene_path,
-                col=round(o.col, 1),
-                row=round(o.row, 1),
             )
             for o in self.at(threshold)
         )
-        collection["properties"] = self.metadata(threshold)
-        return collection
-
-    def csv(self, threshold: float) -> str:
-        """The objects as CSV text, one row each; every row names the object, model, threshold and time."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
-        for o in self.at(threshold):
-            writer.writerow(
-                [
-                    self.object_name,
-                    f"{o.score:.4f}",
-                    f"{o.lon:.7f}",
-                    f"{o.lat:.7f}",
-                    scene_name(o.scene_path),
-                    o.scene_path,
-                    f"{o.col:.1f}",
-                    f"{o.row:.1f}",
-                    self.model_id,
-                    f"{threshold:.4f}",
-                    self.located_at,
-                ]
-            )
-        return buffer.getvalue()
+        return ExportTable("objects", OBJECT_COLUMNS, rows, geometry_type="Point")
 
     def rows(self, threshold: float) -> list[dict[str, Any]]:
         """One display row per object, best first."""
         return [
-            {"scene": scene_name(o.scene_path), "score": round(o.score, 3), "lon": o.lon, "lat": o.lat}
+            {
+                "scene": scene_name(o.scene_path),
+                "score": round(o.score, 3),
+                "lon": o.lon,
+                "lat": o.lat,
+                "col": round(o.col),
+                "row": round(o.row),
+            }
             for o in self.at(threshold)
         ]
 

@@ -22,7 +22,7 @@ import numpy as np
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
-from pipelines.services.export import chip_feature, feature_collection, scene_name
+from pipelines.services.export import ExportTable, chips_table, scene_name, window_label
 from remoteclip.counting import aggregate_counts, build_count_captions, estimate_counts
 from remoteclip.encode import encode_images
 from remoteclip.errors import InputError
@@ -44,7 +44,9 @@ class ChipCount(Generic[C]):
     """One chip's estimate: the best count, the expected count, and its share inside the AOI."""
 
     chip: C
+    #: the most likely count (the best-ranked caption of 0..10 objects)
     count: int
+    #: RemoteCount's probability-weighted mean count over the captions of 0..10 objects
     expected: float
     inside: float
 
@@ -54,43 +56,54 @@ class ChipCount(Generic[C]):
         return self.count * self.inside
 
 
+#: the per-chip columns of an AOI count, first in its export and its table
+COUNT_COLUMNS = ("count", "expected_count", "inside", "contribution")
+
+
 @dataclass(frozen=True)
 class AoiCount:
     """The total estimate for an AOI and the per-chip counts it is made of."""
 
     object_name: str
+    model_id: str
     level: int
     total: float
     chips: list[ChipCount[Chip]]
 
-    def geojson(self) -> dict[str, Any]:
-        """Per-chip counts as a FeatureCollection (for a choropleth), georeferenced chips only."""
-        return feature_collection(
-            chip_feature(
-                c.chip,
-                count=c.count,
-                expected=round(c.expected, 2),
-                inside=round(c.inside, 3),
-                contribution=round(c.contribution, 2),
-            )
-            for c in self.chips
-            if not c.chip.pixel_space
+    @property
+    def ranked(self) -> list[ChipCount[Chip]]:
+        """The chips, largest contribution first."""
+        return sorted(self.chips, key=lambda c: -c.contribution)
+
+    def table(self) -> ExportTable:
+        """Per-chip counts as an export of chip footprints (also the map's choropleth), largest first."""
+        ranked = self.ranked
+        return chips_table(
+            "chip_counts", [c.chip for c in ranked], [_values(c) for c in ranked], COUNT_COLUMNS
         )
 
     def rows(self) -> list[dict[str, Any]]:
-        """One display row per chip, largest contribution first."""
-        ranked = sorted(self.chips, key=lambda c: -c.contribution)
+        """One display row per chip, largest contribution first: where it is, its counts, its id last."""
         return [
             {
                 "scene": scene_name(c.chip.scene_path),
+                "level": c.chip.level,
+                "window": window_label(c.chip),
+                **_values(c),
                 "chip_id": c.chip.chip_id,
-                "count": c.count,
-                "expected": round(c.expected, 2),
-                "inside": round(c.inside, 3),
-                "contribution": round(c.contribution, 2),
             }
-            for c in ranked
+            for c in self.ranked
         ]
+
+
+def _values(counted: ChipCount[Chip]) -> dict[str, Any]:
+    """The :data:`COUNT_COLUMNS` of one chip."""
+    return {
+        "count": counted.count,
+        "expected_count": round(counted.expected, 2),
+        "inside": round(counted.inside, 3),
+        "contribution": round(counted.contribution, 2),
+    }
 
 
 def inside_fractions(chips: Sequence[Chip], aoi: BaseGeometry) -> list[float]:
@@ -118,12 +131,12 @@ def count_in_aoi(
     # the objects claim overlapping ground
     chips = index.search(captions[-1], k=None, aoi=aoi, where=f"level = {int(level)}")
     if not chips:
-        return AoiCount(noun, level, 0.0, [])
+        return AoiCount(noun, model.model_id, level, 0.0, [])
     estimates = estimate_counts(index.vectors([c.chip_id for c in chips]), captions, model.logit_scale)
     fractions = inside_fractions(chips, aoi)
     total = aggregate_counts([e.count for e in estimates], fractions)
     counted = [ChipCount(chip, e.count, e.expected, f) for chip, e, f in zip(chips, estimates, fractions)]
-    return AoiCount(noun, level, total, [c for c in counted if c.inside > 0])
+    return AoiCount(noun, model.model_id, level, total, [c for c in counted if c.inside > 0])
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,18 @@ from pathlib import Path
 
 import pytest
 import rasterio
-from shapely.geometry import Point, box, shape
+import shapely
+from shapely.geometry import Point, box
 from shapely.ops import unary_union
 
 from pipelines.services.aoi_objects import (
-    CSV_COLUMNS,
+    OBJECT_COLUMNS,
     AoiObject,
     AoiObjects,
     locate_in_aoi,
     merge_across_scenes,
 )
+from pipelines.services.export import ExportContext
 from remoteclip.errors import InputError, ModelNotFoundError
 from remoteclip.factory import LoadedModel
 from remoteclip.locator import ObjectLocator, load_locator
@@ -113,36 +115,37 @@ def test_threshold_below_the_floor_is_refused(
         locate_in_aoi(library, model, locator, "  ", aoi)
 
 
-def test_geojson_points_and_export_metadata(found: AoiObjects, model: LoadedModel) -> None:
+def test_objects_export_as_points_with_their_place(found: AoiObjects, model: LoadedModel) -> None:
     threshold = sorted(o.score for o in found.objects)[len(found.objects) // 3]
     objects = found.at(threshold)
-    collection = found.geojson(threshold)
+    table = found.table(threshold)
+    assert table.name == "objects" and table.columns == OBJECT_COLUMNS and table.geometry_type == "Point"
+    collection = table.geojson()
     assert collection["type"] == "FeatureCollection" and len(collection["features"]) == len(objects)
     for item, o in zip(collection["features"], objects, strict=True):
-        assert item["geometry"] == {"type": "Point", "coordinates": (o.lon, o.lat)}
+        assert Point(item["geometry"]["coordinates"]).equals(Point(o.lon, o.lat))
         assert item["properties"]["object"] == "airplanes"
         assert item["properties"]["score"] == round(o.score, 4)
         assert item["properties"]["scene"] == Path(o.scene_path).name
-    meta = collection["properties"]
-    assert meta["object"] == "airplanes" and meta["model_id"] == model.model_id
-    assert meta["threshold"] == round(threshold, 4) and meta["total"] == len(objects)
-    assert datetime.fromisoformat(meta["located_at"]).tzinfo is not None
-    assert shape(meta["aoi"]).equals(found.aoi)
+        assert (item["properties"]["col"], item["properties"]["row"]) == (round(o.col, 1), round(o.row, 1))
+        assert datetime.fromisoformat(item["properties"]["located_at"]).tzinfo is not None
 
-    rows = list(csv.DictReader(io.StringIO(found.csv(threshold))))
+    context = ExportContext.now(found.object_name, found.model_id, threshold=threshold, aoi=found.aoi)
+    rows = list(csv.DictReader(io.StringIO(table.csv(context))))
     assert len(rows) == len(objects)
-    assert tuple(rows[0]) == CSV_COLUMNS
     for row, o in zip(rows, objects, strict=True):
         assert float(row["lon"]) == pytest.approx(o.lon, abs=1e-7)
         assert float(row["lat"]) == pytest.approx(o.lat, abs=1e-7)
-        assert row["object"] == "airplanes" and row["model_id"] == model.model_id
+        assert row["query"] == "airplanes" and row["model_id"] == model.model_id
         assert float(row["threshold"]) == pytest.approx(threshold, abs=1e-4)
-        assert row["located_at"] == meta["located_at"]
+        assert shapely.from_wkt(row["aoi_wkt"]).equals_exact(found.aoi, tolerance=1e-7)
     assert found.rows(threshold)[0] == {
         "scene": Path(objects[0].scene_path).name,
         "score": round(objects[0].score, 3),
         "lon": objects[0].lon,
         "lat": objects[0].lat,
+        "col": round(objects[0].col),
+        "row": round(objects[0].row),
     }
 
 
@@ -160,8 +163,9 @@ def test_per_chip_counts_add_up_to_the_objects_in_chips(found: AoiObjects, aoi: 
     for c in counts:  # on a library without overlap, each chip holds the objects its footprint covers
         inside = sum(c.chip.footprint.contains(Point(o.lon, o.lat)) for o in in_chips)
         assert inside <= c.count <= sum(c.chip.footprint.covers(Point(o.lon, o.lat)) for o in in_chips)
-    collection = found.chips_geojson(threshold, level)
+    collection = found.chips_table(threshold, level).geojson()
     assert [f["properties"]["count"] for f in collection["features"]] == [c.count for c in counts]
+    assert [f["id"] for f in collection["features"]] == [c.chip.chip_id for c in counts]
     assert found.levels == [1, 2]
 
 

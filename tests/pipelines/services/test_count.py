@@ -52,10 +52,19 @@ def test_count_in_aoi_sums_weighted_chip_counts(library: ChipIndex, tiny_model: 
     assert [c.count for c in result.chips] == [e.count for e in own]
     assert result.total == pytest.approx(sum(c.count * c.inside for c in result.chips))
 
-    collection = result.geojson()
+    assert result.model_id == tiny_model.model_id
+    collection = result.table().geojson()
     assert len(collection["features"]) == len(result.chips)
-    assert {"count", "inside", "contribution"} <= set(collection["features"][0]["properties"])
-    assert result.rows()[0]["contribution"] == max(r["contribution"] for r in result.rows())
+    assert {"count", "expected_count", "inside", "contribution"} <= set(collection["features"][0]["properties"])
+    rows = result.rows()
+    assert rows[0]["contribution"] == max(r["contribution"] for r in rows)
+    by_id = {c.chip.chip_id: c for c in result.chips}
+    for row in rows:  # where the chip is first, its hash id last
+        chip = by_id[row["chip_id"]].chip
+        assert list(row)[:3] == ["scene", "level", "window"] and list(row)[-1] == "chip_id"
+        assert row["scene"] == "scene.tif" and row["level"] == 1
+        assert row["window"] == f"col {chip.col_off}, row {chip.row_off} · {chip.width}×{chip.height} px"
+        assert row["expected_count"] == round(by_id[row["chip_id"]].expected, 2)
 
 
 def test_count_outside_library_is_zero_and_empty_object_is_refused(
