@@ -254,7 +254,11 @@ def feature_collection(features: Iterable[dict[str, Any]]) -> dict[str, Any]:
 def chip_feature(chip: Chip, **properties: Any) -> dict[str, Any]:
     """A GeoJSON Feature of a chip's footprint, with its id, scene, level and any extra ``properties``."""
     return feature(
-        chip.footprint, chip_id=chip.chip_id, scene=scene_name(chip.scene_path), level=chip.level, **properties
+        chip.footprint,
+        chip_id=chip.chip_id,
+        scene=scene_name(chip.scene_path),
+        level=chip.level,
+        **properties,
     )
 
 
@@ -298,10 +302,19 @@ def chips_table(
     return ExportTable(name, columns, rows, geometry_type="Polygon", wkt_column="footprint_wkt")
 
 
-def hits_table(hits: Sequence[Hit]) -> ExportTable:
-    """Ranked hits as an export of their footprints: rank and score first, then where each chip is."""
+def hits_table(hits: Sequence[Hit], ratings: Sequence[tuple[float, str]] | None = None) -> ExportTable:
+    """Ranked hits as an export of their footprints: rank and score first, then where each chip is.
+
+    ``ratings``: each hit's (relevance, match band) from a rated text search (see pipelines.services.search),
+    exported as the columns ``relevance`` and ``match`` after the cosine ``score``.
+    """
     values = [{"rank": rank, "score": round(float(h.score), 6)} for rank, h in enumerate(hits, start=1)]
-    return chips_table("hits", hits, values, ("rank", "score"))
+    if ratings is None:
+        return chips_table("hits", hits, values, ("rank", "score"))
+    rated = [
+        {**v, "relevance": round(z, 3), "match": band} for v, (z, band) in zip(values, ratings, strict=True)
+    ]
+    return chips_table("hits", hits, rated, ("rank", "score", "relevance", "match"))
 
 
 def hit_record(hit: Hit, rank: int) -> dict[str, Any]:

@@ -159,3 +159,16 @@ def test_file_stems_are_short_and_safe() -> None:
     assert file_stem("hits", "Ships in a <b>harbor</b>!") == "hits-ships-in-a-b-harbor-b"
     assert file_stem("objects", "") == "objects" and file_stem("", "???") == "export"
     assert len(file_stem("hits", "x" * 200)) <= 60
+
+
+def test_rated_hits_export_their_relevance_and_match(
+    hits: list[Hit], context: ExportContext, tmp_path: Path
+) -> None:
+    table = hits_table(hits, [(5.61234, "strong"), (3.2, "no match")])
+    rows = list(csv.DictReader(io.StringIO(table.csv(context))))
+    assert list(rows[0])[:4] == ["rank", "score", "relevance", "match"]
+    assert [(r["relevance"], r["match"]) for r in rows] == [("5.612", "strong"), ("3.2", "no match")]
+    layer = gpd.read_file(written(tmp_path, table.gpkg(context), "gpkg"), layer="hits")
+    assert list(layer["match"]) == ["strong"]  # the georeferenced hit; the other is in the pixel-space layer
+    with pytest.raises(ValueError):
+        hits_table(hits, [(1.0, "weak")])  # one rating per hit

@@ -114,7 +114,7 @@ def test_cli_search_formats(db: Path, tiny_checkpoint: Path, tmp_path: Path) -> 
     aoi = tmp_path / "aoi.geojson"
     aoi.write_text(json.dumps(box(-94.5, 37.0699, -94.49985, 37.07).__geo_interface__))
     geo = json.loads(runner.invoke(cli, [*base, "--format", "geojson", "--aoi", str(aoi)]).stdout)
-    assert {f["properties"]["window"]["col_off"] for f in geo["features"]} == {0}
+    assert {f["properties"]["col_off"] for f in geo["features"]} == {0}
     like = runner.invoke(
         cli, ["search", "--like", as_json[0]["chip_id"], "--db", str(db), "--format", "json"]
     )
