@@ -1,8 +1,13 @@
-"""Offline folium maps: vendored Leaflet assets, imagery overlays, footprint layers and the draw tool.
+"""Offline folium maps: vendored Leaflet assets, a vendored world basemap, imagery, footprint layers, draw tool.
 
 Every function takes plain data (GeoJSON dicts, image bytes, EPSG:4326 bounds) and returns folium objects, so
 the pages stay free of map plumbing. No asset is fetched from a CDN: folium's asset lists are pointed at
-``app/static/vendor`` (served by Streamlit at ``/app/static/vendor``).
+``app/static/vendor`` (served by Streamlit at ``/app/static/vendor``), the world's countries come from there
+too, and a scene's full-resolution tiles from the app's own tile server on localhost
+(:mod:`pipelines.services.tile_server`).
+
+Panes, bottom to top: the world basemap (150), online tiles (Leaflet's tile pane, 200), the imagery (250:
+overviews, then a scene's tiles over its overview), then Leaflet's overlay pane (400) with hits and AOIs.
 """
 
 from __future__ import annotations
@@ -14,12 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import folium
+from branca.element import MacroElement
+from folium.map import CustomPane
 from folium.plugins import Draw
+from jinja2 import Template
 from matplotlib import colormaps
 from shapely.geometry import shape
 
 from pipelines.services.export import feature, feature_collection
 from pipelines.services.results import Bounds
+from pipelines.services.tile_server import SceneTiles
 
 #: Streamlit serves ``app/static/`` here when ``server.enableStaticServing`` is on.
 VENDOR_URL = "/app/static/vendor"
@@ -41,42 +50,89 @@ DRAW_CSS: list[tuple[str, str]] = [("leaflet_draw_css", f"{VENDOR_URL}/leaflet-d
 
 #: The one online layer, used only when the analyst asks for it.
 ONLINE_BASEMAP = "OpenStreetMap"
+#: Natural Earth 1:50m countries (public domain), vendored as GeoJSON; loaded by the browser, never embedded
+WORLD_URL = f"{VENDOR_URL}/natural-earth/countries-50m.geojson"
+#: the basemap's colours: sea (the map's background), land and borders
+OCEAN_COLOR = "#cfe0ea"
+LAND_COLOR = "#f3f0e8"
+BORDER_COLOR = "#a9a59c"
 
-#: (minx, miny, maxx, maxy) in EPSG:4326 degrees.
+BASEMAP_PANE = "basemap"
+IMAGERY_PANE = "imagery"
+#: deepest zoom of every map: deeper than a scene's native zoom only magnifies its pixels
+MAX_ZOOM = 22
 
 HIT_COLOR = "#ff7f0e"
 REGION_COLOR = "#d62728"
 AOI_COLOR = "#1f77b4"
+#: chips that match none of the labels offered
+NO_MATCH_COLOR = "#9e9e9e"
 
 
 @dataclass(frozen=True)
 class ImageLayer:
-    """An image (JPEG or PNG bytes) to lay over the map between EPSG:4326 bounds."""
+    """An image (JPEG or PNG bytes) to lay over the map between EPSG:4326 bounds.
+
+    ``tiles``: the scene's full-resolution tiles, drawn over the image from the zooms where they are sharper.
+    """
 
     name: str
     image: bytes
     bounds: Bounds
     mime: str = "image/jpeg"
+    tiles: SceneTiles | None = None
+
+
+class WorldBasemap(MacroElement):
+    """Country polygons fetched by the browser from ``url`` and drawn under everything, on a sea-coloured map."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        {{ this._parent.get_name() }}.getContainer().style.background = {{ this.ocean|tojson }};
+        fetch({{ this.url|tojson }})
+            .then((response) => response.json())
+            .then((world) => L.geoJSON(world, {
+                pane: {{ this.pane|tojson }}, interactive: false, style: {{ this.style|tojson }}
+            }).addTo({{ this._parent.get_name() }}));
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, url: str = WORLD_URL) -> None:
+        super().__init__()
+        self._name = "WorldBasemap"
+        self.url = url
+        self.pane = BASEMAP_PANE
+        self.ocean = OCEAN_COLOR
+        self.style = {"color": BORDER_COLOR, "weight": 0.8, "fillColor": LAND_COLOR, "fillOpacity": 1.0}
 
 
 def offline_map(
     bounds: Bounds | None = None, *, online_basemap: bool = False, pixel_space: bool = False
 ) -> folium.Map:
-    """A folium map that loads only vendored assets, fitted to ``bounds`` (no basemap unless asked).
+    """A folium map that loads only vendored assets, fitted to ``bounds``, over the vendored world basemap.
 
-    ``pixel_space`` maps show images without a georeference in a flat CRS, in (col, -row) coordinates.
+    ``online_basemap`` puts OpenStreetMap there instead. ``pixel_space`` maps show images without a
+    georeference in a flat CRS, in (col, -row) coordinates, with no basemap.
     """
     fmap = folium.Map(
         tiles=ONLINE_BASEMAP if online_basemap and not pixel_space else None,
         location=[0.0, 0.0] if bounds is None else _centre(bounds),
         zoom_start=2 if not pixel_space else -2,
         crs="Simple" if pixel_space else "EPSG3857",
-        min_zoom=-6 if pixel_space else 0,
         control_scale=not pixel_space,
-        max_zoom=22,
+        max_zoom=MAX_ZOOM,
     )
+    # the map's own zoom range: folium gives min_zoom and max_zoom to its basemap tile layer only, and Leaflet
+    # would otherwise take the range of the layers on the map (no zooming out past a scene's first tile zoom)
+    fmap.options.update(min_zoom=-6 if pixel_space else 0, max_zoom=MAX_ZOOM)
     fmap.default_js = OFFLINE_JS
     fmap.default_css = OFFLINE_CSS
+    CustomPane(BASEMAP_PANE, z_index=150).add_to(fmap)
+    CustomPane(IMAGERY_PANE, z_index=250).add_to(fmap)
+    if not (online_basemap or pixel_space):
+        WorldBasemap().add_to(fmap)
     if bounds is not None:
         fmap.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
     return fmap
@@ -103,7 +159,7 @@ def add_draw_control(fmap: folium.Map) -> Draw:
 
 
 def add_image_layers(fmap: folium.Map, layers: Iterable[ImageLayer], *, name: str = "Imagery") -> None:
-    """Lay images (scene overviews or chip thumbnails) over the map in one toggleable group."""
+    """Lay images (scene overviews or chip thumbnails, and their scenes' tiles) over the map in one group."""
     group = folium.FeatureGroup(name=html.escape(name), show=True)
     for layer in layers:
         minx, miny, maxx, maxy = layer.bounds
@@ -114,8 +170,34 @@ def add_image_layers(fmap: folium.Map, layers: Iterable[ImageLayer], *, name: st
             name=html.escape(layer.name),
             interactive=False,
             zindex=1,
+            pane=IMAGERY_PANE,
         ).add_to(group)
+        if layer.tiles is not None:
+            add_tile_layer(group, layer.tiles, name=layer.name)
     group.add_to(fmap)
+
+
+def add_tile_layer(
+    parent: folium.Map | folium.FeatureGroup, tiles: SceneTiles, *, name: str
+) -> folium.TileLayer:
+    """A scene's own tiles from the local tile server: requested from ``tiles.min_zoom`` to its native zoom
+    inside its bounds only, magnified deeper; attributed to the scene (``name``, escaped)."""
+    minx, miny, maxx, maxy = tiles.bounds
+    layer = folium.TileLayer(
+        tiles=tiles.url,
+        attr=html.escape(name),
+        name=html.escape(name),
+        overlay=True,
+        control=False,
+        min_zoom=tiles.min_zoom,
+        max_native_zoom=tiles.native_zoom,
+        max_zoom=MAX_ZOOM,
+        bounds=[[miny, minx], [maxy, maxx]],
+        pane=IMAGERY_PANE,
+        z_index=2,
+    )
+    layer.add_to(parent)
+    return layer
 
 
 def add_geojson_layer(

@@ -1,4 +1,4 @@
-"""Streamlit pieces several pages share: cached scene overviews, the AOI controls and the map component."""
+"""Streamlit pieces several pages share: cached scene overviews and tiles, the AOI and zoom controls, the map."""
 
 from __future__ import annotations
 
@@ -16,15 +16,21 @@ from app import maps, state
 from pipelines.ingest.local import ingest_paths
 from pipelines.ingest.plan import IngestSummary
 from pipelines.services.export import feature, feature_collection, scene_name
+from pipelines.services.map_view import library_view
 from pipelines.services.overview import Overview, scene_overview
+from pipelines.services.results import Bounds
+from pipelines.services.tile_server import SceneTiles, TileServer, serve_tiles
 from pipelines.services.uploads import Notice, ingest_notices
 from remoteclip.errors import ExplorerError
 from tiles.aoi import aoi_from_geojson
 from tiles.grid import ChipSpec
+from tiles.index.chip_index import SceneSummary
 
 #: what the map sends back to Python (panning and zooming do not rerun the page). Drawn shapes are read from
 #: ``all_drawings``: ``last_active_drawing`` also changes when a result polygon is merely clicked.
 MAP_RETURNS = ["last_object_clicked", "all_drawings"]
+#: the "Zoom to" entry for the whole library (scene entries are scene ids)
+LIBRARY = "library"
 
 #: characters that markdown would act on in a message's file names (``*``, ``_``, ``[``, ``$``...)
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]<>#~$|])")
@@ -39,18 +45,84 @@ def overview(path: str) -> Overview | None:
         return None
 
 
+@st.cache_resource(show_spinner=False)
+def tile_server() -> TileServer:
+    """The app's map tile server (:mod:`pipelines.services.tile_server`), started once per server process."""
+    return serve_tiles(state.settings())
+
+
+def scene_tiles(path: str) -> SceneTiles | None:
+    """The scene's full-resolution map tiles (None, the reason shown once, when they cannot be served)."""
+    try:
+        return tile_server().register(path)
+    except ExplorerError as exc:
+        if st.session_state.get("tiles_error") != str(exc):
+            st.session_state["tiles_error"] = str(exc)
+            st.toast(f"Map tiles at full resolution are off: {exc}", icon=":material/warning:")
+        return None
+
+
 def imagery_layers(paths: Iterable[str]) -> list[maps.ImageLayer]:
-    """Overview image layers of the georeferenced scenes among ``paths``."""
+    """Image layers of the georeferenced scenes among ``paths``: each overview, and its full-resolution tiles."""
     layers = []
     for path in dict.fromkeys(paths):
         found = overview(path)
         if found is not None and not found.pixel_space:
             layers.append(
                 maps.ImageLayer(
-                    name=scene_name(path), image=found.image, bounds=found.bounds, mime=found.mime
+                    name=scene_name(path),
+                    image=found.image,
+                    bounds=found.bounds,
+                    mime=found.mime,
+                    tiles=scene_tiles(path),
                 )
             )
     return layers
+
+
+def zoom_controls(
+    scenes: Iterable[SceneSummary],
+    key: str,
+    *,
+    default: Bounds | None = None,
+    default_label: str | None = None,
+) -> Bounds | None:
+    """A sidebar "Zoom to" box: the page's own view (``default_label``), the whole library, or one scene.
+
+    Returns the bounds to open the map on: ``default`` for the page's view (the whole library while that is
+    None), else the choice (None only for a library with no georeferenced scene). The whole library fits its
+    georeferenced scenes, or, when they lie far apart, its scene with the most chips (a caption says so).
+    Streamlit keeps a choice by its label, so every label is unique and the page's own entry keeps its label.
+    """
+    located = {scene.scene_id: scene for scene in scenes if not scene.pixel_space}
+    whole = library_view(list(located.values()))
+    if whole is None:
+        return default
+    names = [scene_name(scene.scene_path) for scene in located.values()]
+    labels: dict[str | None, str] = {
+        scene_id: name if names.count(name) == 1 else scene.scene_path
+        for (scene_id, scene), name in zip(located.items(), names)
+    }
+    labels[LIBRARY] = "whole library"
+    if default_label is not None:
+        labels[None] = default_label
+    choice = st.sidebar.selectbox(
+        "Zoom to",
+        [*([None] if default_label is not None else []), LIBRARY, *located],
+        format_func=labels.__getitem__,
+        key=key,
+        help="Open the map on one scene, or on the whole library.",
+    )
+    if choice is None and default is not None:
+        return default
+    if choice not in (None, LIBRARY):
+        return located[choice].extent
+    if whole.focus is not None:
+        st.sidebar.caption(
+            f"The library's scenes lie far apart: the map opens on {scene_name(whole.focus.scene_path)}, "
+            "the one with the most chips. Pick another scene above."
+        )
+    return whole.bounds
 
 
 def aoi_controls(key: str) -> BaseGeometry | None:

@@ -42,3 +42,11 @@ def test_dockerfile_has_healthcheck_and_gpu_build_argument() -> None:
     assert "HEALTHCHECK" in text and "/_stcore/health" in text
     assert re.search(r"^ARG BASE_IMAGE=", text, re.MULTILINE)
     assert re.search(r"^FROM \$\{BASE_IMAGE\}", text, re.MULTILINE)
+
+
+def test_dockerfile_serves_and_publishes_the_map_tile_port() -> None:
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    port = re.search(r"REMOTECLIP_TILE_PORT=(\d+)", text)
+    assert port and "REMOTECLIP_TILE_HOST=0.0.0.0" in text
+    assert re.search(rf"^EXPOSE .*\b{port[1]}\b", text, re.MULTILINE)
+    assert all(f"-p {port[1]}:{port[1]}" in line for line in text.splitlines() if "docker run" in line)

@@ -53,7 +53,14 @@ legend.html(maps.legend_html([(label, colors[label]) for label in result.labels]
 layer = maps.with_fill(result.chips, [colors[f["properties"]["label"]] for f in result.chips["features"]])
 found = widgets.overview(str(path))
 fmap = maps.offline_map(
-    found.bounds if found else None,
+    (found.bounds if found else None)
+    if result.pixel_space
+    else widgets.zoom_controls(
+        state.library_scenes(),
+        "classify_zoom",
+        default=found.bounds if found else None,
+        default_label="the uploaded image",
+    ),
     online_basemap=online and not result.pixel_space,
     pixel_space=result.pixel_space,
 )

@@ -14,7 +14,6 @@ from pipelines.services.aoi_objects import AoiObjects
 from pipelines.services.count import COMMON_OBJECTS, AoiCount
 from pipelines.services.export import ExportContext
 from pipelines.services.locate import score_floor
-from pipelines.services.results import extent
 from remoteclip.errors import ExplorerError
 
 AOI_KEY = "count_aoi"
@@ -119,7 +118,10 @@ def add_points(fmap: folium.Map, result: AoiObjects, at: float) -> None:
 
 georeferenced = [s for s in scenes if not s.pixel_space]
 fmap = maps.offline_map(
-    aoi.bounds if aoi is not None else extent(s.extent for s in georeferenced), online_basemap=online
+    widgets.zoom_controls(
+        scenes, "count_zoom", default=aoi.bounds if aoi is not None else None, default_label="the AOI"
+    ),
+    online_basemap=online,
 )
 maps.add_image_layers(fmap, widgets.imagery_layers(s.scene_path for s in georeferenced))
 chip_counts = [f["properties"]["count"] for f in per_chip["features"]] if per_chip else []

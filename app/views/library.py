@@ -8,7 +8,7 @@ import streamlit as st
 from app import maps, state, widgets
 from pipelines.services.demo_library import DEMO_SPEC
 from pipelines.services.export import scene_name
-from pipelines.services.results import extent, scenes_geojson, scenes_table
+from pipelines.services.results import scenes_geojson, scenes_table
 from pipelines.services.uploads import ACCEPTED, MAX_UPLOAD_BYTES, store_uploads
 from tiles.grid import ChipSpec
 
@@ -30,16 +30,8 @@ model_id = index.model_id or state.get_model().model_id
 third.metric("Model", model_id.split("@")[0], help=f"The library's vectors are made by {model_id}")
 st.caption(f"Model `{model_id}`")
 
-located = {s.scene_id: s for s in scenes if not s.pixel_space}
-focus = st.sidebar.selectbox(
-    "Show on the map",
-    [None, *located],
-    format_func=lambda scene_id: (
-        "all scenes" if scene_id is None else scene_name(located[scene_id].scene_path)
-    ),
-)
 fmap = maps.offline_map(
-    located[focus].extent if focus else extent(s.extent for s in located.values()),
+    widgets.zoom_controls(scenes, "library_zoom"),
     online_basemap=st.sidebar.toggle("Online basemap (needs internet)", value=False),
 )
 maps.add_image_layers(fmap, widgets.imagery_layers(s.scene_path for s in scenes))

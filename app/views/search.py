@@ -4,7 +4,7 @@ import streamlit as st
 
 from app import downloads, maps, state, widgets
 from pipelines.services.export import ExportContext, hits_geojson, hits_table
-from pipelines.services.results import extent, focus_bounds, hit_at, merge_regions
+from pipelines.services.results import focus_bounds, hit_at, merge_regions
 from pipelines.services.search import EXAMPLE_QUERIES, search_like, search_text
 from remoteclip.errors import ExplorerError
 
@@ -65,7 +65,9 @@ if hits and all(hit.pixel_space for hit in hits):
     )
 bounds = focus_bounds(hits) or (aoi.bounds if aoi else None)
 fmap = maps.offline_map(
-    bounds or extent(s.extent for s in state.library_scenes() if not s.pixel_space),
+    widgets.zoom_controls(
+        state.library_scenes(), "search_zoom", default=bounds, default_label="the best hits or the AOI"
+    ),
     online_basemap=online,
 )
 if show_imagery:

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from remoteclip.errors import ExplorerError
+from remoteclip.errors import ExplorerError, InputError
 
 #: the library folder the CLI and the app use unless told otherwise
 DEFAULT_DB = Path("data/library")
@@ -19,15 +19,24 @@ ENV_DB = "REMOTECLIP_DB"
 ENV_MODEL = "REMOTECLIP_MODEL"
 ENV_WEIGHTS = "REMOTECLIP_WEIGHTS"
 ENV_UPLOADS = "REMOTECLIP_UPLOADS"
+#: where the map tile server listens (host, port: 0 is any free port) and the base URL browsers reach it at
+ENV_TILE_HOST = "REMOTECLIP_TILE_HOST"
+ENV_TILE_PORT = "REMOTECLIP_TILE_PORT"
+ENV_TILE_URL = "REMOTECLIP_TILE_URL"
 
 @dataclass(frozen=True)
 class AppSettings:
-    """The library folder, the model and where uploads are stored."""
+    """The library folder, the model, where uploads are stored and where the map tile server listens."""
 
     db_dir: Path
     model_name: str | None = None
     weights: Path | None = None
     upload_dir: Path | None = None
+    #: the map tile server's bind address and port (None: 127.0.0.1 and a free port), and the URL that
+    #: browsers reach it at (None: http://HOST:PORT, with localhost for a wildcard address)
+    tile_host: str | None = None
+    tile_port: int | None = None
+    tile_url: str | None = None
 
     @property
     def uploads(self) -> Path:
@@ -41,6 +50,12 @@ class AppSettings:
             env[ENV_MODEL] = self.model_name
         if self.weights:
             env[ENV_WEIGHTS] = str(self.weights)
+        if self.tile_host:
+            env[ENV_TILE_HOST] = self.tile_host
+        if self.tile_port is not None:
+            env[ENV_TILE_PORT] = str(self.tile_port)
+        if self.tile_url:
+            env[ENV_TILE_URL] = self.tile_url
         return env
 
     @classmethod
@@ -54,7 +69,19 @@ class AppSettings:
             model_name=env.get(ENV_MODEL) or None,
             weights=Path(weights) if weights else None,
             upload_dir=Path(uploads) if uploads else None,
+            tile_host=env.get(ENV_TILE_HOST) or None,
+            tile_port=_port(env.get(ENV_TILE_PORT)),
+            tile_url=env.get(ENV_TILE_URL) or None,
         )
+
+
+def _port(text: str | None) -> int | None:
+    """``REMOTECLIP_TILE_PORT`` as a port number (None when unset)."""
+    if not text:
+        return None
+    if not text.isdigit() or int(text) > 65535:
+        raise InputError(f"{ENV_TILE_PORT} must be a port number (0 for any free port), not {text!r}")
+    return int(text)
 
 
 #: Streamlit options that keep the app offline and serve the vendored map assets (as .streamlit/config.toml)

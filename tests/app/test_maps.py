@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import tomllib
 from pathlib import Path
+from urllib.parse import urlparse
 
 import folium
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from app import maps
 from pipelines.services.results import extent
 from pipelines.services.settings import STREAMLIT_FLAGS, AppSettings, home_script, streamlit_command
+from pipelines.services.tile_server import SceneTiles
 
 STATIC = Path(maps.__file__).parent / "static"
 REPO = Path(__file__).resolve().parents[2]
@@ -138,3 +141,33 @@ def test_streamlit_command_matches_the_config_file() -> None:
 def test_every_page_exists(page: str) -> None:
     assert (home_script().parent / "views" / f"{page}.py").is_file()
     assert f'"views/{page}.py"' in home_script().read_text()
+
+
+def test_world_basemap_is_fetched_from_the_vendored_geojson_under_the_imagery() -> None:
+    html = maps.offline_map((-94.5, 37.06, -94.49, 37.07)).get_root().render()
+    assert f'fetch("{maps.WORLD_URL}")' in html and '"basemap"' in html
+    world = json.loads((STATIC / maps.WORLD_URL.removeprefix("/app/static/")).read_text())
+    assert world["type"] == "FeatureCollection" and len(world["features"]) > 200
+    names = {feature["properties"]["name"] for feature in world["features"]}
+    assert {"France", "Brazil", "Japan"} <= names
+    for other in (maps.offline_map(online_basemap=True), maps.offline_map(pixel_space=True)):
+        assert maps.WORLD_URL not in other.get_root().render()
+
+
+def test_tile_layer_names_the_local_tile_server_and_the_scene() -> None:
+    tiles = SceneTiles(
+        key="0123456789abcdef",
+        url="http://127.0.0.1:8765/tiles/0123456789abcdef/{z}/{x}/{y}.png",
+        bounds=(-94.5, 37.06, -94.49, 37.07),
+        native_zoom=19,
+        min_zoom=17,
+    )
+    fmap = maps.offline_map(tiles.bounds)
+    layer = maps.ImageLayer("joplin <script>.tif", b"\xff\xd8\xff", tiles.bounds, tiles=tiles)
+    maps.add_image_layers(fmap, [layer])
+    html = maps.finish_map(fmap).get_root().render()
+    assert f'L.tileLayer(\n                "{tiles.url}"' in html
+    assert '"maxNativeZoom": 19' in html and '"minZoom": 17' in html and '"pane": "imagery"' in html
+    assert "joplin \\u0026lt;script\\u0026gt;.tif" in html and "<script>.tif" not in html
+    hosts = {urlparse(url).hostname for url in re.findall(r"https?://[^\s\"'<>)]+", html)}
+    assert hosts <= {"127.0.0.1", "localhost"}, hosts  # no CDN, no online basemap
