@@ -48,6 +48,10 @@ MAX_STREAM_PIXELS = 89_478_485
 STRETCH_PERCENTILES = (2.0, 98.0)
 #: GDAL block cache, in MB
 GDAL_CACHE_MB = 64
+#: the colours a border without a nodata flag is filled with (exactly, in all three bands of a chip)
+BLACK = (0, 0, 0)
+WHITE = (255, 255, 255)
+FILL_COLORS = (BLACK, WHITE)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,8 @@ class Scene:
         self.stretch: Stretch | None = None
         if self._palette is None and dataset.dtypes[self.bands[0] - 1] != "uint8":
             self.stretch = self._stretch_from_overview()
+        #: the RGB colours that mean "no imagery" in this scene's chips (see :func:`tiles.chips.empty_reason`)
+        self.fill_colors: tuple[tuple[int, int, int], ...] = self._fill_colors()
 
     @property
     def georeferenced(self) -> bool:
@@ -120,6 +126,23 @@ class Scene:
         if valid is not None:
             chip[:rows, :cols][~valid] = 0
         return chip
+
+    def _fill_colors(self) -> tuple[tuple[int, int, int], ...]:
+        """Black and/or white, where they stand for no imagery: black when the scene marks no data (its nodata
+        and transparent pixels are read as black), and each of the two that a corner pixel of the scene is
+        exactly (a black or white border without a nodata flag reaches the corners; a bright roof or a deep
+        shadow inside a scene does not make white or black a fill colour).
+        """
+        last_col, last_row = self.width - 1, self.height - 1
+        seen = set()
+        for col, row in ((0, 0), (last_col, 0), (0, last_row), (last_col, last_row)):
+            corner = self.read_chip(ChipWindow(1, col, row, 1, 1, 1), 1)
+            assert corner is not None  # min_valid=0 keeps every chip
+            seen.add(tuple(int(v) for v in corner[0, 0]))
+        marks_nodata = self._mask_band or self._nodata is not None or self._float
+        return tuple(
+            color for color in FILL_COLORS if color in seen or (color == BLACK and marks_nodata)
+        )
 
     def _valid_mask(self, data: np.ndarray, window: ChipWindow, rows: int, cols: int) -> np.ndarray | None:
         """Boolean (rows, cols) of pixels with data, or None when the scene has no nodata, alpha or mask."""

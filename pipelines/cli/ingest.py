@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from pipelines.cli.chip_options import min_valid_option
 from pipelines.cli.options import (
     db_option,
     device_option,
@@ -67,13 +68,7 @@ def _report_failure(path: str, reason: str) -> None:
     callback=_parse_levels,
     help="Scales: a level-L chip covers L x chip-size source pixels (e.g. 1,2,4).",
 )
-@click.option(
-    "--min-valid",
-    type=click.FloatRange(0, 1),
-    default=0.5,
-    show_default=True,
-    help="Skip chips whose share of valid (not nodata / transparent) pixels is lower.",
-)
+@min_valid_option
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Chips per encoder batch."
 )
@@ -173,7 +168,7 @@ def ingest(
         echo_json({"db": str(db), "model_id": model.model_id, **summary.to_dict(), **extra})
     else:
         click.echo(
-            f"{summary.scenes} scenes, {summary.chips} chips ({summary.skipped} skipped as mostly empty), "
+            f"{summary.scenes} scenes, {summary.chips} chips ({summary.skipped_text()}), "
             f"{summary.unchanged} scenes already done, "
             f"{len(summary.failed)} failed, {summary.chips_per_s:.1f} chips/s in {summary.seconds:.1f} s "
             f"-> {db}"

@@ -17,6 +17,7 @@ from remoteclip.errors import ExplorerError
 #: subcommand name -> "module:attribute" of its click command
 SUBCOMMANDS: dict[str, str] = {
     "ingest": "pipelines.cli.ingest:ingest",
+    "prune-empty": "pipelines.cli.prune_empty:prune_empty",
     "search": "pipelines.cli.search:search",
     "models": "pipelines.cli.models:models",
     "embed": "pipelines.cli.models:embed",

@@ -16,6 +16,7 @@ reason) and the batch goes on.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Self
@@ -96,7 +97,7 @@ def ingest_paths(
             group.add(plan.jobs[scene].scene_id, plan.stamps[scene], records, vectors)
             summary.scenes += 1
             summary.chips += len(records)
-            summary.skipped += skipped
+            summary.add_skipped(skipped)
             if group.due():
                 group.commit()
 
@@ -107,7 +108,7 @@ def ingest_paths(
                 tracker.bar.set_description(job.path.name[:40])
                 tracker.expect(message.windows)
             elif isinstance(message, ChipChunk):
-                tracker.step(len(message.records) + message.skipped)
+                tracker.step(len(message.records) + message.skipped.total())
                 encoder.add(message)
             elif isinstance(message, SceneFailed):
                 encoder.drop(message.scene)
@@ -135,14 +136,14 @@ class _SceneEncoder:
         self._pending: list[tuple[int, np.ndarray]] = []
         self._records: dict[int, list[ChipRecord]] = {}
         self._vectors: dict[int, list[np.ndarray]] = {}
-        self._skipped: dict[int, int] = {}
+        self._skipped: dict[int, Counter[str]] = {}
         #: scenes whose chips have all been added, in the order they ended
         self._ended: list[int] = []
 
     def add(self, chunk: ChipChunk) -> None:
         """Queue a chunk's chips; encode whenever a full batch is waiting."""
         self._records.setdefault(chunk.scene, []).extend(chunk.records)
-        self._skipped[chunk.scene] = self._skipped.get(chunk.scene, 0) + chunk.skipped
+        self._skipped.setdefault(chunk.scene, Counter()).update(chunk.skipped)
         self._pending.extend((chunk.scene, chip) for chip in chunk.chips)
         while len(self._pending) >= self.batch_size:
             self._encode()
@@ -162,8 +163,8 @@ class _SceneEncoder:
         while self._pending:
             self._encode()
 
-    def finished(self) -> list[tuple[int, list[ChipRecord], np.ndarray, int]]:
-        """Take out the ended scenes whose chips are all encoded: (scene, records, vectors, skipped)."""
+    def finished(self) -> list[tuple[int, list[ChipRecord], np.ndarray, Counter[str]]]:
+        """Take out the ended scenes whose chips are all encoded: (scene, records, vectors, skipped by reason)."""
         waiting = {scene for scene, _ in self._pending}
         done = [scene for scene in self._ended if scene not in waiting]
         self._ended = [scene for scene in self._ended if scene in waiting]
@@ -171,7 +172,7 @@ class _SceneEncoder:
         for scene in done:
             vectors = self._vectors.pop(scene, [])
             matrix = np.concatenate(vectors) if vectors else np.zeros((0, self.model.embed_dim), np.float32)
-            taken.append((scene, self._records.pop(scene, []), matrix, self._skipped.pop(scene, 0)))
+            taken.append((scene, self._records.pop(scene, []), matrix, self._skipped.pop(scene, Counter())))
         return taken
 
     def _encode(self) -> None:

@@ -8,11 +8,12 @@ other file a :class:`~pipelines.ingest.read.SceneJob`. :class:`IngestSummary` is
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.ingest.read import SceneJob
+from tiles.chips import SkipReason
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
 from tiles.index.scene_log import SceneLog, SceneStamp
@@ -21,6 +22,12 @@ from tiles.reader import RASTER_SUFFIXES
 
 #: characters that make a path a glob pattern
 GLOB_CHARS = frozenset("*?[")
+#: how :meth:`IngestSummary.skipped_text` names each :class:`tiles.chips.SkipReason`
+SKIP_WORDS: dict[str, str] = {
+    SkipReason.NODATA: "nodata",
+    SkipReason.FILL: "black/white fill",
+    SkipReason.FLAT: "flat",
+}
 
 
 @dataclass
@@ -29,8 +36,10 @@ class IngestSummary:
 
     scenes: int = 0
     chips: int = 0
-    #: chips left out because they were mostly nodata / transparent
+    #: windows left out as empty (:func:`tiles.chips.empty_reason`), in all ...
     skipped: int = 0
+    #: ... and by reason (:class:`tiles.chips.SkipReason`: ``nodata``, ``fill``, ``flat``)
+    skipped_by: dict[str, int] = field(default_factory=dict)
     #: (path, reason) of every file that could not be ingested
     failed: list[tuple[str, str]] = field(default_factory=list)
     #: scenes skipped because an earlier run finished them (same file, settings and model)
@@ -38,6 +47,17 @@ class IngestSummary:
     #: what the ANN policy did after the writes (``none``, ``built``, ``updated``; see tiles.index.ann)
     ann_index: str = "none"
     seconds: float = 0.0
+
+    def add_skipped(self, counts: Mapping[str, int]) -> None:
+        """Count more empty windows, ``counts`` by reason."""
+        for reason, windows in counts.items():
+            self.skipped_by[str(reason)] = self.skipped_by.get(str(reason), 0) + windows
+            self.skipped += windows
+
+    def skipped_text(self) -> str:
+        """``"12 skipped as empty: 9 black/white fill, 3 nodata"`` (``"0 skipped as empty"``)."""
+        reasons = skip_reasons_text(self.skipped_by)
+        return f"{self.skipped} skipped as empty" + (f": {reasons}" if reasons else "")
 
     @property
     def chips_per_s(self) -> float:
@@ -50,12 +70,18 @@ class IngestSummary:
             "scenes": self.scenes,
             "chips": self.chips,
             "skipped": self.skipped,
+            "skipped_by": dict(sorted(self.skipped_by.items())),
             "unchanged": self.unchanged,
             "failed": [{"path": path, "reason": reason} for path, reason in self.failed],
             "ann_index": self.ann_index,
             "seconds": round(self.seconds, 3),
             "chips_per_s": round(self.chips_per_s, 2),
         }
+
+
+def skip_reasons_text(counts: Mapping[str, int]) -> str:
+    """``{"fill": 9, "nodata": 3}`` -> ``"9 black/white fill, 3 nodata"`` (reasons in name order)."""
+    return ", ".join(f"{n} {SKIP_WORDS.get(reason, reason)}" for reason, n in sorted(counts.items()) if n)
 
 
 def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:

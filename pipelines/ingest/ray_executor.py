@@ -11,12 +11,14 @@ Where it runs: a local Ray instance by default (``ray.init()``, every core); an 
 ``address`` (or the ``RAY_ADDRESS`` environment variable) names it, e.g. ``ray://head:10001`` or ``auto``. The
 index must then live on a filesystem every node mounts or in an object store (``s3://``, ``gs://``,
 ``az://``). Rows of a scene that fails while it is read are deleted right after the commit (a second commit),
-and finished scenes are logged for resume as in the local engine.
+and finished scenes are logged for resume as in the local engine. The read stage reports failed scenes and each
+scene's empty windows (by reason) to one actor, so the summary counts them as the local engine's does.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,39 +36,48 @@ from tiles.index.chip_index import ChipIndex
 from tiles.index.schema import METADATA_COLUMNS, METADATA_FIELDS, metadata_table, with_vectors
 from tiles.thumbnail import THUMB_PX
 
-#: name of the Ray actor collecting (path, reason) of scenes that fail while they are read
-FAILURES_ACTOR = "remoteclip-ingest-failures"
+#: name of the Ray actor collecting what the read stage reports: failed scenes, empty windows
+READ_REPORT_ACTOR = "remoteclip-ingest-read-report"
 
 
-class _Failures:
-    """A Ray actor: the scenes that failed in the read stage."""
+class _ReadReport:
+    """A Ray actor: the scenes that failed in the read stage, and the empty windows of the others."""
 
     def __init__(self) -> None:
         self.failed: list[tuple[int, str]] = []
+        self.skipped: dict[int, dict[str, int]] = {}
 
-    def add(self, scene: int, reason: str) -> None:
+    def add_failure(self, scene: int, reason: str) -> None:
         """Record that scene number ``scene`` failed."""
         self.failed.append((scene, reason))
 
-    def get(self) -> list[tuple[int, str]]:
-        """(scene number, reason) of every failure so far."""
-        return self.failed
+    def add_skipped(self, scene: int, skipped: dict[str, int]) -> None:
+        """Record scene number ``scene``'s empty windows, by reason."""
+        self.skipped[scene] = skipped
+
+    def get(self) -> tuple[list[tuple[int, str]], dict[int, dict[str, int]]]:
+        """(scene number, reason) of every failure so far, and each scene's empty windows by reason."""
+        return self.failed, self.skipped
 
 
 def chip_rows(
-    item: dict[str, Any], spec: ChipSpec, thumb_px: int, model_id: str, failures: Any
+    item: dict[str, Any], spec: ChipSpec, thumb_px: int, model_id: str, report: Any
 ) -> Iterator[dict[str, Any]]:
     """Read stage: one scene (``number``, ``path``, ``scene_id``) -> its chip rows, with raw ``pixels``."""
     import ray  # runs in a Ray worker, where ray is importable
 
     job = SceneJob(int(item["number"]), Path(item["path"]), str(item["scene_id"]))
+    skipped: Counter[str] = Counter()
     for message in scene_messages(job, spec, thumb_px):
         if isinstance(message, ChipChunk):
+            skipped.update(message.skipped)
             for row, chip in zip(metadata_table(message.records, model_id).to_pylist(), message.chips):
                 yield {**row, "pixels": chip.tobytes()}
         elif isinstance(message, SceneFailed):
             # wait for the actor to hold it: a fire-and-forget call could land after the driver's final get()
-            ray.get(failures.add.remote(job.number, message.reason))
+            ray.get(report.add_failure.remote(job.number, message.reason))
+    if skipped:
+        ray.get(report.add_skipped.remote(job.number, {str(reason): n for reason, n in skipped.items()}))
 
 
 class ChipEncoder:
@@ -131,6 +142,7 @@ def ray_ingest_paths(
     # a scene redone with other settings: its old chips would stay beside the appended new ones
     index.delete_scenes([job.scene_id for job in plan.jobs])
     failed: list[tuple[int, str]] = []
+    skipped: dict[int, dict[str, int]] = {}
     started_here = bool(plan.jobs) and not ray.is_initialized()
     if started_here:
         ray.init(
@@ -141,7 +153,7 @@ def ray_ingest_paths(
         )
     try:
         if plan.jobs:
-            failed = _run_pipeline(
+            failed, skipped = _run_pipeline(
                 plan.jobs,
                 index,
                 model,
@@ -170,6 +182,9 @@ def ray_ingest_paths(
     plan.log.mark_done(done)
     summary.scenes += len(done)
     summary.chips += sum(chips for _, _, chips in done)
+    for number, counts in skipped.items():
+        if number not in failed_numbers:
+            summary.add_skipped(counts)
     for path, reason in summary.failed:
         if on_failure:
             on_failure(path, reason)
@@ -190,9 +205,10 @@ def _run_pipeline(
     thumb_px: int,
     encoders: int,
     ray: Any,
-) -> list[tuple[int, str]]:
-    """Read -> tile -> encode -> write on Ray; returns (scene number, reason) of the scenes that failed."""
-    failures = ray.remote(_Failures).options(name=FAILURES_ACTOR).remote()
+) -> tuple[list[tuple[int, str]], dict[int, dict[str, int]]]:
+    """Read -> tile -> encode -> write on Ray; returns (scene number, reason) of the scenes that failed and
+    the empty windows of each scene by reason."""
+    report = ray.remote(_ReadReport).options(name=READ_REPORT_ACTOR).remote()
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     items = [
         {"number": job.number, "path": str(job.path.resolve()), "scene_id": job.scene_id} for job in jobs
@@ -200,7 +216,7 @@ def _run_pipeline(
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
     dataset = dataset.flat_map(
         chip_rows,
-        fn_kwargs={"spec": spec, "thumb_px": thumb_px, "model_id": model.model_id, "failures": failures},
+        fn_kwargs={"spec": spec, "thumb_px": thumb_px, "model_id": model.model_id, "report": report},
     )
     dataset = dataset.map_batches(
         ChipEncoder,
@@ -217,6 +233,6 @@ def _run_pipeline(
         },
     )
     index.append_dataset(dataset, model.embed_dim)
-    failed = ray.get(failures.get.remote())
-    ray.kill(failures)
-    return failed
+    failed, skipped = ray.get(report.get.remote())
+    ray.kill(report)
+    return failed, skipped

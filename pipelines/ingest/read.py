@@ -12,6 +12,7 @@ import ctypes
 import multiprocessing as mp
 import os
 import queue
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,12 +61,12 @@ class SceneOpened:
 
 @dataclass(frozen=True)
 class ChipChunk:
-    """A chunk of a scene's chips, with their records; ``skipped`` windows were mostly empty."""
+    """A chunk of a scene's chips, with their records, and its empty windows by reason (``SkipReason``)."""
 
     scene: int
     records: list[ChipRecord]
     chips: list[np.ndarray]
-    skipped: int
+    skipped: Counter[str]
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,9 @@ def scene_messages(job: SceneJob, spec: ChipSpec, thumb_px: int) -> Iterator[Sce
 def _read_chunk(
     job: SceneJob, scene: Scene, windows: list[ChipWindow], spec: ChipSpec, thumb_px: int
 ) -> ChipChunk:
-    """The chips of ``windows`` and their records; the windows that gave no chip are counted as skipped."""
-    chips = list(iter_chips(scene, spec, windows=windows))
+    """The chips of ``windows`` and their records; the empty windows are counted by reason."""
+    skipped: Counter[str] = Counter()
+    chips = list(iter_chips(scene, spec, windows=windows, on_skip=lambda _, reason: skipped.update((reason,))))
     crs = scene.crs.to_string() if scene.crs is not None else None
     scene_path = str(job.path.resolve())
     records = [
@@ -118,7 +120,7 @@ def _read_chunk(
         )
         for chip in chips
     ]
-    return ChipChunk(job.number, records, [chip.pixels for chip in chips], len(windows) - len(chips))
+    return ChipChunk(job.number, records, [chip.pixels for chip in chips], skipped)
 
 
 def read_scenes(jobs: list[SceneJob], spec: ChipSpec, thumb_px: int, workers: int) -> Iterator[SceneMessage]:

@@ -196,3 +196,36 @@ def test_gcp_only_raster_is_georeferenced_through_its_gcps(tmp_path: Path) -> No
             assert scene.georeferenced and scene.crs == "EPSG:4326"
             geo = chip_georef(window(32, 16, 8, 8), scene.transform, scene.crs)
     assert geo.bbox == pytest.approx((-94.5 + 32e-5, 37.07 - 24e-5, -94.5 + 40e-5, 37.07 - 16e-5), abs=1e-9)
+
+
+def write_rgb(path: Path, data: np.ndarray, **profile: object) -> Path:
+    """A 3-band uint8 GeoTIFF of ``data`` (3, rows, cols) in UTM 18N."""
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=3,
+                       dtype="uint8", crs="EPSG:32618", transform=Affine(1, 0, 300000, 0, -1, 2800000),
+                       **profile) as dst:
+        dst.write(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("corner", "nodata", "expected"),
+    [
+        (None, None, ()),  # textured corners: black and white are imagery
+        (0, None, ((0, 0, 0),)),  # a black border reaches a corner
+        (255, None, ((255, 255, 255),)),  # a white one
+        (None, 0, ((0, 0, 0),)),  # nodata pixels are read as black
+    ],
+)
+def test_fill_colours_come_from_the_corners_and_the_nodata_flag(
+    tmp_path: Path, corner: int | None, nodata: int | None, expected: tuple[tuple[int, int, int], ...]
+) -> None:
+    data = np.random.default_rng(0).integers(1, 255, (3, 20, 30), dtype=np.uint8)
+    data[:, 5:10, 5:10] = 0  # black and white inside the scene do not make fill colours
+    data[:, 10:15, 10:15] = 255
+    if corner is not None:
+        data[:, 18:, :] = corner  # a border along the bottom
+    path = write_rgb(tmp_path / "scene.tif", data, **({"nodata": nodata} if nodata is not None else {}))
+    with open_scene(path) as scene:
+        assert scene.fill_colors == expected
+    with open_scene(RASTERS / "alpha_32750.tif") as scene:
+        assert scene.fill_colors == ((0, 0, 0),)  # transparent pixels are read as black too

@@ -399,6 +399,24 @@ class ChipIndex:
         ]
         return sorted(summaries, key=lambda s: s.scene_path)
 
+    def stored_windows(self, scene_id: str) -> pa.Table:
+        """``chip_id``, ``level``, ``col_off``, ``row_off``, ``width`` and ``height`` of a scene's chips."""
+        table = self._require_table()
+        where = f"scene_id = {sql_str(scene_id)}"
+        columns = ["chip_id", "level", "col_off", "row_off", "width", "height"]
+        return table.search().where(where).select(columns).limit(max(1, table.count_rows(where))).to_arrow()
+
+    def delete_chips(self, chip_ids: Sequence[str]) -> int:
+        """Delete these chips in one commit (no commit if none is in the index); returns how many were deleted."""
+        table = self.table
+        if table is None or not chip_ids:
+            return 0
+        where = f"chip_id IN ({_sql_list(chip_ids)})"
+        if not table.count_rows(where):
+            return 0
+        # DeleteResult.num_deleted_rows exists at run time; LanceDB's stub lacks it
+        return table.delete(where).num_deleted_rows  # type: ignore[attr-defined]
+
     def build_ann(self) -> str:
         """Build or refresh the vector index as ``self.ann`` says (see :func:`tiles.index.ann.ensure_ann_index`)."""
         table = self.table

@@ -17,6 +17,7 @@ from rasterio.windows import bounds as window_bounds
 from pipelines.cli.main import cli, main
 from pipelines.ingest.local import ingest_paths
 from remoteclip.encode import encode_images
+from tests.bordered_scene import TEXTURED, write_bordered_scene
 from tests.index_rows import assert_same_rows, sorted_rows
 from tiles.grid import ChipSpec, ChipWindow
 from tiles.index.chip_index import ChipIndex
@@ -39,11 +40,25 @@ def test_fixture_folder_ingests_and_reports_the_corrupt_file(tmp_path: Path, tin
     assert [Path(p).name for p, _ in summary.failed] == ["corrupt.tif"] and failures == summary.failed
     assert "IReadBlock" in summary.failed[0][1] or "TIFFRead" in summary.failed[0][1]
     # 6 windows per scene; nodata keeps 2, alpha keeps 1
-    assert summary.skipped == 4 + 5
+    assert summary.skipped == 4 + 5 and summary.skipped_by == {"nodata": 4 + 5}
     assert summary.chips == index.count_rows() == 6 * len(GOOD) - summary.skipped
     assert {Path(s.scene_path).name for s in index.scenes()} == set(GOOD)  # nothing of corrupt.tif
     png = next(s for s in index.scenes() if s.scene_path.endswith("plain.png"))
     assert png.pixel_space and png.extent == (0, 0, 40, 24)
+
+
+def test_empty_chips_are_left_out_and_counted_by_reason(tmp_path: Path, tiny_model, tiny_checkpoint: Path) -> None:
+    scene = write_bordered_scene(tmp_path / "bordered.tif")
+    index = ChipIndex(tmp_path / "db")
+    summary = ingest_paths([scene], index, tiny_model, SPEC, workers=0, progress=False)
+    assert (summary.chips, summary.skipped, summary.skipped_by) == (5, 7, {"fill": 6, "flat": 1})
+    stored = index.stored_windows(index.scenes()[0].scene_id).to_pylist()
+    assert sorted((r["col_off"] // 16, r["row_off"] // 16) for r in stored) == sorted(TEXTURED)
+
+    result = CliRunner().invoke(cli, ["ingest", str(scene), "--db", str(tmp_path / "cli"), "--model",
+                                      str(tiny_checkpoint), "--chip-size", "16"])
+    assert result.exit_code == 0, result.output
+    assert "5 chips (7 skipped as empty: 6 black/white fill, 1 flat)" in result.stdout
 
 
 def test_reingest_leaves_the_same_rows(tmp_path: Path, tiny_model) -> None:
@@ -123,7 +138,7 @@ def test_cli_ingest_json_and_exit_code(tmp_path: Path, tiny_checkpoint: Path) ->
                                       "--chip-size", "16", "--levels", "1,2", "--format", "json"])
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
-    assert (report["scenes"], report["chips"], report["skipped"]) == (1, 6 + 2, 0)
+    assert (report["scenes"], report["chips"], report["skipped"], report["skipped_by"]) == (1, 6 + 2, 0, {})
     assert [Path(f["path"]).name for f in report["failed"]] == ["corrupt.tif"]
     assert f"failed: {folder / 'corrupt.tif'}: " in result.stderr
     assert ChipIndex(db).count_rows() == 8

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 from pipelines.ingest.plan import IngestSummary, expand_paths, plan_scenes
+from tiles.chips import SkipReason
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
 from tiles.index.schema import scene_id_for
@@ -46,6 +49,17 @@ def test_plan_skips_scenes_logged_with_the_same_settings_and_model(tmp_path: Pat
 def test_summary_to_dict() -> None:
     summary = IngestSummary(scenes=2, chips=30, failed=[("x.tif", "bad")], seconds=1.5)
     assert summary.to_dict() == {
-        "scenes": 2, "chips": 30, "skipped": 0, "unchanged": 0, "failed": [{"path": "x.tif", "reason": "bad"}],
-        "ann_index": "none", "seconds": 1.5, "chips_per_s": 20.0,
+        "scenes": 2, "chips": 30, "skipped": 0, "skipped_by": {}, "unchanged": 0,
+        "failed": [{"path": "x.tif", "reason": "bad"}], "ann_index": "none", "seconds": 1.5, "chips_per_s": 20.0,
     }
+    assert summary.skipped_text() == "0 skipped as empty"
+
+
+def test_summary_counts_empty_windows_by_reason() -> None:
+    summary = IngestSummary()
+    summary.add_skipped(Counter({SkipReason.FILL: 9, SkipReason.NODATA: 2}))
+    summary.add_skipped({"fill": 3, "flat": 1})
+    assert summary.skipped == 15
+    assert summary.to_dict()["skipped_by"] == {"fill": 12, "flat": 1, "nodata": 2}
+    assert json.loads(json.dumps(summary.to_dict()))["skipped_by"] == {"fill": 12, "flat": 1, "nodata": 2}
+    assert summary.skipped_text() == "15 skipped as empty: 12 black/white fill, 1 flat, 2 nodata"

@@ -53,6 +53,8 @@ def test_ray_engine_writes_the_local_engines_rows(
     )
 
     assert (summary.scenes, summary.chips) == (expected.scenes, expected.chips) == (4, expected.chips)
+    assert (summary.skipped, summary.skipped_by) == (expected.skipped, expected.skipped_by)  # nodata_32618
+    assert summary.skipped_by["nodata"] > 0
     assert [Path(path).name for path, _ in failures] == ["corrupt.tif"] and "cannot read" in failures[0][1]
     assert_same_rows(on_ray, local, atol=1e-5)
     assert on_ray.table.to_lance().data_storage_version == DATA_STORAGE_VERSION

@@ -214,6 +214,26 @@ def test_delete_scenes_in_one_commit(index: ChipIndex, tmp_path: Path) -> None:
     assert ChipIndex(tmp_path / "empty").delete_scenes(["a"]) == 0  # no table yet
 
 
+def test_stored_windows_are_a_scenes_windows(index: ChipIndex) -> None:
+    stored = index.stored_windows("a").to_pylist()
+    spec = ChipSpec(chip_px=16, levels=(1, 2))
+    assert sorted((r["level"], r["col_off"], r["row_off"], r["width"], r["height"]) for r in stored) == sorted(
+        (w.level, w.col_off, w.row_off, w.width, w.height) for w in iter_windows(64, 64, spec)
+    )
+    assert {r["chip_id"] for r in stored} == {chip_id_for("a", w) for w in iter_windows(64, 64, spec)}
+    assert index.stored_windows("it's").num_rows == 0  # quoted, not injected
+
+
+def test_delete_chips_in_one_commit(index: ChipIndex, tmp_path: Path) -> None:
+    version = index.table.version
+    first_two = index.stored_windows("a")["chip_id"].to_pylist()[:2]
+    assert index.delete_chips(["x", "it's"]) == 0 and index.table.version == version  # nothing: no commit
+    assert index.delete_chips([*first_two, "x"]) == 2 and index.table.version == version + 1
+    assert index.chips_per_scene() == {"a": 18, "b": 20, "c": 20}
+    assert not set(first_two) & set(index.stored_windows("a")["chip_id"].to_pylist())
+    assert ChipIndex(tmp_path / "empty").delete_chips(first_two) == 0  # no table yet
+
+
 def test_chip_ids_are_deterministic() -> None:
     first, second = scene_rows("a", (10.0, 50.0), seed=1), scene_rows("a", (10.0, 50.0), seed=5)
     assert first["chip_id"].equals(second["chip_id"])
