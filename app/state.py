@@ -11,7 +11,9 @@ from pipelines.services.aoi_objects import AoiObjects, locate_in_aoi
 from pipelines.services.classify import SceneClassification, classify_scene
 from pipelines.services.count import AoiCount, count_in_aoi
 from pipelines.services.locate import score_floor
+from pipelines.services.search import LibraryScale, library_scale
 from pipelines.services.settings import AppSettings
+from remoteclip.calibration import Calibration, load_calibration
 from remoteclip.errors import InputError, ModelNotFoundError, WeightsError
 from remoteclip.factory import LoadedModel, load_model
 from remoteclip.locator import ObjectLocator, load_locator
@@ -49,6 +51,24 @@ def _locator() -> tuple[ObjectLocator | None, str | None]:
         return None, str(exc)
 
 
+@st.cache_resource(show_spinner=False)
+def get_calibration() -> Calibration:
+    """How to read the model's scores (fitted by ``evaluate calibration``, else defaults)."""
+    return load_calibration(get_model())
+
+
+def get_library_scale() -> LibraryScale:
+    """Where weak and strong matches start in this library, measured again when its chip count changes."""
+    index = get_index()
+    return _library_scale(index.uri, index.count_rows())
+
+
+@st.cache_data(show_spinner="Measuring how unrelated text scores in this library…", max_entries=4)
+def _library_scale(db_uri: str, chips: int) -> LibraryScale:
+    """``library_scale`` cached under the library location and its chip count (the arguments)."""
+    return library_scale(get_index(), get_model(), get_calibration())
+
+
 @st.cache_resource
 def get_index() -> ChipIndex:
     """The chip index of the library, opened once per server process."""
@@ -73,7 +93,7 @@ def classification(path: str, labels: tuple[str, ...]) -> SceneClassification:
 
     Without the cache, every rerun (a map click, a toggle) would label every chip of the image again.
     """
-    return classify_scene(Path(path), get_model(), list(labels))
+    return classify_scene(Path(path), get_model(), list(labels), calibration=get_calibration())
 
 
 def aoi_count(object_name: str, aoi: shapely.Geometry, level: int) -> AoiCount:

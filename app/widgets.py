@@ -18,13 +18,13 @@ from pipelines.ingest.plan import IngestSummary
 from pipelines.services.export import feature, feature_collection, scene_name
 from pipelines.services.map_view import library_view
 from pipelines.services.overview import Overview, scene_overview
-from pipelines.services.results import Bounds
+from pipelines.services.results import Bounds, pixel_map_footprint
 from pipelines.services.tile_server import SceneTiles, TileServer, serve_tiles
 from pipelines.services.uploads import Notice, ingest_notices
 from remoteclip.errors import ExplorerError
 from tiles.aoi import aoi_from_geojson
 from tiles.grid import ChipSpec
-from tiles.index.chip_index import SceneSummary
+from tiles.index.chip_index import Chip, SceneSummary
 
 #: what the map sends back to Python (panning and zooming do not rerun the page). Drawn shapes are read from
 #: ``all_drawings``: ``last_active_drawing`` also changes when a result polygon is merely clicked.
@@ -156,7 +156,9 @@ def aoi_controls(key: str) -> BaseGeometry | None:
 def aoi_layer(fmap: folium.Map, aoi: BaseGeometry | None) -> None:
     """Outline the AOI on the map."""
     if aoi is not None:
-        maps.add_geojson_layer(fmap, feature_collection([feature(aoi)]), name="AOI", color=maps.AOI_COLOR, fill_opacity=0.0)
+        maps.add_geojson_layer(
+            fmap, feature_collection([feature(aoi)]), name="AOI", color=maps.AOI_COLOR, fill_opacity=0.0
+        )
 
 
 def show_map(fmap: folium.Map, key: str, height: int = 560) -> Mapping[str, Any]:
@@ -233,3 +235,24 @@ def show_notices(notices: Iterable[Notice]) -> None:
 def _show_progress(bar: Any, done: int, total: int) -> None:
     """Move an ``st.progress`` bar to ``done`` of ``total`` chips."""
     bar.progress(done / max(total, 1), text=f"{done} / {total} chips")
+
+
+def chip_in_image(chip: Chip, key: str) -> None:
+    """A map of a whole image without coordinates (pixel space) with ``chip``'s window outlined."""
+    found = overview(chip.scene_path)
+    if found is None:
+        st.warning(f"{scene_name(chip.scene_path)} cannot be read any more, so it cannot be shown.")
+        return
+    fmap = maps.offline_map(found.bounds, pixel_space=True)
+    maps.add_image_layers(
+        fmap, [maps.ImageLayer(scene_name(chip.scene_path), found.image, found.bounds, found.mime)]
+    )
+    maps.add_geojson_layer(
+        fmap,
+        pixel_map_footprint(chip),
+        name="Hit",
+        color=maps.HIT_COLOR,
+        fill_opacity=0.0,
+        tooltip_fields=("chip",),
+    )
+    show_map(fmap, key=key, height=480)

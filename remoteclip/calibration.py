@@ -99,13 +99,15 @@ class Calibration:
     search query; a chip below ``weak_z`` matches no better than unrelated text. ``label_z``: the relevance a
     chip's best zero-shot label needs (labels are prompt-averaged, so their scale differs), else it is "none of
     these". ``temperature`` divides the model's logit scale for zero-shot probabilities. ``fitted`` says whether
-    these came from held-out data (else defaults).
+    these came from held-out data; the defaults of a model without one cut nothing off and leave the
+    temperature at 1 (its own zero-shot softmax).
     """
 
     model_id: str
-    weak_z: float = 4.0
-    strong_z: float = 5.0
-    label_z: float = 4.0
+    # unfitted, nothing is cut off by the model: the library's null captions alone set the weak cut-off
+    weak_z: float = float("-inf")
+    strong_z: float = float("-inf")
+    label_z: float = float("-inf")
     temperature: float = 1.0
     fitted: bool = False
     #: what the fit was measured on and how well it did (from ``evaluate calibration``)

@@ -111,8 +111,8 @@ def is_local(url: str) -> bool:
 
 
 @contextmanager
-def serve_app(root: Path, db_dir: Path, model: Path) -> Iterator[str]:
-    """The app on the library at ``db_dir`` with the model folder ``model``; yields its base URL.
+def serve_app(root: Path, db_dir: Path, model: Path | str) -> Iterator[str]:
+    """The app on the library at ``db_dir`` with ``model`` (a folder or a registry name); yields its base URL.
 
     Uploads go under ``root``; the shared data is hidden, so the app shows only this library.
     """

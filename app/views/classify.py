@@ -5,6 +5,7 @@ import streamlit as st
 from app import maps, state, widgets
 from pipelines.services.classify import (
     DEFAULT_LABELS,
+    NONE_OF_THESE,
     parse_labels,
 )
 from pipelines.services.demo_library import DEMO_SPEC
@@ -37,15 +38,30 @@ st.caption(f"Saved on the server as `{path}`; add it to the library below.")
 
 best = result.best
 st.subheader(f"Label: {best.label}")
-st.caption(f"probability {best.probability:.2f} · {len(result.chips['features'])} chips labelled")
-colors = maps.label_colors(result.labels)
+st.caption(
+    f"probability {best.probability:.2f} · {len(result.chips['features'])} chips labelled · "
+    + (
+        "probabilities calibrated on held-out imagery; a chip whose best label fits it no better than "
+        f"unrelated text is “{NONE_OF_THESE}”"
+        if result.calibrated
+        else "this model has no calibration (`remoteclip-explorer evaluate calibration`): probabilities are its "
+        "own zero-shot softmax and every chip gets one of the labels"
+    )
+)
+colors = maps.label_colors(result.labels[:-1]) | {NONE_OF_THESE: maps.NO_MATCH_COLOR}
 chart, legend = st.columns([3, 1])
 chart.dataframe(
     [{"label": score.label, "probability": score.probability} for score in result.scene],
     hide_index=True,
     width="stretch",
     column_config={
-        "probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f")
+        "probability": st.column_config.ProgressColumn(
+            min_value=0.0,
+            max_value=1.0,
+            format="%.2f",
+            help=f"The scene's share of each label: its chips' probabilities averaged, “{NONE_OF_THESE}” "
+            "counting the chips that match no label.",
+        )
     },
 )
 legend.html(maps.legend_html([(label, colors[label]) for label in result.labels], title="chip labels"))
@@ -65,14 +81,17 @@ fmap = maps.offline_map(
     pixel_space=result.pixel_space,
 )
 if found is not None:
-    maps.add_image_layers(fmap, [maps.ImageLayer(upload.name, found.image, found.bounds, found.mime)])
+    tiles = None if result.pixel_space else widgets.scene_tiles(str(path))
+    maps.add_image_layers(
+        fmap, [maps.ImageLayer(upload.name, found.image, found.bounds, found.mime, tiles=tiles)]
+    )
 maps.add_geojson_layer(
     fmap,
     layer,
     name="Chip labels",
     color="#333333",
     fill_opacity=0.45,
-    tooltip_fields=("label", "probability"),
+    tooltip_fields=("label", "probability", "relevance"),
 )
 widgets.show_map(fmap, key="classify_map", height=480)
 

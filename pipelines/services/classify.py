@@ -19,10 +19,11 @@ from shapely.affinity import scale
 from shapely.geometry.base import BaseGeometry
 
 from pipelines.services.export import feature, feature_collection
+from remoteclip.calibration import Calibration, load_calibration, null_text_vectors, relevance
 from remoteclip.encode import encode_images
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
-from remoteclip.zeroshot import build_classifier, class_probabilities
+from remoteclip.zeroshot import build_classifier
 from tiles.chips import iter_chips
 from tiles.grid import ChipSpec
 from tiles.reader import open_scene
@@ -39,6 +40,9 @@ DEFAULT_LABELS: tuple[str, ...] = (
     "grassland",
     "bare land",
 )
+
+#: the label of a chip that matches none of the labels offered
+NONE_OF_THESE = "none of these"
 
 #: chips of the per-chip label layer
 CLASSIFY_SPEC = ChipSpec(chip_px=256, overlap_px=0, levels=(1,))
@@ -80,6 +84,8 @@ class SceneClassification:
     #: one Feature per chip: footprint (EPSG:4326 or pixel (col, -row) space), ``label`` and ``probability``
     chips: dict[str, Any]
     pixel_space: bool
+    #: whether the probabilities and "none of these" come from a calibration fitted on held-out data
+    calibrated: bool = False
 
     @property
     def best(self) -> LabelScore:
@@ -93,12 +99,19 @@ def classify_scene(
     labels: Sequence[str],
     spec: ChipSpec = CLASSIFY_SPEC,
     batch_size: int = 32,
+    calibration: Calibration | None = None,
 ) -> SceneClassification:
-    """Label each chip of ``path`` by zero-shot over ``labels``; the scene by the chips' mean distribution."""
+    """Label each chip of ``path`` by zero-shot over ``labels``, or "none of these"; the scene by the mean.
+
+    Probabilities are at the model's calibrated temperature (:mod:`remoteclip.calibration`). A chip whose best
+    label is no more relevant than unrelated text (relevance below ``calibration.label_z``) is labelled
+    :data:`NONE_OF_THESE` and counts wholly for it in the scene's distribution.
+    """
     labels = list(labels)
+    calibration = calibration or load_calibration(model)
     weights = build_classifier(model, labels)
     footprints: list[BaseGeometry] = []
-    probabilities: list[np.ndarray] = []
+    vectors: list[np.ndarray] = []
     with open_scene(path) as scene:
         pixel_space = not scene.georeferenced
         chips = iter_chips(scene, spec)
@@ -107,20 +120,33 @@ def classify_scene(
                 scale(c.georef.footprint, 1.0, -1.0, origin=(0, 0)) if pixel_space else c.georef.footprint
                 for c in batch
             ]
-            vectors = encode_images(model, [c.pixels for c in batch], batch_size)
-            probabilities.append(class_probabilities(vectors, weights, model.logit_scale))
+            vectors.append(encode_images(model, [c.pixels for c in batch], batch_size))
     if not footprints:
         raise InputError(f"{path.name} has no chip with enough valid pixels to classify")
-    chip_probs = np.concatenate(probabilities)
-    best = chip_probs.argmax(axis=1)
+    embeddings = np.concatenate(vectors)
+    probabilities = calibration.probabilities(embeddings @ weights.T, model.logit_scale)
+    best = probabilities.argmax(axis=1)
+    rows = np.arange(len(best))
+    best_z = relevance(embeddings, weights, null_text_vectors(model, templated=True))[rows, best]
+    matched = best_z >= calibration.label_z
+    # "none of these" is a last column: a chip matching no label counts wholly for it
+    chip_probs = np.zeros((len(best), len(labels) + 1))
+    chip_probs[matched, :-1] = probabilities[matched]
+    chip_probs[~matched, -1] = 1.0
     features = [
-        feature(footprint, label=labels[j], probability=round(float(row[j]), 3))
-        for footprint, row, j in zip(footprints, chip_probs, best)
+        feature(
+            footprint,
+            label=labels[j] if ok else NONE_OF_THESE,
+            probability=round(float(row[j]), 3),
+            relevance=round(float(z), 2),
+        )
+        for footprint, row, j, ok, z in zip(footprints, probabilities, best, matched, best_z)
     ]
     return SceneClassification(
         path=path,
-        labels=labels,
-        scene=mean_probabilities(labels, chip_probs),
+        labels=[*labels, NONE_OF_THESE],
+        scene=mean_probabilities([*labels, NONE_OF_THESE], chip_probs),
         chips=feature_collection(features),
         pixel_space=pixel_space,
+        calibrated=calibration.fitted,
     )

@@ -16,7 +16,7 @@ from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
 from pipelines.services.export import feature, feature_collection, scene_name
-from tiles.index.chip_index import ChipIndex, Hit, SceneSummary, sql_str
+from tiles.index.chip_index import Chip, ChipIndex, Hit, SceneSummary, sql_str
 
 #: (minx, miny, maxx, maxy)
 Bounds = tuple[float, float, float, float]
@@ -137,3 +137,19 @@ def scenes_table(scenes: Sequence[SceneSummary]) -> list[dict[str, Any]]:
         }
         for scene in scenes
     ]
+
+
+def chip_label(chip: Chip) -> str:
+    """How a person names a chip: its scene file, level and place (lat, lon, or its pixel window)."""
+    if chip.pixel_space:
+        where = f"pixels {chip.col_off}–{chip.col_off + chip.width}, {chip.row_off}–{chip.row_off + chip.height}"
+    else:
+        centre = chip.footprint.centroid
+        where = f"{centre.y:.5f}, {centre.x:.5f}"
+    return f"{scene_name(chip.scene_path)} · level {chip.level} · {where}"
+
+
+def pixel_map_footprint(chip: Chip) -> dict[str, Any]:
+    """A pixel-space chip's window as a Feature in the (col, -row) plane that pixel-space maps draw."""
+    window = box(chip.col_off, -(chip.row_off + chip.height), chip.col_off + chip.width, -chip.row_off)
+    return feature_collection([feature(window, chip=chip_label(chip))])

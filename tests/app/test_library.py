@@ -14,7 +14,7 @@ from PIL import Image
 from shapely.geometry import shape
 
 from pipelines.ingest.local import ingest_paths
-from pipelines.services.classify import CLASSIFY_SPEC, classify_scene
+from pipelines.services.classify import CLASSIFY_SPEC, NONE_OF_THESE, classify_scene
 from pipelines.services.demo_library import (
     BUNDLED_SCENE,
     DEMO_SCENES,
@@ -119,7 +119,7 @@ def test_classify_geotiff_labels_every_chip(tmp_path: Path, tiny_model: object) 
     result = classify_scene(write_scene(tmp_path / "scene.tif"), tiny_model, labels)
     features = result.chips["features"]
     assert len(features) == (512 // CLASSIFY_SPEC.chip_px) ** 2 and not result.pixel_space
-    assert {f["properties"]["label"] for f in features} <= set(labels)
+    assert {f["properties"]["label"] for f in features} <= {*labels, NONE_OF_THESE}
     assert sum(s.probability for s in result.scene) == pytest.approx(1.0, abs=1e-5)
     assert result.best == max(result.scene, key=lambda s: s.probability)
     lon, lat = shape(features[0]["geometry"]).centroid.coords[0]
@@ -128,7 +128,9 @@ def test_classify_geotiff_labels_every_chip(tmp_path: Path, tiny_model: object) 
 
 def test_classify_plain_image_in_pixel_space(tmp_path: Path, tiny_model: object) -> None:
     buffer = io.BytesIO()
-    Image.fromarray(np.full((300, 520, 3), 120, np.uint8)).save(buffer, format="JPEG")
+    texture = np.random.default_rng(5).integers(0, 255, (300 // 20 + 1, 520 // 20, 3), dtype=np.uint8)
+    pixels = texture.repeat(20, axis=0).repeat(20, axis=1)[:300]  # textured: flat chips are skipped as empty
+    Image.fromarray(pixels).save(buffer, format="JPEG")
     path = tmp_path / "photo.jpg"
     path.write_bytes(buffer.getvalue())
     result = classify_scene(path, tiny_model, ["a", "b"])

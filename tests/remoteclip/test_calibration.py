@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 
 from remoteclip.calibration import (
+    MIN_BAND_GAP,
     NO_MATCH,
     NULL_CAPTIONS,
+    NULL_QUANTILE,
     STRONG,
     WEAK,
     Calibration,
     calibration_path,
     cut_off_for_precision,
+    cut_offs,
     fit_temperature,
     load_calibration,
     null_text_vectors,
@@ -103,3 +106,13 @@ def test_the_shipped_model_ships_a_fitted_calibration(default_model: object) -> 
     assert calibration.fitted and calibration.model_id == default_model.model_id
     assert calibration.weak_z < calibration.strong_z and 0.1 < calibration.temperature < 10
     assert calibration.report["fitted_on"]  # says what it was measured on
+
+
+def test_an_unfitted_model_is_cut_by_its_library_alone() -> None:
+    null_best = [2.0, 2.5, 3.0, 3.5, 4.0]
+    weak, strong = cut_offs(null_best, Calibration("m@1"))
+    assert weak == pytest.approx(np.quantile(null_best, NULL_QUANTILE)) and strong == pytest.approx(
+        weak + MIN_BAND_GAP
+    )
+    fitted = Calibration("m@1", weak_z=5.0, strong_z=7.0, fitted=True)
+    assert cut_offs(null_best, fitted) == (5.0, 7.0)  # the calibrated floor and strong cut-off
