@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from pipelines.cli.chip_options import min_valid_option
 from pipelines.cli.options import (
     db_option,
     device_option,
     echo_json,
     locator_option,
+    min_valid_option,
     model_option,
     output_format_option,
     parse_int_list,
@@ -152,12 +152,26 @@ def ingest(
         from pipelines.ingest.ray_executor import ray_ingest_paths
 
         summary = ray_ingest_paths(
-            paths, index, model, model_name, weights, spec, batch_size=batch_size,
-            encoders=ray_encoders, address=ray_address, on_failure=_report_failure,
+            paths,
+            index,
+            model,
+            model_name,
+            weights,
+            spec,
+            batch_size=batch_size,
+            encoders=ray_encoders,
+            address=ray_address,
+            on_failure=_report_failure,
         )
     else:
         summary = ingest_paths(
-            paths, index, model, spec, batch_size=batch_size, workers=workers, commit_rows=commit_rows,
+            paths,
+            index,
+            model,
+            spec,
+            batch_size=batch_size,
+            workers=workers,
+            commit_rows=commit_rows,
             on_failure=_report_failure,
         )
     stored: dict[str, int] = {}

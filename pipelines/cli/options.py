@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from pipelines.services.settings import DEFAULT_DB
+from tiles.grid import ChipSpec
 from tiles.index.location import is_object_store_uri
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -115,3 +116,13 @@ overwrite_option = click.option("--overwrite", is_flag=True, help="Replace exist
 def echo_json(payload: Any) -> None:
     """Print ``payload`` as JSON on stdout (for ``--format json``)."""
     click.echo(json.dumps(payload, indent=2, default=str))
+
+
+#: the empty-chip rule's share, shared by ``ingest`` and ``prune-empty``
+min_valid_option = click.option(
+    "--min-valid",
+    type=click.FloatRange(0, 1),
+    default=ChipSpec().min_valid,
+    show_default=True,
+    help="Skip chips whose share of valid pixels (not nodata, transparent or a black/white border) is lower.",
+)

@@ -6,8 +6,13 @@ from pathlib import Path
 
 import click
 
-from pipelines.cli.chip_options import min_valid_option
-from pipelines.cli.options import db_option, echo_json, output_format_option, storage_options_option
+from pipelines.cli.options import (
+    db_option,
+    echo_json,
+    min_valid_option,
+    output_format_option,
+    storage_options_option,
+)
 from pipelines.ingest.plan import skip_reasons_text
 from pipelines.ingest.prune import prune_empty_chips
 from tiles.index.chip_index import ChipIndex

@@ -224,14 +224,19 @@ def ingest_notices(
         *rejected,
         *(f"{names.get(path, path)}: {reason}" for path, reason in summary.failed),
     ]
-    skipped = f"; {_count(summary.skipped, 'empty chip')} skipped" if summary.skipped else ""
+    skipped = f"; {summary.skipped_text()}" if summary.skipped else ""
     notices: list[Notice] = []
     if summary.chips:
         added = f"{_count(summary.scenes, 'scene')}, {_count(summary.chips, 'chip')}"
         notices.append(Notice("success", f"Added {added} to the library in {summary.seconds:.1f} s{skipped}"))
     elif summary.scenes:
         read = _count(summary.scenes, "scene")
-        notices.append(Notice("warning", f"Read {read} but added no chips{skipped}: no valid pixels in them"))
+        notices.append(
+            Notice(
+                "warning",
+                f"Read {read} but added no chips{skipped}: only nodata, border or flat chips in them",
+            )
+        )
     elif not summary.unchanged:
         why = "no file could be ingested (see below)" if failures else "no files were given"
         notices.append(Notice("error" if failures else "warning", f"Nothing was ingested: {why}"))

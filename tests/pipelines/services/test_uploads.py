@@ -175,10 +175,11 @@ def test_store_uploads_collects_refusals_and_keeps_the_names(tmp_path: Path) -> 
 
 
 def test_notices_tell_the_truth(tmp_path: Path) -> None:
-    added = IngestSummary(scenes=2, chips=8, skipped=3, seconds=1.25, failed=[("/up/ab-x.tif", "cut short")])
+    added = IngestSummary(scenes=2, chips=8, seconds=1.25, failed=[("/up/ab-x.tif", "cut short")])
+    added.add_skipped({"fill": 2, "flat": 1})
     notices = ingest_notices(added, {"/up/ab-x.tif": "x.tif"}, rejected=["notes.txt is text, not an image"])
     assert notices == [
-        Notice("success", "Added 2 scenes, 8 chips to the library in 1.2 s; 3 empty chips skipped"),
+        Notice("success", f"Added 2 scenes, 8 chips to the library in 1.2 s; {added.skipped_text()}"),
         Notice("error", "notes.txt is text, not an image"),
         Notice("error", "x.tif: cut short"),
     ]
@@ -188,8 +189,10 @@ def test_notices_tell_the_truth(tmp_path: Path) -> None:
     assert ingest_notices(IngestSummary())[0] == Notice("warning", "Nothing was ingested: no files were given")
     again = ingest_notices(IngestSummary(unchanged=1))
     assert again == [Notice("info", "1 file already in the library with these settings, not added again")]
-    empty = ingest_notices(IngestSummary(scenes=1, skipped=4))
-    assert empty[0].kind == "warning" and "4 empty chips skipped" in empty[0].text
+    emptied = IngestSummary(scenes=1)
+    emptied.add_skipped({"nodata": 4})
+    empty = ingest_notices(emptied)
+    assert empty[0].kind == "warning" and "4 skipped as empty" in empty[0].text
     assert all(n.kind != "success" for n in nothing + again + empty)
 
 
