@@ -95,7 +95,7 @@ def test_ingest_reports_broken_files_and_goes_on(tmp_path: Path, tiny_model) -> 
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "empty.tif").write_bytes(b"")
     (tmp_path / "in" / "notes.tif").write_text("not an image")
-    _tif(tmp_path / "in" / "good.tif", np.full((3, 16, 16), 100, np.uint8))
+    _tif(tmp_path / "in" / "good.tif", np.random.default_rng(0).integers(1, 255, (3, 16, 16), dtype=np.uint8))
     summary = ingest_paths(
         [tmp_path / "in"],
         ChipIndex(tmp_path / "db"),
