@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pytest
+
 from pipelines.services.settings import AppSettings, streamlit_command
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,6 +32,12 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+#: every browser test module's ``pytestmark``
+BROWSER_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium missing: run `make browser`"),
+]
 MAP_FRAME = 'iframe[title="streamlit_folium.st_folium"]'
 WAIT_MS = 60_000
 #: how long Streamlit must stay idle to count as settled: the map component may start a run of its own
@@ -145,3 +153,16 @@ def rerun(page: object) -> Iterator[None]:
     yield
     page.wait_for_function("(runs) => window.__streamlitRuns > runs", arg=runs, polling=50)
     wait_idle(page)
+
+
+def draw_rectangle(page: object) -> None:
+    """Draw a rectangle over the middle of the map with leaflet-draw (the mouse, as a person does) and wait for
+    the run it starts."""
+    map_frame(page).locator("a.leaflet-draw-draw-rectangle").click()
+    area = page.locator(MAP_FRAME).last.bounding_box()
+    cx, cy = area["x"] + area["width"] / 2, area["y"] + area["height"] / 2
+    page.mouse.move(cx - area["width"] * 0.2, cy - area["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(cx + area["width"] * 0.15, cy + area["height"] * 0.15, steps=8)
+    with rerun(page):
+        page.mouse.up()

@@ -97,6 +97,16 @@ def _split_option(task: str) -> Callable[[F], F]:
     )
 
 
+def _data_root_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--data-root",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        default=DEFAULT_DATA_ROOT,
+        show_default=True,
+        help=help_text,
+    )
+
+
 def _load(model_name: str | None, weights: Path | None, device: str) -> Any:
     from remoteclip.factory import load_model
 
@@ -182,13 +192,7 @@ for _task in TASKS:
 @model_option
 @weights_option
 @device_option
-@click.option(
-    "--data-root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=DEFAULT_DATA_ROOT,
-    show_default=True,
-    help="The shared data folder with the held-out sets.",
-)
+@_data_root_option("The shared data folder with the held-out sets.")
 @click.option(
     "--source-dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -239,13 +243,7 @@ def evaluate_all(
 @model_option
 @weights_option
 @device_option
-@click.option(
-    "--data-root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=DEFAULT_DATA_ROOT,
-    show_default=True,
-    help="The shared data folder: the held-out splits of rsscn7 and ucm-captions are used.",
-)
+@_data_root_option("The shared data folder: the held-out splits of rsscn7 and ucm-captions are used.")
 @click.option(
     "--write",
     "write_to",

@@ -19,13 +19,18 @@ from PIL import Image
 
 from pipelines.services.demo_library import DEMO_SPEC
 from tests.app_data import build_library, write_scene
-from tests.browser import CHROMIUM, MAP_FRAME, is_local, map_frame, rerun, serve_app, wait_idle
+from tests.browser import (
+    BROWSER_MARKS,
+    MAP_FRAME,
+    draw_rectangle,
+    is_local,
+    map_frame,
+    rerun,
+    serve_app,
+    wait_idle,
+)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium missing: run `make browser`"),
-]
+pytestmark = BROWSER_MARKS
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
@@ -83,7 +88,7 @@ def test_search_draws_hits_on_the_map(page: object, app_url: str, shots: Path) -
     expect(map_frame(page).locator("b", has_text="gardens")).to_have_count(0)  # the query is never HTML
     expect(page.get_by_text(re.compile("images without coordinates"))).to_have_count(0)  # all on the map
     wait_idle(page)
-    page.screenshot(path=shots / "search.png", full_page=True)
+    page.screenshot(path=shots / "search-tiny-model.png", full_page=True)
 
     like = page.get_by_text(re.compile(r"^Showing chips that look like hit #\d+ \(.+ · level \d · "))
     with rerun(page):
@@ -102,22 +107,14 @@ def test_search_draws_hits_on_the_map(page: object, app_url: str, shots: Path) -
 def test_drawing_an_aoi_gives_a_count(page: object, app_url: str, shots: Path) -> None:
     page.goto(f"{app_url}/count")
     wait_idle(page)
-    frame = map_frame(page)
-    frame.locator("a.leaflet-draw-draw-rectangle").click()
-    area = page.locator(MAP_FRAME).last.bounding_box()
-    cx, cy = area["x"] + area["width"] / 2, area["y"] + area["height"] / 2
-    page.mouse.move(cx - area["width"] * 0.2, cy - area["height"] * 0.2)
-    page.mouse.down()
-    page.mouse.move(cx + area["width"] * 0.15, cy + area["height"] * 0.15, steps=8)
-    with rerun(page):
-        page.mouse.up()
+    draw_rectangle(page)
     metric = page.get_by_test_id("stMetric").filter(has_text="Estimated airplanes")
     expect(metric).to_have_text(re.compile(r"Estimated airplanes\s*\d+"), use_inner_text=True)
     expect(page.get_by_text("Chips inside the AOI")).to_be_visible()
     shapes = map_frame(page).locator("path.leaflet-interactive")
     expect(shapes.nth(1)).to_be_visible()  # the AOI outline and the chip choropleth
     wait_idle(page)
-    page.screenshot(path=shots / "count.png", full_page=True)
+    page.screenshot(path=shots / "count-remotecount.png", full_page=True)
 
 
 def test_upload_gets_a_label(page: object, app_url: str, shots: Path, tmp_path: Path) -> None:

@@ -14,13 +14,11 @@ from PIL import Image
 
 from tests.app_data import build_library
 from tests.bordered_scene import TEXTURED, write_bordered_scene
-from tests.browser import CHROMIUM, rerun, serve_app, wait_idle
+from tests.browser import BROWSER_MARKS, rerun, serve_app, wait_idle
 from tiles.grid import ChipSpec
 
 pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium missing: run `make browser`"),
+    *BROWSER_MARKS,
     pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning"),
 ]
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -34,7 +32,9 @@ def app_url(
     tmp_path_factory: pytest.TempPathFactory, tiny_model: object, tiny_checkpoint: Path
 ) -> Iterator[str]:
     root = tmp_path_factory.mktemp("app")
-    index = build_library(root / "db", tiny_model, [write_bordered_scene(root / "bordered.tif", SPEC.chip_px)], SPEC)
+    index = build_library(
+        root / "db", tiny_model, [write_bordered_scene(root / "bordered.tif", SPEC.chip_px)], SPEC
+    )
     assert index.count_rows() == len(TEXTURED)
     with serve_app(root, root / "db", tiny_checkpoint) as url:
         yield url

@@ -22,14 +22,10 @@ from PIL import Image
 from shapely.geometry import box
 
 from tests.app_data import SCENE_PX, build_library, write_scene
-from tests.browser import CHROMIUM, is_local, rerun, serve_app, wait_idle
+from tests.browser import BROWSER_MARKS, is_local, rerun, serve_app, wait_idle
 from tiles.index.chip_index import ChipIndex
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium missing: run `make browser`"),
-]
+pytestmark = BROWSER_MARKS
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 

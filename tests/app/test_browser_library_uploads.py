@@ -14,13 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.app_data import build_library, write_scene
-from tests.browser import CHROMIUM, is_local, rerun, serve_app, wait_idle
+from tests.browser import BROWSER_MARKS, is_local, rerun, serve_app, wait_idle
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium missing: run `make browser`"),
-]
+pytestmark = BROWSER_MARKS
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
@@ -45,7 +41,9 @@ def upload_and_ingest(page: object, files: list[Path]) -> None:
         page.get_by_role("button", name="Ingest").click()
 
 
-def test_uploading_two_geotiffs_and_a_text_file(page: object, app_url: str, shots: Path, tmp_path: Path) -> None:
+def test_uploading_two_geotiffs_and_a_text_file(
+    page: object, app_url: str, shots: Path, tmp_path: Path
+) -> None:
     north = write_scene(tmp_path / "north_field.tif", seed=5, origin=(305120.0, 2800000.0))
     south = write_scene(tmp_path / "south_field.tif", seed=6, origin=(300000.0, 2794880.0))
     notes = tmp_path / "field notes.txt"

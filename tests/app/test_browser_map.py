@@ -17,15 +17,11 @@ import pytest
 
 from app.maps import WORLD_URL
 from tests.app_data import build_library, write_scene
-from tests.browser import CHROMIUM, MAP_FRAME, is_local, rerun, serve_app, wait_idle
+from tests.browser import BROWSER_MARKS, MAP_FRAME, is_local, rerun, serve_app, wait_idle
 from tests.tile_data import ZOOM, pattern, write_aligned
 from tiles.grid import ChipSpec
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium missing: run `make browser`"),
-]
+pytestmark = BROWSER_MARKS
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 

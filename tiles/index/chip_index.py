@@ -408,14 +408,7 @@ class ChipIndex:
 
     def delete_chips(self, chip_ids: Sequence[str]) -> int:
         """Delete these chips in one commit (no commit if none is in the index); returns how many were deleted."""
-        table = self.table
-        if table is None or not chip_ids:
-            return 0
-        where = f"chip_id IN ({_sql_list(chip_ids)})"
-        if not table.count_rows(where):
-            return 0
-        # DeleteResult.num_deleted_rows exists at run time; LanceDB's stub lacks it
-        return table.delete(where).num_deleted_rows  # type: ignore[attr-defined]
+        return self._delete_where("chip_id", chip_ids)
 
     def build_ann(self) -> str:
         """Build or refresh the vector index as ``self.ann`` says (see :func:`tiles.index.ann.ensure_ann_index`)."""
@@ -435,10 +428,14 @@ class ChipIndex:
 
     def delete_scenes(self, scene_ids: Sequence[str]) -> int:
         """Delete these scenes' chips in one commit (no commit if they have none); returns how many."""
+        return self._delete_where("scene_id", scene_ids)
+
+    def _delete_where(self, column: str, values: Sequence[str]) -> int:
+        """Delete the rows whose ``column`` is one of ``values``, in one commit (none if no row matches)."""
         table = self.table
-        if table is None or not scene_ids:
+        if table is None or not values:
             return 0
-        where = f"scene_id IN ({_sql_list(scene_ids)})"
+        where = f"{column} IN ({_sql_list(values)})"
         if not table.count_rows(where):
             return 0
         # DeleteResult.num_deleted_rows exists at run time; LanceDB's stub lacks it

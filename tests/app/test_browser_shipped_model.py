@@ -1,4 +1,4 @@
-"""The Search page tells the truth, in a real browser with the shipped model on real imagery.
+"""The pages with the shipped model on real imagery, in a real browser: Search tells the truth, Count finds.
 
 The library holds a georeferenced Joplin scene (0.6 m, residential) and UC Merced residential and tennis-court
 images without coordinates (plain JPEGs). A query whose best hits are unreferenced says so and keeps their ranks;
@@ -15,13 +15,9 @@ import pytest
 
 from pipelines.services.demo_library import DEMO_SPEC
 from tests.app_data import build_library
-from tests.browser import CHROMIUM, is_local, map_frame, rerun, serve_app, wait_idle
+from tests.browser import BROWSER_MARKS, draw_rectangle, is_local, map_frame, rerun, serve_app, wait_idle
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium missing: run `make browser`"),
-]
+pytestmark = BROWSER_MARKS
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
@@ -72,15 +68,21 @@ def test_unreferenced_hits_keep_their_ranks_and_are_shown_in_their_image(
     expect(image_map.locator("path.leaflet-interactive").first).to_be_visible()  # the chip outlined on it
 
 
-def test_georeferenced_hits_are_drawn_with_their_ranks(page: object, app_url: str) -> None:
+def test_georeferenced_hits_are_drawn_with_their_ranks(page: object, app_url: str, shots: Path) -> None:
     page.goto(app_url)
     wait_idle(page)
     with rerun(page):
         page.get_by_text("The closest k, however weak").click()
     search(page, "houses with gardens")
-    note = page.get_by_text(re.compile(r"^\d+ of these 24 hits .*The map shows the other \d+, with their ranks"))
+    note = page.get_by_text(
+        re.compile(r"^\d+ of these 24 hits .*The map shows the other \d+, with their ranks")
+    )
     expect(note).to_be_visible()
-    expect(map_frame(page).locator("path.leaflet-interactive").first).to_be_visible()  # Joplin chips on the map
+    expect(
+        map_frame(page).locator("path.leaflet-interactive").first
+    ).to_be_visible()  # Joplin chips on the map
+    wait_idle(page)
+    page.screenshot(path=shots / "search.png", full_page=True)
 
 
 def test_nonsense_says_there_is_no_good_match(page: object, app_url: str, shots: Path) -> None:
@@ -95,6 +97,24 @@ def test_nonsense_says_there_is_no_good_match(page: object, app_url: str, shots:
         page.get_by_role("button", name="Show the closest chips anyway").click()
     expect(page.get_by_text(re.compile(r"^\d+ hits$"))).to_be_visible()
     expect(page.get_by_text("no match").first).to_be_visible()
+
+
+def test_count_finds_buildings_with_the_locator(page: object, app_url: str, shots: Path) -> None:
+    page.goto(f"{app_url}/count")
+    wait_idle(page)
+    choice = page.get_by_role("combobox", name="What to count")
+    choice.click()
+    page.keyboard.type("buildings")
+    with rerun(page):
+        page.keyboard.press("Enter")
+    draw_rectangle(page)
+    metric = page.get_by_test_id("stMetric").filter(has_text="Found buildings")
+    expect(metric).to_have_text(
+        re.compile(r"Found buildings\s*[1-9]\d*"), use_inner_text=True
+    )  # Joplin houses
+    expect(map_frame(page).locator("path.leaflet-interactive").nth(2)).to_be_visible()  # AOI, chips, objects
+    wait_idle(page)
+    page.screenshot(path=shots / "count.png", full_page=True)
 
 
 def test_no_request_leaves_localhost(requests_made: list[str]) -> None:
