@@ -279,3 +279,48 @@ def evaluate_calibration_command(
     else:
         for key, value in report.items():
             click.echo(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
+
+
+@evaluate.command("feedback")
+@click.option("--data", type=click.Path(exists=True, path_type=Path), required=True, help=CLASS_FOLDERS)
+@click.option(
+    "--per-class", type=click.IntRange(min=1), default=None, help="At most this many images per class."
+)
+@model_option
+@weights_option
+@device_option
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the JSON here."
+)
+@overwrite_option
+@output_format_option("table", "json")
+def evaluate_feedback_command(
+    data: Path,
+    per_class: int | None,
+    model_name: str | None,
+    weights: Path | None,
+    device: str,
+    out: Path | None,
+    overwrite: bool,
+    output_format: str,
+) -> None:
+    """A simulated analyst marks 5 of the top 20 per round; precision@20 after rounds 0-3, per class."""
+    from pipelines.evaluation.feedback import evaluate_feedback
+    from pipelines.evaluation.readers import limit_per_class, read_classification
+    from pipelines.evaluation.runner import ImageEmbedder
+
+    _check_output(out, overwrite, "--out")
+    dataset = read_classification(data)
+    if per_class is not None:
+        dataset = limit_per_class(dataset, per_class)
+    model = _load(model_name, weights, device)
+    result = evaluate_feedback(model, dataset, ImageEmbedder(model))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1))
+    if output_format == "json":
+        echo_json(result)
+    else:
+        click.echo(_summary(result))
+        for row in result["predictions"]:
+            click.echo(f"  {row['class']}: " + " -> ".join(f"{v:.2f}" for v in row["precision_at_20"]))

@@ -7,6 +7,7 @@ printed or written to ``--out`` (a GeoPackage is written to a file only).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from pipelines.cli.options import (
     weights_option,
 )
 from pipelines.services.export import FORMATS, ExportContext, hit_record, hits_table, scene_name
+from pipelines.services.refine import refine_search
 from pipelines.services.search import search_like, search_text
 from remoteclip.factory import load_model
 from tiles.aoi import load_aoi
@@ -66,6 +68,20 @@ def _table(hits: list[Hit]) -> str:
 @click.option(
     "--like", "like_chip", metavar="CHIP_ID", help="Find chips that look like this chip (no QUERY)."
 )
+@click.option(
+    "--positive",
+    "positives",
+    metavar="CHIP_ID",
+    multiple=True,
+    help="A chip that is right for QUERY (repeatable): refine the search with a probe on the marks.",
+)
+@click.option(
+    "--negative",
+    "negatives",
+    metavar="CHIP_ID",
+    multiple=True,
+    help="A chip that is wrong for QUERY (repeatable).",
+)
 @db_option
 @storage_options_option
 @click.option("-k", "k", type=click.IntRange(min=1), default=20, show_default=True, help="Number of results.")
@@ -84,6 +100,8 @@ def _table(hits: list[Hit]) -> str:
 def search(
     query: str | None,
     like_chip: str | None,
+    positives: tuple[str, ...],
+    negatives: tuple[str, ...],
     db: Path | str,
     storage_options: dict[str, str],
     k: int,
@@ -98,6 +116,8 @@ def search(
     """Print the chips at --db that best match QUERY (plain English, e.g. "ships in harbor")."""
     if (query is None) == (like_chip is None):
         raise click.UsageError("give either a QUERY or --like CHIP_ID")
+    if (positives or negatives) and query is None:
+        raise click.UsageError("--positive and --negative refine a text QUERY; give one")
     if out is not None and output_format in ("table", "json"):
         raise click.BadParameter(
             f"--out takes an export format (geojson, csv, gpkg), not {output_format}", param_hint="--out"
@@ -113,8 +133,15 @@ def search(
         asked, model_id = f"more like chip {like_chip}", index.model_id or ""
     else:
         model = load_model(model_name, weights=weights, device=device)
-        hits = search_text(index, model, query or "", k=k, aoi=area)
-        asked, model_id = query or "", model.model_id
+        if positives or negatives:
+            _, refined = refine_search(index, model, query or "", positives, negatives, k=k, aoi=area)
+            # a refined hit's score is the probe's probability that it is right
+            hits = [replace(r.hit, score=r.probability) for r in refined]
+            asked = f"{query} (refined: {len(positives)} right, {len(negatives)} wrong)"
+        else:
+            hits = search_text(index, model, query or "", k=k, aoi=area)
+            asked = query or ""
+        model_id = model.model_id
     if output_format == "json":
         echo_json([hit_record(hit, rank) for rank, hit in enumerate(hits, start=1)])
     elif output_format == "table":

@@ -323,6 +323,16 @@ class ChipIndex:
         matrix = found["vector"].combine_chunks().flatten().to_numpy().reshape(found.num_rows, -1)
         return matrix[[position[chip_id] for chip_id in chip_ids]].astype(np.float32)
 
+    def sample_vectors(self, n: int, seed: int = 0, exclude: Sequence[str] = ()) -> np.ndarray:
+        """float32 ``(<= n, D)`` embeddings of chips drawn at random (seeded), leaving out ``exclude``."""
+        table = self._require_table()
+        rows = table.count_rows()
+        take = np.random.default_rng(seed).choice(rows, size=min(n + len(exclude), rows), replace=False)
+        found = table.to_lance().take(np.sort(take).tolist(), columns=["chip_id", "vector"])
+        keep = ~np.isin(np.asarray(found["chip_id"].to_pylist(), dtype=object), list(exclude))
+        matrix = found["vector"].combine_chunks().flatten().to_numpy().reshape(found.num_rows, -1)
+        return matrix[keep][:n].astype(np.float32)
+
     def _rows_by_id(self, chip_ids: Sequence[str], columns: list[str]) -> pa.Table:
         table = self._require_table()
         if not chip_ids:

@@ -1,0 +1,93 @@
+"""The refine probe: marks move a text query onto a planted cluster; one index search re-ranks the library."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pipelines.cli.main import cli
+from pipelines.evaluation.feedback import simulate_class
+from pipelines.ingest.local import ingest_paths
+from pipelines.services.refine import fit_probe, refine_search
+from remoteclip.errors import InputError
+from tiles.grid import ChipSpec
+from tiles.index.chip_index import ChipIndex
+
+RASTERS = Path(__file__).resolve().parents[2] / "data" / "rasters"
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=-1, keepdims=True)
+
+
+def planted(seed: int = 0, dim: int = 32, n: int = 400, cluster: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random unit vectors with a tight cluster (label 1) away from the text prior's direction."""
+    rng = np.random.default_rng(seed)
+    vectors = unit(rng.normal(size=(n, dim)))
+    centre = unit(rng.normal(size=dim))
+    vectors[:cluster] = unit(centre + 0.15 * rng.normal(size=(cluster, dim)))
+    labels = np.zeros(n, dtype=int)
+    labels[:cluster] = 1
+    prior = unit(0.4 * centre + unit(rng.normal(size=dim)))  # the text points only roughly at the cluster
+    return vectors, labels, prior
+
+
+def test_without_marks_the_probe_is_the_text_query() -> None:
+    _, _, prior = planted()
+    probe = fit_probe(prior, np.zeros((0, 32)), np.zeros((0, 32)))
+    np.testing.assert_allclose(probe.direction, prior, atol=1e-6)
+    assert probe.logistic(probe.cosine_at(0.8)) == pytest.approx(0.8)
+
+
+def test_marks_rank_the_planted_cluster_first() -> None:
+    vectors, labels, prior = planted()
+    before = np.argsort(-(vectors @ prior))[:30]
+    probe = fit_probe(prior, vectors[:3], vectors[labels == 0][:5], vectors[100:356])
+    after = np.argsort(-(vectors @ probe.direction))[:30]
+    assert labels[after].mean() > max(0.9, labels[before].mean())
+    p = probe.probability(vectors)
+    assert p[:30].mean() > 0.5 > p[30:].mean()  # right chips above one half, the rest below
+
+
+def test_a_simulated_analyst_climbs() -> None:
+    vectors, labels, prior = planted(seed=1)
+    precision = simulate_class(vectors, labels, 1, prior)
+    assert len(precision) == 4 and precision[-1] >= 0.9 > precision[0]
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory, tiny_model: object) -> Path:
+    folder = tmp_path_factory.mktemp("refine") / "db"
+    scenes = [RASTERS / name for name in ("rgb_4326.tif", "rgbn_3395.tif", "plain.png")]
+    ingest_paths(scenes, ChipIndex(folder), tiny_model, ChipSpec(chip_px=16, levels=(1, 2)), progress=False)
+    return folder
+
+
+def test_refine_search_is_one_search_with_the_probe(db: Path, tiny_model: object) -> None:
+    index = ChipIndex(db)
+    rows = index.table.search().select(["chip_id"]).limit(100).to_arrow()["chip_id"].to_pylist()
+    probe, refined = refine_search(index, tiny_model, "houses", rows[:2], rows[-2:], k=6)
+    assert [r.hit.chip_id for r in refined] == [h.chip_id for h in index.search(probe.direction, k=6)]
+    probabilities = [r.probability for r in refined]
+    assert probabilities == sorted(probabilities, reverse=True) and all(0 < p < 1 for p in probabilities)
+    assert probabilities == pytest.approx(probe.probability(index.vectors([r.hit.chip_id for r in refined])).tolist())
+    with pytest.raises(InputError, match="mark at least one"):
+        refine_search(index, tiny_model, "houses", [], [])
+    assert len(index.sample_vectors(5, exclude=rows[:3])) == 5
+
+
+def test_cli_search_takes_marks(db: Path, tiny_checkpoint: Path) -> None:
+    index = ChipIndex(db)
+    right = index.table.search().select(["chip_id"]).limit(1).to_arrow()["chip_id"][0].as_py()
+    args = ["search", "houses", "--db", str(db), "--model", str(tiny_checkpoint), "-k", "3", "--positive", right]
+    result = CliRunner().invoke(cli, [*args, "--format", "geojson"])
+    assert result.exit_code == 0, result.output
+    collection = json.loads(result.output)
+    assert "refined: 1 right, 0 wrong" in collection["metadata"]["query"]
+    assert all(0 < f["properties"]["score"] < 1 for f in collection["features"])
+    refused = CliRunner().invoke(cli, ["search", "--like", right, "--db", str(db), "--negative", right])
+    assert refused.exit_code != 0 and "refine a text QUERY" in refused.output
