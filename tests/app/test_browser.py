@@ -71,7 +71,7 @@ def click_a_hit_in_view(page: object) -> None:
     raise AssertionError("no hit footprint lies inside the visible map")
 
 
-def test_search_draws_hits_on_the_map(page: object, app_url: str, shots: Path) -> None:
+def test_search_draws_hits_on_the_map(page: object, app_url: str) -> None:
     page.goto(app_url)
     wait_idle(page)
     with rerun(page):  # the tiny random model matches nothing well: ask for the closest chips however weak
@@ -87,8 +87,6 @@ def test_search_draws_hits_on_the_map(page: object, app_url: str, shots: Path) -
     expect(map_frame(page).locator("img.leaflet-image-layer").first).to_be_attached()  # imagery under hits
     expect(map_frame(page).locator("b", has_text="gardens")).to_have_count(0)  # the query is never HTML
     expect(page.get_by_text(re.compile("images without coordinates"))).to_have_count(0)  # all on the map
-    wait_idle(page)
-    page.screenshot(path=shots / "search-tiny-model.png", full_page=True)
 
     like = page.get_by_text(re.compile(r"^Showing chips that look like hit #\d+ \(.+ · level \d · "))
     with rerun(page):
@@ -104,7 +102,7 @@ def test_search_draws_hits_on_the_map(page: object, app_url: str, shots: Path) -
     expect(page.get_by_text(re.compile(r"^\d+ hits$"))).to_have_count(1)
 
 
-def test_drawing_an_aoi_gives_a_count(page: object, app_url: str, shots: Path) -> None:
+def test_drawing_an_aoi_gives_a_count(page: object, app_url: str) -> None:
     page.goto(f"{app_url}/count")
     wait_idle(page)
     draw_rectangle(page)
@@ -113,8 +111,6 @@ def test_drawing_an_aoi_gives_a_count(page: object, app_url: str, shots: Path) -
     expect(page.get_by_text("Chips inside the AOI")).to_be_visible()
     shapes = map_frame(page).locator("path.leaflet-interactive")
     expect(shapes.nth(1)).to_be_visible()  # the AOI outline and the chip choropleth
-    wait_idle(page)
-    page.screenshot(path=shots / "count-remotecount.png", full_page=True)
 
 
 def test_upload_gets_a_label(page: object, app_url: str, shots: Path, tmp_path: Path) -> None:
