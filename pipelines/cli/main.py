@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "ingest": "pipelines.cli.ingest:ingest",
     "prune-empty": "pipelines.cli.prune_empty:prune_empty",
     "search": "pipelines.cli.search:search",
+    "detector": "pipelines.cli.detector:detector",
     "models": "pipelines.cli.models:models",
     "embed": "pipelines.cli.models:embed",
     "classify": "pipelines.cli.models:classify",

@@ -111,6 +111,35 @@ device_option = click.option(
     "--device", default="cpu", show_default=True, help="Torch device for the model: cpu, cuda, cuda:1."
 )
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+export_out_option = click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the geojson, csv or gpkg export to this file instead of stdout (needed for gpkg).",
+)
+
+
+def check_export_out(output_format: str, out: Path | None, overwrite: bool) -> None:
+    """Refuse ``--out`` with a printed format, a GeoPackage without ``--out``, and an existing ``--out``
+    without ``--overwrite`` (before any work is done)."""
+    if out is not None and output_format in ("table", "json"):
+        raise click.BadParameter(
+            f"--out takes an export format (geojson, csv, gpkg), not {output_format}", param_hint="--out"
+        )
+    if output_format == "gpkg" and out is None:
+        raise click.BadParameter("a GeoPackage is binary: give a file to write it to", param_hint="--out")
+    if out is not None and out.exists() and not overwrite:
+        raise click.BadParameter(f"{out} exists; pass --overwrite to replace it", param_hint="--out")
+
+
+def emit_export(data: bytes, out: Path | None, summary: str) -> None:
+    """Print a text export on stdout, or write it to ``out`` and say ``wrote {summary} to {out}`` on stderr."""
+    if out is None:
+        text = data.decode()
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        out.write_bytes(data)
+        click.echo(f"wrote {summary} to {out}", err=True)
 
 
 def echo_json(payload: Any) -> None:

@@ -16,9 +16,12 @@ from tabulate import tabulate
 
 from pipelines.cli.options import (
     aoi_option,
+    check_export_out,
     db_option,
     device_option,
     echo_json,
+    emit_export,
+    export_out_option,
     model_option,
     output_format_option,
     overwrite_option,
@@ -90,12 +93,7 @@ def _table(hits: list[Hit]) -> str:
 @weights_option
 @device_option
 @output_format_option("table", "json", *(f.name for f in FORMATS))
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the geojson, csv or gpkg export to this file instead of stdout (needed for gpkg).",
-)
+@export_out_option
 @overwrite_option
 def search(
     query: str | None,
@@ -118,14 +116,7 @@ def search(
         raise click.UsageError("give either a QUERY or --like CHIP_ID")
     if (positives or negatives) and query is None:
         raise click.UsageError("--positive and --negative refine a text QUERY; give one")
-    if out is not None and output_format in ("table", "json"):
-        raise click.BadParameter(
-            f"--out takes an export format (geojson, csv, gpkg), not {output_format}", param_hint="--out"
-        )
-    if output_format == "gpkg" and out is None:
-        raise click.BadParameter("a GeoPackage is binary: give a file to write it to", param_hint="--out")
-    if out is not None and out.exists() and not overwrite:
-        raise click.BadParameter(f"{out} exists; pass --overwrite to replace it", param_hint="--out")
+    check_export_out(output_format, out, overwrite)
     index = ChipIndex(db, storage_options=storage_options)
     area = load_aoi(aoi) if aoi is not None else None
     if like_chip is not None:
@@ -148,9 +139,4 @@ def search(
         click.echo(_table(hits) if hits else "no chips found")
     else:
         data = hits_table(hits).encode(output_format, ExportContext.now(asked, model_id, aoi=area))
-        if out is None:
-            text = data.decode()
-            click.echo(text, nl=not text.endswith("\n"))
-        else:
-            out.write_bytes(data)
-            click.echo(f"wrote {len(hits)} hits to {out}", err=True)
+        emit_export(data, out, f"{len(hits)} hits")

@@ -112,6 +112,30 @@ class RefinedHit:
     probability: float
 
 
+def fit_library_probe(
+    index: ChipIndex,
+    model: LoadedModel,
+    query: str,
+    positive_ids: Sequence[str],
+    negative_ids: Sequence[str],
+    seed: int = 0,
+) -> Probe:
+    """Fit a probe from ``query`` and the marked chips of ``index``, with chips of the library drawn at random
+    (seeded) as weak negatives."""
+    if not positive_ids and not negative_ids:
+        raise InputError("mark at least one hit right or wrong before refining")
+    index.check_model(model.model_id)
+    marked = [*positive_ids, *negative_ids]
+    vectors = index.vectors(marked)
+    background = index.sample_vectors(BACKGROUND_CHIPS, seed=seed, exclude=marked)
+    return fit_probe(
+        encode_texts(model, [query])[0],
+        vectors[: len(positive_ids)],
+        vectors[len(positive_ids) :],
+        background,
+    )
+
+
 def refine_search(
     index: ChipIndex,
     model: LoadedModel,
@@ -123,18 +147,7 @@ def refine_search(
     seed: int = 0,
 ) -> tuple[Probe, list[RefinedHit]]:
     """Fit a probe from ``query`` and the marked chips, and search the library with it: one ANN search."""
-    if not positive_ids and not negative_ids:
-        raise InputError("mark at least one hit right or wrong before refining")
-    index.check_model(model.model_id)
-    marked = [*positive_ids, *negative_ids]
-    vectors = index.vectors(marked)
-    background = index.sample_vectors(BACKGROUND_CHIPS, seed=seed, exclude=marked)
-    probe = fit_probe(
-        encode_texts(model, [query])[0],
-        vectors[: len(positive_ids)],
-        vectors[len(positive_ids) :],
-        background,
-    )
+    probe = fit_library_probe(index, model, query, positive_ids, negative_ids, seed=seed)
     hits = index.search(probe.direction, k=k, aoi=aoi)
     # a hit's score is its cosine with the probe's direction
     return probe, [RefinedHit(hit, float(probe.logistic(hit.score))) for hit in hits]
