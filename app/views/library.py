@@ -7,6 +7,7 @@ import streamlit as st
 
 from app import maps, state, widgets
 from pipelines.services.demo_library import DEMO_SPEC
+from pipelines.services.detectors import delete_detector, list_detectors
 from pipelines.services.export import scene_name
 from pipelines.services.results import scenes_geojson, scenes_table
 from pipelines.services.uploads import ACCEPTED, MAX_UPLOAD_BYTES, store_uploads
@@ -88,6 +89,36 @@ elif submitted:
     if widgets.ingest_with_progress(paths, spec, stored.names, stored.rejected) is not None:
         st.session_state["library_uploads"] += 1  # a new, empty uploader for the next files
         st.rerun()
+
+st.subheader("Detectors")
+detectors = list_detectors(index) if index.table is not None else []
+if detectors:
+    st.dataframe(
+        [
+            {
+                "name": d.name,
+                "query": d.query,
+                "marks": f"{d.positives} right, {d.negatives} wrong",
+                "accepts at": d.threshold,
+                "saved": d.created_at,
+            }
+            for d in detectors
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+    left, right = st.columns([3, 1])
+    doomed_detector = left.selectbox("Detector", [d.name for d in detectors], key="detector_to_delete")
+    if right.button("Delete detector", icon=":material/delete:"):
+        delete_detector(index, doomed_detector)
+        st.rerun()
+    st.caption(
+        "Apply one from the command line: `remoteclip-explorer detector apply NAME --db … --format gpkg`."
+    )
+else:
+    st.caption(
+        "No detectors yet: on the Search page, mark hits right or wrong, refine, and save the result as a detector."
+    )
 
 st.subheader("Delete a scene")
 if "library_deleted" in st.session_state:

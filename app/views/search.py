@@ -8,7 +8,9 @@ georeferenced ones, the page says how many of the top hits are elsewhere, and ea
 import streamlit as st
 
 from app import downloads, maps, state, widgets
+from pipelines.services.detectors import Detector, apply_detector, make_detector, save_detector
 from pipelines.services.export import ExportContext, hits_geojson, hits_table
+from pipelines.services.refine import refine_search
 from pipelines.services.results import chip_label, focus_bounds, hit_at, merge_regions
 from pipelines.services.search import EXAMPLE_QUERIES, RatedHit, rate_hits, search_like, search_text
 from remoteclip.calibration import NO_MATCH, STRONG, WEAK
@@ -19,6 +21,10 @@ AOI_KEY = "search_aoi"
 LIKE_KEY = "search_like"
 SHOW_KEY = "search_show"
 IMAGE_KEY = "search_image"
+#: chip id -> (marked right?, how the page names the chip), for refining the current text query
+MARKS_KEY = "search_marks"
+#: the text query the marks refine, while refined results are shown
+REFINED_KEY = "search_refined"
 COLUMNS = 4
 #: which rated hits the list and the map show
 SHOW_MODES = {
@@ -46,15 +52,43 @@ with st.sidebar:
         help="A strong match describes a chip far better than unrelated text does; a weak one somewhat better; "
         "below that, a chip matches the query no better than nonsense would.",
     )
+    accept_at = st.slider(
+        "Accept at probability",
+        0.05,
+        0.95,
+        0.5,
+        0.05,
+        help="After refining: the probability a chip needs for the detector to accept it (and to be saved with).",
+    )
     show_regions = st.toggle("Merge neighbouring hits into regions", value=True)
     show_imagery = st.toggle("Show imagery", value=True)
     online = st.toggle("Online basemap (needs internet)", value=False)
 aoi = widgets.aoi_controls(AOI_KEY)
 
 
+def forget(*keys: str) -> None:
+    """Drop these keys from the session (what a new query, "Clear the marks" and "Back" do)."""
+    for key in keys:
+        st.session_state.pop(key, None)
+
+
 def use_example(text: str) -> None:
     st.session_state["query"] = text
-    st.session_state.pop(LIKE_KEY, None)
+    forget(LIKE_KEY, MARKS_KEY, REFINED_KEY)
+
+
+def unmark(chip_id: str) -> None:
+    """Take a mark back."""
+    st.session_state.get(MARKS_KEY, {}).pop(chip_id, None)
+
+
+def mark(hit: Hit, right: bool, label: str) -> None:
+    """Mark ``hit`` right or wrong for the query (the same mark again takes it back)."""
+    marks = st.session_state.setdefault(MARKS_KEY, {})
+    if marks.get(hit.chip_id, (None,))[0] == right:
+        del marks[hit.chip_id]
+    else:
+        marks[hit.chip_id] = (right, label)
 
 
 def more_like(hit: Hit, label: str) -> None:
@@ -66,7 +100,8 @@ query = st.text_input(
     "What are you looking for?",
     key="query",
     placeholder="e.g. ships in a harbor",
-    on_change=lambda: st.session_state.pop(LIKE_KEY, None),
+    on_change=forget,
+    args=(LIKE_KEY, MARKS_KEY, REFINED_KEY),
 )
 example_cols = st.columns(len(EXAMPLE_QUERIES) // 2)
 for i, example in enumerate(EXAMPLE_QUERIES):
@@ -75,13 +110,22 @@ for i, example in enumerate(EXAMPLE_QUERIES):
     )
 
 like = st.session_state.get(LIKE_KEY)
+marks: dict[str, tuple[bool, str]] = st.session_state.get(MARKS_KEY, {})
+refining = bool(marks) and not like and st.session_state.get(REFINED_KEY) == query
 closest: list[Hit] = []
 rated: list[RatedHit] = []
+probabilities: dict[int, float] = {}
 try:
     if like:
         closest = search_like(index, like[0], k=k, aoi=aoi)
         st.info(f"Showing chips that look like {like[1]}.")
         st.button("Back to the text search", on_click=lambda: st.session_state.pop(LIKE_KEY, None))
+    elif refining:
+        right_ids = [chip for chip, (ok, _) in marks.items() if ok]
+        wrong_ids = [chip for chip, (ok, _) in marks.items() if not ok]
+        probe, refined = refine_search(index, model, query, right_ids, wrong_ids, k=k, aoi=aoi)
+        closest = [r.hit for r in refined]
+        probabilities = {id(r.hit): r.probability for r in refined}
     elif query.strip():
         closest = search_text(index, model, query, k=k, aoi=aoi)
         scale = state.get_library_scale()
@@ -89,7 +133,68 @@ try:
 except ExplorerError as exc:
     st.error(str(exc))
 
-if rated:
+if marks and not like:
+    right_n = sum(ok for ok, _ in marks.values())
+    with st.container(border=True):
+        st.markdown(
+            f"**Marks for “{query.strip()}”: {right_n} right, {len(marks) - right_n} wrong.** "
+            + (
+                "Hits are ranked by a probe fitted to the query and the marks (the probability that a chip is "
+                "right); mark more and refine again."
+                if refining
+                else "Refine to re-rank the whole library from the query and the marks."
+            )
+        )
+        for chip_id, (ok, label) in list(marks.items()):
+            st.button(
+                f"{'right' if ok else 'wrong'}: {label}",
+                key=f"unmark_{chip_id}",
+                icon=":material/close:",
+                type="tertiary",
+                help="Take this mark back.",
+                on_click=unmark,
+                args=(chip_id,),
+            )
+        left, right_col, _ = st.columns([1, 1, 3])
+        left.button(
+            f"Refine with {len(marks)} marks",
+            type="primary",
+            icon=":material/tune:",
+            on_click=st.session_state.__setitem__,
+            args=(REFINED_KEY, query),
+        )
+        right_col.button(
+            "Clear the marks",
+            on_click=forget,
+            args=(MARKS_KEY, REFINED_KEY),
+        )
+        if refining:
+
+            def detector_named(name: str) -> Detector:
+                """The current probe and marks as a detector called ``name``."""
+                return make_detector(
+                    name, query.strip(), probe, right_ids, wrong_ids, model.model_id, accept_at
+                )
+
+            accepted = apply_detector(index, detector_named("unsaved"), aoi=aoi)
+            st.markdown(
+                f"At probability {accept_at:.2f} this detector accepts **{len(accepted)} chips** "
+                + ("inside the AOI." if aoi is not None else "in the library.")
+            )
+            with st.form("save_detector", border=False):
+                name = st.text_input("Detector name", value=query.strip()[:60])
+                if st.form_submit_button("Save as detector", icon=":material/save:"):
+                    try:
+                        save_detector(index, detector_named(name))
+                        st.success(f"Saved detector “{name.strip()}”: the Library page lists it.")
+                    except ExplorerError as exc:
+                        st.error(str(exc))
+
+if probabilities:
+    hits = closest
+    relevance = {}
+    kept_from = None
+elif rated:
     wanted = {"good": (STRONG, WEAK), "strong": (STRONG,), "all": (STRONG, WEAK, NO_MATCH)}[show]
     shown = [r for r in rated if r.band in wanted]
     hits = [r.hit for r in shown]
@@ -184,7 +289,13 @@ for start in range(0, len(hits), COLUMNS):
         with column.container(border=True):
             st.image(hit.thumbnail, width="stretch")
             rating = relevance.get(id(hit))
-            if rating is not None:
+            if id(hit) in probabilities:
+                st.markdown(
+                    f"**#{rank}** · right with probability **{probabilities[id(hit)]:.2f}**",
+                    help=f"the probe's probability, from the query and {len(marks)} marks · cosine with the "
+                    f"probe {hit.score:.3f}",
+                )
+            elif rating is not None:
                 st.markdown(
                     f"**#{rank}** {BAND_BADGES[rating.band]}",
                     help=f"relevance {rating.relevance:.1f} (weak from {scale.weak_z:.1f}, strong from "
@@ -202,6 +313,25 @@ for start in range(0, len(hits), COLUMNS):
                 on_click=more_like,
                 args=(hit, f"hit #{rank} ({chip_label(hit)})"),
             )
+            if not like and query.strip():
+                state_of = marks.get(hit.chip_id, (None,))[0]
+                good, bad = st.columns(2)
+                good.button(
+                    "Right",
+                    key=f"right_{hit.chip_id}",
+                    icon=":material/thumb_up:",
+                    type="primary" if state_of is True else "secondary",
+                    on_click=mark,
+                    args=(hit, True, f"hit #{rank} ({chip_label(hit)})"),
+                )
+                bad.button(
+                    "Wrong",
+                    key=f"wrong_{hit.chip_id}",
+                    icon=":material/thumb_down:",
+                    type="primary" if state_of is False else "secondary",
+                    on_click=mark,
+                    args=(hit, False, f"hit #{rank} ({chip_label(hit)})"),
+                )
             if hit.pixel_space:
                 right.button(
                     "In its image",

@@ -174,3 +174,37 @@ def test_no_request_leaves_localhost(requests_made: list[str]) -> None:
     assert requests_made, "the browser tests above made no requests at all"
     assert [url for url in requests_made if not is_local(url)] == []
     assert any("/app/static/vendor/leaflet/leaflet.js" in url for url in requests_made)
+
+
+def test_marking_hits_refines_and_saves_a_detector(page: object, app_url: str) -> None:
+    page.goto(app_url)
+    wait_idle(page)
+    with rerun(page):
+        page.get_by_text("The closest k, however weak").click()
+    box = page.get_by_label("What are you looking for?")
+    box.fill("houses")
+    with rerun(page):
+        box.press("Enter")
+    for position, name in ((0, "Right"), (1, "Right"), (2, "Wrong")):  # hits #1 and #2 right, #3 wrong
+        with rerun(page):
+            page.get_by_role("button", name=name, exact=True).nth(position).click()
+    expect(page.get_by_text("Marks for “houses”: 2 right, 1 wrong.", exact=False)).to_be_visible()
+    with rerun(page):
+        page.get_by_role("button", name="Refine with 3 marks").click()
+    expect(page.get_by_text(re.compile(r"right with probability \d\.\d\d")).first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^At probability 0\.50 this detector accepts \d+ chips in the library"))).to_be_visible()
+    page.get_by_label("Detector name").fill("houses, refined")
+    with rerun(page):
+        page.get_by_role("button", name="Save as detector").click()
+    expect(page.get_by_text("Saved detector “houses, refined”", exact=False)).to_be_visible()
+    with rerun(page):
+        page.get_by_role("button", name=re.compile(r"^wrong: hit #")).click()  # take the wrong mark back
+    expect(page.get_by_text("Marks for “houses”: 2 right, 0 wrong.", exact=False)).to_be_visible()
+    expect(page.get_by_text(re.compile(r"right with probability")).first).to_be_visible()  # still refined
+    with rerun(page):
+        page.get_by_role("button", name="Clear the marks").click()
+    expect(page.get_by_text(re.compile(r"right with probability"))).to_have_count(0)
+
+    page.goto(f"{app_url}/library")  # the saved detector is listed in the library
+    wait_idle(page)
+    expect(page.get_by_role("combobox", name="Detector", exact=True)).to_have_value("houses, refined")
