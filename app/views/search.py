@@ -315,23 +315,17 @@ for start in range(0, len(hits), COLUMNS):
             )
             if not like and query.strip():
                 state_of = marks.get(hit.chip_id, (None,))[0]
-                good, bad = st.columns(2)
-                good.button(
-                    "Right",
-                    key=f"right_{hit.chip_id}",
-                    icon=":material/thumb_up:",
-                    type="primary" if state_of is True else "secondary",
-                    on_click=mark,
-                    args=(hit, True, f"hit #{rank} ({chip_label(hit)})"),
-                )
-                bad.button(
-                    "Wrong",
-                    key=f"wrong_{hit.chip_id}",
-                    icon=":material/thumb_down:",
-                    type="primary" if state_of is False else "secondary",
-                    on_click=mark,
-                    args=(hit, False, f"hit #{rank} ({chip_label(hit)})"),
-                )
+                for place, (verdict, icon, right_) in zip(
+                    st.columns(2), (("Right", "thumb_up", True), ("Wrong", "thumb_down", False))
+                ):
+                    place.button(
+                        verdict,
+                        key=f"{verdict.lower()}_{hit.chip_id}",
+                        icon=f":material/{icon}:",
+                        type="primary" if state_of is right_ else "secondary",
+                        on_click=mark,
+                        args=(hit, right_, f"hit #{rank} ({chip_label(hit)})"),
+                    )
             if hit.pixel_space:
                 right.button(
                     "In its image",

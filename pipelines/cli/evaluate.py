@@ -118,6 +118,17 @@ def _check_output(path: Path | None, overwrite: bool, option: str) -> None:
         raise click.BadParameter(f"{path} exists; pass --overwrite to replace it", param_hint=option)
 
 
+def _report(result: dict[str, Any], out: Path | None, output_format: str) -> None:
+    """Write ``result`` as JSON to ``out`` if given, and print it (JSON) or its one-line summary."""
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1))
+    if output_format == "json":
+        echo_json(result)
+    else:
+        click.echo(_summary(result))
+
+
 def _summary(result: dict[str, Any]) -> str:
     numbers = {k: v for k, v in result["metrics"].items() if isinstance(v, float)}
     shown = ", ".join(f"{k}={v:.4g}" for k, v in numbers.items())
@@ -158,14 +169,7 @@ def _task_command(task: str) -> click.Command:
     ) -> None:
         _check_output(out, overwrite, "--out")
         dataset = read_task_data(task, data, split=split, **counting_options)
-        result = run_task(_load(model_name, weights, device), task, dataset)
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(result, indent=1))
-        if output_format == "json":
-            echo_json(result)
-        else:
-            click.echo(_summary(result))
+        _report(run_task(_load(model_name, weights, device), task, dataset), out, output_format)
 
     if task == "counting":
         command = click.option(
@@ -315,12 +319,7 @@ def evaluate_feedback_command(
         dataset = limit_per_class(dataset, per_class)
     model = _load(model_name, weights, device)
     result = evaluate_feedback(model, dataset, ImageEmbedder(model))
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1))
-    if output_format == "json":
-        echo_json(result)
-    else:
-        click.echo(_summary(result))
+    _report(result, out, output_format)
+    if output_format != "json":
         for row in result["predictions"]:
             click.echo(f"  {row['class']}: " + " -> ".join(f"{v:.2f}" for v in row["precision_at_20"]))

@@ -214,3 +214,18 @@ def test_bad_data_is_one_line_error(
         main(["evaluate", "knn", "--data", str(tmp_path / "empty"), "--model", str(tiny_checkpoint)])
     assert exit_info.value.code == 1
     assert capsys.readouterr().err.strip().startswith("Error:")
+
+
+def test_evaluate_feedback_reports_precision_per_round(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    from tests.pipelines.evaluation.test_calibration import class_folders as write_class_folders
+
+    data = write_class_folders(tmp_path / "scenes", {"forest": 40, "beach": 200, "harbor": 120}, per_class=12)
+    out = tmp_path / "feedback.json"
+    result = CliRunner().invoke(
+        cli, ["evaluate", "feedback", "--data", str(data), "--model", str(tiny_checkpoint), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert [row["class"] for row in report["predictions"]] == ["beach", "forest", "harbor"]
+    assert all(len(row["precision_at_20"]) == 4 for row in report["predictions"])  # rounds 0-3
+    assert "precision_at_20_round_3" in report["metrics"] and "beach: " in result.output
