@@ -37,6 +37,8 @@ CHIP_DEG = 0.00225
 LATENT_DIM = 48
 #: rows written per Arrow batch
 WRITE_BATCH = 50_000
+#: refine rounds timed (each fits a probe and searches with it)
+REFINE_ROUNDS = 20
 
 
 def clustered_vectors(n: int, dim: int, seed: int = 0, rows_per_cluster: int = 500) -> np.ndarray:
@@ -171,6 +173,28 @@ def measure(
     }
 
 
+def measure_refine(index: ChipIndex, vectors: np.ndarray, queries: np.ndarray, k: int) -> dict[str, float]:
+    """p50 / p99 (ms) of one refine round without the page: 3 right and 2 wrong marks read from the index, the
+    probe fitted with its library background (:func:`pipelines.services.refine.fit_probe`) and searched."""
+    from pipelines.services.refine import BACKGROUND_CHIPS, fit_probe
+
+    rng = np.random.default_rng(7)
+    latencies = []
+    for query in queries:
+        near = np.argsort(-(vectors @ query))[:3]
+        marked = [f"c{int(i):09d}" for i in (*near, *rng.integers(0, len(vectors), 2))]
+        start = time.perf_counter()
+        marks = index.vectors(marked)
+        probe = fit_probe(query, marks[:3], marks[3:], index.sample_vectors(BACKGROUND_CHIPS, exclude=marked))
+        index.search(probe.direction, k)
+        latencies.append((time.perf_counter() - start) * 1000)
+    return {
+        "p50_ms": round(float(np.percentile(latencies, 50)), 2),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 2),
+        "rounds": len(latencies),
+    }
+
+
 def run_query_bench(
     rows: int, dim: int, n_queries: int, k: int, db_dir: Path, policy: AnnPolicy, seed: int = 0
 ) -> dict[str, Any]:
@@ -208,6 +232,7 @@ def run_query_bench(
         "write_s": round(write_s, 2),
         "no_aoi": measure(index, vectors, boxes, queries, k, None),
         "aoi": measure(index, vectors, boxes, queries, k, aoi),
+        "refine_round": measure_refine(index, vectors, queries[:REFINE_ROUNDS], k),
     }
 
 

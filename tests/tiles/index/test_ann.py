@@ -136,6 +136,8 @@ def test_bench_query_writes_latency_and_recall(
         assert 0 < figures["p50_ms"] <= figures["p99_ms"] and figures["cpu_ms_p50"] > 0
         assert figures["recall_at_k"] >= 0.9
     assert record["no_aoi"]["aoi_rows"] == 3000 and 0 < record["aoi"]["aoi_rows"] < 3000
+    refine = record["refine_round"]  # marks read, a probe fitted with its background, one search
+    assert refine["rounds"] == 10 and 0 < refine["p50_ms"] <= refine["p99_ms"]
 
 
 def test_a_filter_leaving_few_rows_is_searched_exactly_not_through_the_index(tmp_path: Path) -> None:
