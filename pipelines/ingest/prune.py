@@ -22,6 +22,7 @@ from tiles.chips import SkipReason, iter_chips
 from tiles.errors import RasterReadError
 from tiles.grid import ChipSpec, ChipWindow
 from tiles.index.chip_index import ChipIndex
+from tiles.index.scene_log import SceneLog
 from tiles.index.schema import scene_id_for
 from tiles.reader import gdal_env, open_scene
 
@@ -76,6 +77,7 @@ def prune_empty_chips(
     ``dry_run``."""
     scenes: list[ScenePrune] = []
     empty_ids: list[str] = []
+    removed: dict[str, int] = {}
     with gdal_env():
         for summary in index.scenes():
             stored = index.stored_windows(summary.scene_id).to_pylist()
@@ -86,9 +88,12 @@ def prune_empty_chips(
                 scenes.append(ScenePrune(summary.scene_path, summary.chips, unchecked=why))
                 continue
             empty_ids += list(found)
+            removed[summary.scene_id] = len(found)
             reasons = Counter(str(reason) for reason in found.values())
             scenes.append(ScenePrune(summary.scene_path, summary.chips, dict(reasons)))
     deleted = 0 if dry_run else index.delete_chips(empty_ids)
+    if deleted:
+        SceneLog(index).forget_chips(removed)
     return PruneReport(scenes, deleted, dry_run)
 
 

@@ -10,7 +10,7 @@ model, and the index still holds exactly the number of chips logged (a deleted s
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -98,3 +98,17 @@ class SceneLog:
                 rows
             )
         self._logged.update((row["scene_path"], row) for row in logged)
+
+    def forget_chips(self, removed: Mapping[str, int]) -> None:
+        """Record that ``removed[scene_id]`` chips of these finished scenes were deleted on purpose (pruned), so a
+        rerun does not take the smaller count for a crash and ingest them again."""
+        changed = [
+            {**row, "chips": row["chips"] - removed[row["scene_id"]]}
+            for row in self._logged.values()
+            if removed.get(row["scene_id"])
+        ]
+        if not changed or self._table is None:
+            return
+        rows = pa.Table.from_pylist(changed, schema=LOG_SCHEMA)
+        self._table.merge_insert("scene_path").when_matched_update_all().execute(rows)
+        self._logged.update((row["scene_path"], row) for row in changed)

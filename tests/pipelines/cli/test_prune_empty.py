@@ -65,6 +65,9 @@ def test_prune_deletes_the_empty_chips_and_nothing_else(
     ingest_paths(paths, fresh, tiny_model, SPEC, workers=0, progress=False)
     assert_same_rows(index, fresh, atol=1e-6)  # what is left is what ingest writes now, rows and vectors
     assert "0 empty chips in 2 scenes, 0 deleted" in prune(tmp_path / "db")
+    # the scene log knows the pruned counts: ingesting the same scenes again reads none of them
+    again = ingest_paths(paths, index, tiny_model, SPEC, workers=0, progress=False)
+    assert (again.unchanged, again.scenes, again.chips) == (2, 0, 0)
 
 
 def test_scenes_gone_or_changed_are_not_checked(
