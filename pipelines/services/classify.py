@@ -47,15 +47,40 @@ NONE_OF_THESE = "none of these"
 #: chips of the per-chip label layer
 CLASSIFY_SPEC = ChipSpec(chip_px=256, overlap_px=0, levels=(1,))
 
-def parse_labels(text: str) -> list[str]:
-    """Labels from comma- or newline-separated text, trimmed and de-duplicated (at least two needed)."""
+def parse_labels(text: str, minimum: int = 2) -> list[str]:
+    """Labels from comma- or newline-separated text, trimmed and de-duplicated (at least ``minimum``)."""
     labels = list(dict.fromkeys(part.strip() for part in re.split(r"[,\n]", text) if part.strip()))
-    if len(labels) < 2:
+    if len(labels) < minimum:
+        least = {2: "two", 3: "three"}.get(minimum, str(minimum))
         raise InputError(
-            f"{text.strip()!r} names fewer than two labels; give at least two different ones to choose "
-            "between, separated by commas, e.g. 'forest, river, airport'"
+            f"{text.strip()!r} names fewer than {least} labels; give at least {least} different ones to "
+            "choose between, separated by commas, e.g. 'forest, river, airport'"
         )
     return labels
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare to one bool
+class ZeroShotLabels:
+    """Each image's best label by zero-shot, and whether it fits the image better than unrelated text."""
+
+    #: ``(N, C)`` label probabilities at the calibrated temperature
+    probabilities: np.ndarray
+    #: ``(N,)`` index of each image's most probable label
+    best: np.ndarray
+    #: ``(N,)`` relevance of that label against the null captions (prompt-averaged, as the labels are)
+    relevance: np.ndarray
+    #: ``(N,)`` whether that relevance reaches the calibration's ``label_z`` (else "none of these")
+    matched: np.ndarray
+
+
+def zero_shot_labels(
+    embeddings: np.ndarray, weights: np.ndarray, model: LoadedModel, calibration: Calibration
+) -> ZeroShotLabels:
+    """Label image ``embeddings`` ``(N, D)`` with the classifier ``weights`` ``(C, D)`` of ``model``."""
+    probabilities = calibration.probabilities(embeddings @ weights.T, model.logit_scale)
+    best = probabilities.argmax(axis=1)
+    best_z = relevance(embeddings, weights, null_text_vectors(model, templated=True))[np.arange(len(best)), best]
+    return ZeroShotLabels(probabilities, best, best_z, best_z >= calibration.label_z)
 
 
 @dataclass(frozen=True)
@@ -123,12 +148,8 @@ def classify_scene(
             vectors.append(encode_images(model, [c.pixels for c in batch], batch_size))
     if not footprints:
         raise InputError(f"{path.name} has no chip with enough valid pixels to classify")
-    embeddings = np.concatenate(vectors)
-    probabilities = calibration.probabilities(embeddings @ weights.T, model.logit_scale)
-    best = probabilities.argmax(axis=1)
-    rows = np.arange(len(best))
-    best_z = relevance(embeddings, weights, null_text_vectors(model, templated=True))[rows, best]
-    matched = best_z >= calibration.label_z
+    found = zero_shot_labels(np.concatenate(vectors), weights, model, calibration)
+    probabilities, best, best_z, matched = found.probabilities, found.best, found.relevance, found.matched
     # "none of these" is a last column: a chip matching no label counts wholly for it
     chip_probs = np.zeros((len(best), len(labels) + 1))
     chip_probs[matched, :-1] = probabilities[matched]

@@ -82,7 +82,7 @@ def make_detector(
     )
 
 
-def _check_model(index: ChipIndex, detector: Detector) -> None:
+def check_model(index: ChipIndex, detector: Detector) -> None:
     """Refuse a detector made on the embeddings of another model than the library's."""
     library = index.model_id
     if library is not None and library != detector.model_id:
@@ -94,7 +94,7 @@ def _check_model(index: ChipIndex, detector: Detector) -> None:
 
 def save_detector(index: ChipIndex, detector: Detector) -> None:
     """Keep ``detector`` in the library of ``index`` (replacing one of the same name)."""
-    _check_model(index, detector)
+    check_model(index, detector)
     DetectorTable(index).save(detector)
 
 
@@ -119,7 +119,7 @@ def apply_detector(
 ) -> list[Detection]:
     """Every chip of the library (touching ``aoi`` when given) whose probability is at least ``threshold``
     (default: the detector's), most probable first."""
-    _check_model(index, detector)
+    check_model(index, detector)
     cut = detector.threshold if threshold is None else _threshold(threshold)
     probe = detector.probe
     floor = probe.cosine_at(cut)

@@ -10,7 +10,7 @@ shapely.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from functools import cached_property
@@ -40,6 +40,8 @@ T = TypeVar("T")
 
 #: over-fetch factor (first, then again each round) when an exact AOI test may drop some bbox candidates
 AOI_OVERFETCH = 4
+#: rows read per batch by :meth:`ChipIndex.scan`
+SCAN_BATCH = 8192
 
 
 @dataclass(frozen=True)
@@ -332,6 +334,25 @@ class ChipIndex:
         keep = ~np.isin(np.asarray(found["chip_id"].to_pylist(), dtype=object), list(exclude))
         matrix = found["vector"].combine_chunks().flatten().to_numpy().reshape(found.num_rows, -1)
         return matrix[keep][:n].astype(np.float32)
+
+    def scan(
+        self, where: str | None = None, batch_size: int = SCAN_BATCH
+    ) -> Iterator[tuple[list[Chip], np.ndarray]]:
+        """Every chip matching the SQL ``where`` (all when None) and its float32 vector ``(N, D)``, read
+        ``batch_size`` rows at a time. Thumbnails are not read (``b""``): a whole library's would not fit."""
+        table = self._require_table()
+        columns = [name for name in METADATA_COLUMNS if name != "thumbnail"]
+        for batch in table.to_lance().to_batches(
+            columns=[*columns, "vector"], filter=where, batch_size=batch_size
+        ):
+            if not batch.num_rows:
+                continue
+            rows = pa.Table.from_batches([batch])
+            vectors = rows["vector"].combine_chunks().flatten().to_numpy().reshape(rows.num_rows, -1)
+            metadata = rows.select(columns).append_column(
+                "thumbnail", pa.array([b""] * rows.num_rows, pa.binary())
+            )
+            yield [Chip(**kw) for kw in _chip_fields(metadata)], vectors.astype(np.float32)
 
     def _rows_by_id(self, chip_ids: Sequence[str], columns: list[str]) -> pa.Table:
         table = self._require_table()
