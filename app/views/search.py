@@ -10,7 +10,7 @@ import streamlit as st
 from app import downloads, maps, state, widgets
 from pipelines.services.detectors import Detector, apply_detector, make_detector, save_detector
 from pipelines.services.export import ExportContext, hits_geojson, hits_table
-from pipelines.services.refine import refine_search
+from pipelines.services.refine import near_misses, refine_search
 from pipelines.services.results import chip_label, focus_bounds, hit_at, merge_regions
 from pipelines.services.search import EXAMPLE_QUERIES, RatedHit, rate_hits, search_like, search_text
 from remoteclip.calibration import NO_MATCH, STRONG, WEAK
@@ -25,6 +25,8 @@ IMAGE_KEY = "search_image"
 MARKS_KEY = "search_marks"
 #: the text query the marks refine, while refined results are shown
 REFINED_KEY = "search_refined"
+#: the chip ids ranked on the page when "Refine" was clicked: the previous round, for its near-misses
+PREVIOUS_KEY = "search_previous"
 COLUMNS = 4
 #: which rated hits the list and the map show
 SHOW_MODES = {
@@ -74,7 +76,7 @@ def forget(*keys: str) -> None:
 
 def use_example(text: str) -> None:
     st.session_state["query"] = text
-    forget(LIKE_KEY, MARKS_KEY, REFINED_KEY)
+    forget(LIKE_KEY, MARKS_KEY, REFINED_KEY, PREVIOUS_KEY)
 
 
 def unmark(chip_id: str) -> None:
@@ -101,7 +103,7 @@ query = st.text_input(
     key="query",
     placeholder="e.g. ships in a harbor",
     on_change=forget,
-    args=(LIKE_KEY, MARKS_KEY, REFINED_KEY),
+    args=(LIKE_KEY, MARKS_KEY, REFINED_KEY, PREVIOUS_KEY),
 )
 example_cols = st.columns(len(EXAMPLE_QUERIES) // 2)
 for i, example in enumerate(EXAMPLE_QUERIES):
@@ -123,7 +125,10 @@ try:
     elif refining:
         right_ids = [chip for chip, (ok, _) in marks.items() if ok]
         wrong_ids = [chip for chip, (ok, _) in marks.items() if not ok]
-        probe, refined = refine_search(index, model, query, right_ids, wrong_ids, k=k, aoi=aoi)
+        near = near_misses(st.session_state.get(PREVIOUS_KEY, []), right_ids, wrong_ids)
+        probe, refined = refine_search(
+            index, model, query, right_ids, wrong_ids, k=k, aoi=aoi, near_miss_ids=near
+        )
         closest = [r.hit for r in refined]
         probabilities = {id(r.hit): r.probability for r in refined}
     elif query.strip():
@@ -140,7 +145,13 @@ if marks and not like:
             f"**Marks for “{query.strip()}”: {right_n} right, {len(marks) - right_n} wrong.** "
             + (
                 "Hits are ranked by a probe fitted to the query and the marks (the probability that a chip is "
-                "right); mark more and refine again."
+                "right)"
+                + (
+                    f", the {len(near)} hits above your lowest right mark in the last round taken as weakly wrong"
+                    if near
+                    else ""
+                )
+                + "; mark more and refine again."
                 if refining
                 else "Refine to re-rank the whole library from the query and the marks."
             )
@@ -160,13 +171,13 @@ if marks and not like:
             f"Refine with {len(marks)} marks",
             type="primary",
             icon=":material/tune:",
-            on_click=st.session_state.__setitem__,
-            args=(REFINED_KEY, query),
+            on_click=st.session_state.update,
+            args=({REFINED_KEY: query, PREVIOUS_KEY: [hit.chip_id for hit in closest]},),
         )
         right_col.button(
             "Clear the marks",
             on_click=forget,
-            args=(MARKS_KEY, REFINED_KEY),
+            args=(MARKS_KEY, REFINED_KEY, PREVIOUS_KEY),
         )
         if refining:
 

@@ -3,7 +3,9 @@
 The analyst marks hits right or wrong; :func:`fit_probe` fits a logistic regression on those chips' embeddings
 whose weights are pulled towards the query's text embedding (the prior: with no marks the probe *is* the text
 query, and one or two marks already move it). Chips of the library drawn at random are weak negatives, so the
-probe learns what sets the marked positives apart from the library, not from the few negatives alone. The
+probe learns what sets the marked positives apart from the library, not from the few negatives alone. A round
+that marks chips right but none wrong takes the previous round's near-misses (:func:`near_misses`: the hits
+the analyst looked past) as weak negatives too. The
 probe's unit weight vector ranks chips exactly as its probability does, so re-ranking a whole library is one
 (ANN) search of the chip index with it (:func:`refine_search`), however large the library.
 """
@@ -30,6 +32,9 @@ PRIOR_STRENGTH = 0.01
 #: chips drawn from the library as weak negatives, and their weight each beside a marked chip's 1
 BACKGROUND_CHIPS = 256
 BACKGROUND_WEIGHT = 0.05
+#: at most this many near-misses of the previous round (:func:`near_misses`), and their weight each
+NEAR_MISS_CHIPS = 20
+NEAR_MISS_WEIGHT = 0.25
 #: the logistic slope and bias the text prior starts from: probability 0.5 at a cosine of 0.25
 START_SCALE = 20.0
 START_BIAS = -5.0
@@ -63,24 +68,34 @@ def fit_probe(
     negatives: np.ndarray,
     background: np.ndarray | None = None,
     prior_strength: float = PRIOR_STRENGTH,
+    near_misses: np.ndarray | None = None,
 ) -> Probe:
     """Fit a :class:`Probe` from the text ``prior`` (D,) and the marked chips' embeddings (N, D).
 
-    Minimises the weighted logistic loss of positives (1), negatives (0) and ``background`` chips (0, weight
-    :data:`BACKGROUND_WEIGHT`), plus ``prior_strength`` times the squared distance of the weights from
-    ``START_SCALE * prior``. With no marks the probe points along the prior.
+    Minimises the weighted logistic loss of positives (1), negatives (0), ``background`` chips (0, weight
+    :data:`BACKGROUND_WEIGHT`) and ``near_misses`` (0, weight :data:`NEAR_MISS_WEIGHT`), plus
+    ``prior_strength`` times the squared distance of the weights from ``START_SCALE * prior``. With no marks
+    the probe points along the prior.
     """
     prior = l2_normalize(np.asarray(prior, dtype=np.float64).reshape(1, -1))[0]
     dim = prior.shape[0]
-    right, wrong, weak = (
+    none = np.zeros((0, dim))
+    right, wrong, weak, near = (
         np.asarray(a, dtype=np.float64).reshape(-1, dim)
-        for a in (positives, negatives, np.zeros((0, dim)) if background is None else background)
+        for a in (positives, negatives, none if background is None else background,
+                  none if near_misses is None else near_misses)
     )
     if not len(right) and not len(wrong):
         return Probe(direction=prior.astype(np.float32), scale=START_SCALE, bias=START_BIAS)
-    x = l2_normalize(np.concatenate([right, wrong, weak]))
-    y = np.concatenate([np.ones(len(right)), np.zeros(len(wrong) + len(weak))])
-    weight = np.concatenate([np.ones(len(right) + len(wrong)), np.full(len(weak), BACKGROUND_WEIGHT)])
+    x = l2_normalize(np.concatenate([right, wrong, weak, near]))
+    y = np.concatenate([np.ones(len(right)), np.zeros(len(wrong) + len(weak) + len(near))])
+    weight = np.concatenate(
+        [
+            np.ones(len(right) + len(wrong)),
+            np.full(len(weak), BACKGROUND_WEIGHT),
+            np.full(len(near), NEAR_MISS_WEIGHT),
+        ]
+    )
     anchor = START_SCALE * prior
 
     def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
@@ -112,6 +127,20 @@ class RefinedHit:
     probability: float
 
 
+def near_misses(
+    previous: Sequence[str], positive_ids: Sequence[str], negative_ids: Sequence[str]
+) -> list[str]:
+    """The previous round's near-misses, weak negatives for a round that marks chips right but none wrong:
+    its unmarked hits ranked above its lowest-ranked hit marked right (the analyst looked past them to mark
+    that one), the best :data:`NEAR_MISS_CHIPS` of them. None once a chip is marked wrong (the analyst says
+    what is wrong), nor when no hit of ``previous`` (chip ids, best first) is marked right."""
+    if negative_ids:
+        return []
+    right = set(positive_ids)
+    deepest = max((rank for rank, chip in enumerate(previous) if chip in right), default=0)
+    return [chip for chip in previous[:deepest] if chip not in right][:NEAR_MISS_CHIPS]
+
+
 def fit_library_probe(
     index: ChipIndex,
     model: LoadedModel,
@@ -119,20 +148,22 @@ def fit_library_probe(
     positive_ids: Sequence[str],
     negative_ids: Sequence[str],
     seed: int = 0,
+    near_miss_ids: Sequence[str] = (),
 ) -> Probe:
     """Fit a probe from ``query`` and the marked chips of ``index``, with chips of the library drawn at random
-    (seeded) as weak negatives."""
+    (seeded) and ``near_miss_ids`` (:func:`near_misses`) as weak negatives."""
     if not positive_ids and not negative_ids:
         raise InputError("mark at least one hit right or wrong before refining")
     index.check_model(model.model_id)
     marked = [*positive_ids, *negative_ids]
-    vectors = index.vectors(marked)
-    background = index.sample_vectors(BACKGROUND_CHIPS, seed=seed, exclude=marked)
+    vectors = index.vectors([*marked, *near_miss_ids])
+    background = index.sample_vectors(BACKGROUND_CHIPS, seed=seed, exclude=[*marked, *near_miss_ids])
     return fit_probe(
         encode_texts(model, [query])[0],
         vectors[: len(positive_ids)],
-        vectors[len(positive_ids) :],
+        vectors[len(positive_ids) : len(marked)],
         background,
+        near_misses=vectors[len(marked) :],
     )
 
 
@@ -145,9 +176,13 @@ def refine_search(
     k: int = 20,
     aoi: BaseGeometry | None = None,
     seed: int = 0,
+    near_miss_ids: Sequence[str] = (),
 ) -> tuple[Probe, list[RefinedHit]]:
-    """Fit a probe from ``query`` and the marked chips, and search the library with it: one ANN search."""
-    probe = fit_library_probe(index, model, query, positive_ids, negative_ids, seed=seed)
+    """Fit a probe from ``query``, the marked chips and ``near_miss_ids`` (:func:`near_misses` of the previous
+    round), and search the library with it: one ANN search."""
+    probe = fit_library_probe(
+        index, model, query, positive_ids, negative_ids, seed=seed, near_miss_ids=near_miss_ids
+    )
     hits = index.search(probe.direction, k=k, aoi=aoi)
     # a hit's score is its cosine with the probe's direction
     return probe, [RefinedHit(hit, float(probe.logistic(hit.score))) for hit in hits]

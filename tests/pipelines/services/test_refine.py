@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from pipelines.cli.main import cli
 from pipelines.evaluation.feedback import simulate_class
 from pipelines.ingest.local import ingest_paths
-from pipelines.services.refine import fit_probe, refine_search
+from pipelines.services.refine import NEAR_MISS_CHIPS, fit_probe, near_misses, refine_search
 from remoteclip.errors import InputError
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
@@ -59,6 +59,39 @@ def test_a_simulated_analyst_climbs() -> None:
     assert len(precision) == 4 and precision[-1] >= 0.9 > precision[0]
 
 
+def test_near_misses_are_the_unmarked_hits_above_the_deepest_right_mark() -> None:
+    ranked = ["a", "b", "c", "d", "e", "f"]
+    assert near_misses(ranked, ["b", "e"], []) == ["a", "c", "d"]
+    assert near_misses(ranked, ["a"], []) == []  # the analyst looked past nothing
+    assert near_misses(ranked, ["e"], ["f"]) == []  # a wrong mark says what is wrong
+    assert near_misses(ranked, ["zz"], []) == []  # no right mark among the previous hits
+    many = [str(i) for i in range(100)]
+    assert near_misses(many, ["99"], []) == many[:NEAR_MISS_CHIPS]
+
+
+def test_near_misses_steer_the_probe_off_a_distractor_cluster() -> None:
+    """The text points at a distractor cluster more than at the wanted one; two right marks and no wrong ones:
+    the hits the analyst looked past, taken as weak negatives, rank the wanted cluster first."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        vectors = unit(rng.normal(size=(400, 32)))
+        wanted, distractor = unit(rng.normal(size=32)), unit(rng.normal(size=32))
+        vectors[:30] = unit(wanted + 0.15 * rng.normal(size=(30, 32)))
+        vectors[30:60] = unit(distractor + 0.15 * rng.normal(size=(30, 32)))
+        labels = np.arange(400) < 30
+        prior = unit(0.7 * wanted + 0.8 * distractor)
+        previous = [str(i) for i in np.argsort(-(vectors @ prior))[:20]]
+        right = [chip for chip in previous if labels[int(chip)]][:2]
+        near = near_misses(previous, right, [])
+        assert near and not labels[[int(c) for c in near]].any()  # all of them distractors here
+        background = vectors[rng.choice(np.arange(60, 400), 256, replace=False)]
+        marked = vectors[[int(c) for c in right]]
+        plain = fit_probe(prior, marked, np.zeros((0, 32)), background)
+        mined = fit_probe(prior, marked, np.zeros((0, 32)), background, near_misses=vectors[[int(c) for c in near]])
+        precision = [float(labels[np.argsort(-(vectors @ p.direction))[:30]].mean()) for p in (mined, plain)]
+        assert precision[0] >= 0.8 > precision[1] + 0.2
+
+
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory, tiny_model: object) -> Path:
     folder = tmp_path_factory.mktemp("refine") / "db"
@@ -77,6 +110,10 @@ def test_refine_search_is_one_search_with_the_probe(db: Path, tiny_model: object
     assert probabilities == pytest.approx(probe.probability(index.vectors([r.hit.chip_id for r in refined])).tolist())
     with pytest.raises(InputError, match="mark at least one"):
         refine_search(index, tiny_model, "houses", [], [])
+    # near-misses of the previous round move the probe when nothing is marked wrong
+    plain, _ = refine_search(index, tiny_model, "houses", rows[5:6], [], k=6)
+    mined, _ = refine_search(index, tiny_model, "houses", rows[5:6], [], k=6, near_miss_ids=near_misses(rows, rows[5:6], []))
+    assert float(plain.direction @ mined.direction) < 1 - 1e-4
     assert len(index.sample_vectors(5, exclude=rows[:3])) == 5
 
 
