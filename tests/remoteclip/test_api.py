@@ -10,6 +10,8 @@ import remoteclip
 
 def test_every_public_name_resolves_to_its_module() -> None:
     assert sorted(remoteclip.__all__) == sorted(remoteclip._EXPORTS)
+    listed = [name for names in remoteclip._MODULES.values() for name in names]
+    assert sorted(listed) == sorted(remoteclip.__all__), "a public name is listed under two modules"
     for name in remoteclip.__all__:
         value = getattr(remoteclip, name)
         assert value is getattr(__import__(remoteclip._EXPORTS[name], fromlist=[name]), name)
