@@ -24,10 +24,12 @@ from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
 from rasterio.transform import from_gcps
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from tiles.errors import RasterReadError
 from tiles.grid import ChipWindow
+from tiles.ground_grid import GroundGrid
 
 #: file name endings that folder and glob expansion treat as rasters
 RASTER_SUFFIXES: frozenset[str] = frozenset(
@@ -71,7 +73,7 @@ class Stretch:
 class Scene:
     """An open raster and the recipe for turning any window of it into a uint8 RGB chip."""
 
-    def __init__(self, path: Path, dataset: DatasetReader) -> None:
+    def __init__(self, path: Path, dataset: DatasetReader | WarpedVRT) -> None:
         self.path = path
         self._ds = dataset
         self.width: int = dataset.width
@@ -82,6 +84,8 @@ class Scene:
         self._palette = _palette_lut(dataset, self.bands[0])
         flags = {flag for band in self.bands for flag in dataset.mask_flag_enums[band - 1]}
         self._mask_band = bool(flags & {MaskFlags.alpha, MaskFlags.per_dataset})
+        #: a warped view's own alpha band (1-based), read with the data in one warp instead of two
+        self._warp_alpha = dataset.count if isinstance(dataset, WarpedVRT) and self._mask_band else None
         self._nodata = dataset.nodatavals[self.bands[0] - 1] if MaskFlags.nodata in flags else None
         self._float = np.issubdtype(np.dtype(dataset.dtypes[self.bands[0] - 1]), np.floating)
         self.stretch: Stretch | None = None
@@ -103,29 +107,39 @@ class Scene:
         transparent are black too; if their share of the window is above ``1 - min_valid``, the chip is
         skipped.
         """
-        rows, cols = window.out_shape(out_px)
-        try:
-            data = self._ds.read(
-                self.bands,
-                window=window.window,
-                out_shape=(len(self.bands), rows, cols),
-                resampling=Resampling.bilinear,
-            )
-            valid = self._valid_mask(data, window, rows, cols)
-        except RasterioError as exc:
-            raise RasterReadError(f"{self.path}: cannot read window {window.window}: {_reason(exc)}") from exc
+        pixels, valid = self.read_pixels(window, out_px)
         if valid is not None and valid.mean() < min_valid:
             return None
-        full = rows == cols == out_px
-        chip = (
-            np.empty((out_px, out_px, 3), dtype=np.uint8) if full else np.zeros((out_px, out_px, 3), np.uint8)
-        )
+        rows, cols = pixels.shape[:2]
+        if rows == cols == out_px:
+            return pixels
+        chip = np.zeros((out_px, out_px, 3), np.uint8)
+        chip[:rows, :cols] = pixels
+        return chip
+
+    def read_pixels(self, window: ChipWindow, out_px: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """``window`` resampled as :meth:`read_chip` does, without padding: uint8 ``(rows, cols, 3)`` pixels
+        (black where there is no data) and a boolean ``(rows, cols)`` mask of the valid ones, None when the
+        scene marks no pixel invalid."""
+        rows, cols = window.out_shape(out_px)
+        bands = self.bands if self._warp_alpha is None else (*self.bands, self._warp_alpha)
+        try:
+            data = self._ds.read(
+                bands, window=window.window, out_shape=(len(bands), rows, cols), resampling=Resampling.bilinear
+            )
+            if self._warp_alpha is None:
+                valid = self._valid_mask(data, window, rows, cols)
+            else:
+                data, valid = data[:-1], data[-1] > 0
+        except RasterioError as exc:
+            raise RasterReadError(f"{self.path}: cannot read window {window.window}: {_reason(exc)}") from exc
+        pixels = np.empty((rows, cols, 3), dtype=np.uint8)
         planes = self._to_planes(data)
         for channel in range(3):  # band by band: much faster than one transposing copy
-            chip[:rows, :cols, channel] = planes[channel if len(planes) == 3 else 0]
+            pixels[:, :, channel] = planes[channel if len(planes) == 3 else 0]
         if valid is not None:
-            chip[:rows, :cols][~valid] = 0
-        return chip
+            pixels[~valid] = 0
+        return pixels, valid
 
     def _fill_colors(self) -> tuple[tuple[int, int, int], ...]:
         """Black and/or white, where they stand for no imagery: black when the scene marks no data (its nodata
@@ -199,8 +213,12 @@ def gdal_env() -> rasterio.Env:
 
 
 @contextmanager
-def open_scene(path: str | Path) -> Iterator[Scene]:
-    """Open a raster for chip reading; any failure to open it becomes a :class:`RasterReadError`."""
+def open_scene(path: str | Path, onto: GroundGrid | None = None) -> Iterator[Scene]:
+    """Open a raster for chip reading; any failure to open it becomes a :class:`RasterReadError`.
+
+    With ``onto``, the scene is seen resampled (bilinear) onto that ground grid, through a GDAL warped VRT:
+    windows are then in grid pixels, and where the grid lies beyond the scene the pixels are invalid.
+    """
     path = Path(path)
     if not path.is_file():
         raise RasterReadError(f"{path}: no such file")
@@ -219,7 +237,24 @@ def open_scene(path: str | Path) -> Iterator[Scene]:
                 f"{MAX_STREAM_PIXELS:,}-pixel limit for untiled images (a decompression bomb?); convert it to a "
                 "tiled GeoTIFF (gdal_translate -co TILED=YES) to ingest it"
             )
-        yield Scene(path, dataset)
+        if onto is None:
+            yield Scene(path, dataset)
+            return
+        crs, transform = _georeference(dataset)
+        if crs is None:
+            raise RasterReadError(f"{path}: has no georeference, so it cannot be placed on a ground grid")
+        with WarpedVRT(
+            dataset,
+            src_crs=crs,
+            src_transform=transform,
+            crs=onto.crs,
+            transform=onto.transform,
+            width=onto.width,
+            height=onto.height,
+            resampling=Resampling.bilinear,
+            add_alpha=True,
+        ) as warped:
+            yield Scene(path, warped)
 
 
 def _reason(exc: Exception) -> str:
@@ -227,7 +262,7 @@ def _reason(exc: Exception) -> str:
     return str(exc.__cause__ or exc)
 
 
-def _georeference(dataset: DatasetReader) -> tuple[CRS | None, Affine]:
+def _georeference(dataset: DatasetReader | WarpedVRT) -> tuple[CRS | None, Affine]:
     """The scene's CRS and pixel->CRS transform: geotransform, else GCPs, else (None, identity)."""
     if dataset.crs is not None and not dataset.transform.is_identity:
         return dataset.crs, dataset.transform
@@ -237,7 +272,7 @@ def _georeference(dataset: DatasetReader) -> tuple[CRS | None, Affine]:
     return None, Affine.identity()
 
 
-def _rgb_bands(dataset: DatasetReader) -> tuple[int, ...]:
+def _rgb_bands(dataset: DatasetReader | WarpedVRT) -> tuple[int, ...]:
     """Bands to read: by colour interpretation, else the first three (RGB+NIR), else the first (grey)."""
     interp = list(dataset.colorinterp)
     wanted = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
@@ -249,7 +284,7 @@ def _rgb_bands(dataset: DatasetReader) -> tuple[int, ...]:
     return tuple(data_bands[:3]) if len(data_bands) >= 3 else (data_bands[0] if data_bands else 1,)
 
 
-def _palette_lut(dataset: DatasetReader, band: int) -> np.ndarray | None:
+def _palette_lut(dataset: DatasetReader | WarpedVRT, band: int) -> np.ndarray | None:
     """A (256, 3) uint8 lookup table for a paletted uint8 band, else None."""
     if dataset.colorinterp[band - 1] != ColorInterp.palette or dataset.dtypes[band - 1] != "uint8":
         return None
