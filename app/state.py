@@ -10,6 +10,8 @@ import streamlit as st
 from pipelines.services.aoi_objects import AoiObjects, locate_in_aoi
 from pipelines.services.classify import SceneClassification, classify_scene
 from pipelines.services.count import AoiCount, count_in_aoi
+from pipelines.services.detectors import list_detectors
+from pipelines.services.label_layer import LabelLayer, label_library
 from pipelines.services.locate import score_floor
 from pipelines.services.search import LibraryScale, library_scale
 from pipelines.services.settings import AppSettings
@@ -125,4 +127,38 @@ def _aoi_objects(object_name: str, aoi_wkb: bytes, chips: int) -> AoiObjects:
         object_name,
         shapely.from_wkb(aoi_wkb),
         min_score=score_floor(locator),
+    )
+
+
+def label_layer(classes: tuple[str, ...], detectors: tuple[str, ...], aoi: shapely.Geometry | None) -> LabelLayer:
+    """``label_library`` on the library (or ``aoi``), computed again only when the library's chip count or a
+    picked detector (saved again under its name) changes."""
+    index = get_index()
+    saved = {s.name: s.created_at for s in list_detectors(index)}
+    return _label_layer(
+        classes,
+        detectors,
+        None if aoi is None else shapely.to_wkb(aoi),
+        index.count_rows(),
+        tuple(saved.get(name, "") for name in detectors),
+    )
+
+
+# a resource, not data: a whole library's layer is not copied (pickled) on every rerun; it is frozen
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _label_layer(
+    classes: tuple[str, ...],
+    detectors: tuple[str, ...],
+    aoi_wkb: bytes | None,
+    chips: int,
+    detector_versions: tuple[str, ...],
+) -> LabelLayer:
+    """Cached under the classes, the detectors and when they were saved, the AOI and the chip count."""
+    return label_library(
+        get_index(),
+        list(classes),
+        list(detectors),
+        model=get_model() if classes else None,
+        calibration=get_calibration() if classes else None,
+        aoi=None if aoi_wkb is None else shapely.from_wkb(aoi_wkb),
     )
