@@ -190,8 +190,8 @@ def compare_dates(
             region = _region(strip, grid.cell_px)
             before_region = _read_region(region, before, bounds, warped)
             after_region = _read_region(region, after, bounds, warped)
-            pairs = [(cell, _cut(before_region, region, cell), _cut(after_region, region, cell)) for cell in strip]
-            kept = [(cell, b, a) for cell, b, a in pairs if b is not None and a is not None]
+            pairs = [(cell, _pair(before_region, after_region, region, cell)) for cell in strip]
+            kept = [(cell, *pair) for cell, pair in pairs if pair is not None]
             if kept:
                 vectors = encode_images(model, [b for _, b, _ in kept] + [a for _, _, a in kept], batch_size)
                 for i, (cell, b, a) in enumerate(kept):
@@ -347,17 +347,25 @@ def _read_region(
     return _DateRegion(pixels, filled, warped[paths[0]].fill_colors)
 
 
-def _cut(date_region: _DateRegion, region: ChipWindow, cell: GridCell) -> np.ndarray | None:
-    """The cell's pixels out of a date's region; None when less than :data:`MIN_COVERAGE` of the cell has data
-    or it is fill or flat (:func:`tiles.chips.empty_reason`)."""
+def _pair(
+    before: _DateRegion, after: _DateRegion, region: ChipWindow, cell: GridCell
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cell's pixels in each date, both blacked out wherever either date has no data (so neither is compared
+    on ground the other does not show); None when less than :data:`MIN_COVERAGE` of the cell has data in both,
+    or either is fill or flat (:func:`tiles.chips.empty_reason`)."""
     rows = slice(cell.window.row_off - region.row_off, cell.window.row_off - region.row_off + cell.window.height)
     cols = slice(cell.window.col_off - region.col_off, cell.window.col_off - region.col_off + cell.window.width)
-    if date_region.filled[rows, cols].mean() < MIN_COVERAGE:
+    both = before.filled[rows, cols] & after.filled[rows, cols]
+    if both.mean() < MIN_COVERAGE:
         return None
-    pixels = date_region.pixels[rows, cols]
-    if empty_reason(pixels, MIN_COVERAGE, date_region.fill_colors) is not None:
-        return None
-    return np.ascontiguousarray(pixels)
+    pixels = []
+    for date_region in (before, after):
+        cut = date_region.pixels[rows, cols].copy()
+        cut[~both] = 0
+        if empty_reason(cut, MIN_COVERAGE, date_region.fill_colors) is not None:
+            return None
+        pixels.append(cut)
+    return pixels[0], pixels[1]
 
 
 #: dates in file names: 2011-05-22, 2011_05_22, 20110522

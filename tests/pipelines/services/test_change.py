@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -11,11 +10,8 @@ import numpy as np
 import pytest
 import rasterio
 from PIL import Image
-from rasterio.enums import Resampling
 from rasterio.transform import from_origin
-from rasterio.warp import calculate_default_transform, reproject, transform_geom
-from rasterio.windows import Window
-from shapely.geometry import Polygon, box
+from shapely.geometry import box
 
 from pipelines.services.change import (
     Direction,
@@ -25,61 +21,13 @@ from pipelines.services.change import (
     robust_z,
 )
 from remoteclip.errors import InputError
-
-#: the before date: a real 0.6 m residential tile of Joplin (EPSG:26915), 1024 x 1024
-BEFORE = "scenes/xview2_joplin/pre/tile_337-9136.tif"
-#: (row, col) of the top-left corner of each 512 x 512 patch planted in the after date
-HARBOR_AT = (64, 64)
-FOREST_AT = (448, 512)
-PATCH_PX = 512
-
-
-@dataclass(frozen=True)
-class PlantedPair:
-    """The two dates and where (EPSG:4326) the planted harbor and forest lie."""
-
-    before: Path
-    after: Path
-    harbor: Polygon
-    forest: Polygon
-
-
-def _patch_outline(transform: rasterio.Affine, corner: tuple[int, int], crs: str) -> Polygon:
-    """The EPSG:4326 outline of a ``PATCH_PX`` square at (row, col) ``corner`` of a scene."""
-    row, col = corner
-    x0, y0 = transform @ (col, row)
-    x1, y1 = transform @ (col + PATCH_PX, row + PATCH_PX)
-    return Polygon(transform_geom(crs, "EPSG:4326", box(x0, y1, x1, y0).__geo_interface__)["coordinates"][0])
+from tests.change_pair import PlantedPair, planted_share, write_planted_pair
 
 
 @pytest.fixture(scope="module")
 def planted(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> PlantedPair:
-    """The Joplin tile, and a copy with a DOTA harbor and a drone forest pasted in, warped to EPSG:4326."""
-    harbor = np.asarray(Image.open(shared_data / "dota/dota_devkit/images/P0706.png").convert("RGB"))
-    harbor = harbor[200 : 200 + PATCH_PX, 200 : 200 + PATCH_PX]
-    with rasterio.open(shared_data / "scenes/deepforest/5dded5bc0140b80006d2e565_23.tif") as drone:
-        forest = drone.read((1, 2, 3), window=Window(512, 512, 1024, 1024), out_shape=(3, PATCH_PX, PATCH_PX))
-    before = shared_data / BEFORE
-    with rasterio.open(before) as src:
-        data = src.read()
-        for (row, col), patch in ((HARBOR_AT, np.moveaxis(harbor, -1, 0)), (FOREST_AT, forest)):
-            data[:, row : row + PATCH_PX, col : col + PATCH_PX] = patch
-        transform, width, height = calculate_default_transform(
-            src.crs, "EPSG:4326", src.width, src.height, *src.bounds
-        )
-        warped = np.zeros((3, height, width), dtype=np.uint8)
-        reproject(data, warped, src_transform=src.transform, src_crs=src.crs, dst_transform=transform,
-                  dst_crs="EPSG:4326", resampling=Resampling.bilinear)
-        profile = dict(src.profile, crs="EPSG:4326", transform=transform, width=width, height=height)
-        outlines = [_patch_outline(src.transform, corner, src.crs) for corner in (HARBOR_AT, FOREST_AT)]
-    after = tmp_path_factory.mktemp("change") / "after_4326.tif"
-    with rasterio.open(after, "w", **profile) as dst:
-        dst.write(warped)
-    return PlantedPair(before, after, *outlines)
-
-
-def _share(cell_footprint: Polygon, patch: Polygon) -> float:
-    return cell_footprint.intersection(patch).area / cell_footprint.area
+    """The Joplin tile and its planted copy in EPSG:4326."""
+    return write_planted_pair(shared_data, tmp_path_factory.mktemp("change"))
 
 
 def test_planted_cells_rank_first(planted: PlantedPair, default_model: object) -> None:
@@ -88,12 +36,12 @@ def test_planted_cells_rank_first(planted: PlantedPair, default_model: object) -
         [planted.before], [planted.after], default_model, on_progress=lambda *p: progress.append(p)
     )
     assert report.direction is Direction.ANY and report.query is None
-    planted_share = [max(_share(c.footprint, planted.harbor), _share(c.footprint, planted.forest)) for c in report.cells]
-    changed = sum(share >= 0.5 for share in planted_share)
+    shares = [max(planted_share(c.footprint, planted.harbor), planted_share(c.footprint, planted.forest)) for c in report.cells]
+    changed = sum(share >= 0.5 for share in shares)
     assert changed >= 4
     # every cell at least half planted ranks above every cell left as it was
-    untouched = [i for i, share in enumerate(planted_share) if share == 0]
-    assert untouched and max(i for i, s in enumerate(planted_share) if s >= 0.5) < min(untouched)
+    untouched = [i for i, share in enumerate(shares) if share == 0]
+    assert untouched and max(i for i, share in enumerate(shares) if share >= 0.5) < min(untouched)
     assert report.cells[0].distance > 10 * max(report.cells[i].distance for i in untouched)
     assert all(report.cells[i].distance < 0.05 for i in untouched)  # resampled across CRSs, yet the same
     assert progress[-1] == (len(report.cells) + report.uncovered, len(report.cells) + report.uncovered)
@@ -108,9 +56,9 @@ def test_a_query_prefers_the_planted_kind(planted: PlantedPair, default_model: o
         report = compare_dates([planted.before], [planted.after], default_model, query=query)
         assert report.direction is Direction.APPEARED
         best = report.cells[0]
-        assert _share(best.footprint, wanted) >= 0.5, query
+        assert planted_share(best.footprint, wanted) >= 0.5, query
         toward = {id(c): c.toward_query for c in report.cells}
-        best_other = max(toward[id(c)] for c in report.cells if _share(c.footprint, other) >= 0.5)
+        best_other = max(toward[id(c)] for c in report.cells if planted_share(c.footprint, other) >= 0.5)
         assert best.toward_query is not None and best.toward_query > best_other, query
         # what disappeared is the same score turned round: the planted kind ranks last
         gone = compare_dates(
