@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, str] = {
     "app": "pipelines.bench.app:app_bench",
     "count": "pipelines.bench.count:count_bench",
     "objects": "pipelines.bench.objects:objects_bench",
+    "change": "pipelines.bench.change:change_bench",
 }
 
 

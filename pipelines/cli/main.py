@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, str] = {
     "prune-empty": "pipelines.cli.prune_empty:prune_empty",
     "search": "pipelines.cli.search:search",
     "detector": "pipelines.cli.detector:detector",
+    "label": "pipelines.cli.label:label",
+    "change": "pipelines.cli.change:change",
     "models": "pipelines.cli.models:models",
     "embed": "pipelines.cli.models:embed",
     "classify": "pipelines.cli.models:classify",
