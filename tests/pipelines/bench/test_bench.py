@@ -84,3 +84,18 @@ def test_bench_count_times_the_locator_on_a_large_image(
     record = json.loads((tmp_path / "benchmarks/results/count_cpu.json").read_text())
     assert record["size_px"] == [2560, 2560] and record["image"].endswith(".jpg")  # a held-out Airbus airport
     assert record["found"] > 0 and record["seconds_p50"] == record["seconds"][0] > 0
+
+
+def test_bench_change_times_joplin_and_draws_its_top_cells(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    figure = tmp_path / "change.png"
+    args = ["bench", "change", "--runs", "1", "--figure", str(figure), "--format", "json"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "benchmarks/results/change_cpu.json").read_text())
+    assert record["scenes"] == [4, 6] and record["grid"]["crs"] == "EPSG:26915"
+    assert record["cells_compared"] > 40 and record["seconds_p50"] == record["seconds"][0] > 0
+    assert [cell["rank"] for cell in record["top_cells"]] == list(range(1, 9))
+    assert figure.stat().st_size > 10_000
