@@ -7,7 +7,8 @@ too, and a scene's full-resolution tiles from the app's own tile server on local
 (:mod:`pipelines.services.tile_server`).
 
 Panes, bottom to top: the world basemap (150), online tiles (Leaflet's tile pane, 200), the imagery (250:
-overviews, then a scene's tiles over its overview), then Leaflet's overlay pane (400) with hits and AOIs.
+overviews, then a scene's tiles over its overview; a before/after map has one pane a date, 250 and 251), then
+Leaflet's overlay pane (400) with hits and AOIs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import folium
 from branca.element import MacroElement
+from folium.elements import JSCSSMixin
 from folium.map import CustomPane
 from folium.plugins import Draw
 from jinja2 import Template
@@ -47,6 +49,11 @@ OFFLINE_CSS: list[tuple[str, str]] = [
 ]
 DRAW_JS: list[tuple[str, str]] = [("leaflet_draw_js", f"{VENDOR_URL}/leaflet-draw/leaflet.draw.js")]
 DRAW_CSS: list[tuple[str, str]] = [("leaflet_draw_css", f"{VENDOR_URL}/leaflet-draw/leaflet.draw.css")]
+#: leaflet-side-by-side's divider and slider styles (its script is :class:`SwipeControl`'s own)
+SWIPE_CSS: list[tuple[str, str]] = [
+    ("leaflet_sbs_layout_css", f"{VENDOR_URL}/leaflet-side-by-side/layout.css"),
+    ("leaflet_sbs_range_css", f"{VENDOR_URL}/leaflet-side-by-side/range.css"),
+]
 
 #: The one online layer, used only when the analyst asks for it.
 ONLINE_BASEMAP = "OpenStreetMap"
@@ -59,6 +66,9 @@ BORDER_COLOR = "#a9a59c"
 
 BASEMAP_PANE = "basemap"
 IMAGERY_PANE = "imagery"
+#: the two dates of a before/after map, each in its own pane (the later over the earlier) for the swipe to clip
+BEFORE_PANE = "imagery-before"
+AFTER_PANE = "imagery-after"
 #: deepest zoom of every map: deeper than a scene's native zoom only magnifies its pixels
 MAX_ZOOM = 22
 
@@ -158,7 +168,9 @@ def add_draw_control(fmap: folium.Map) -> Draw:
     return draw
 
 
-def add_image_layers(fmap: folium.Map, layers: Iterable[ImageLayer], *, name: str = "Imagery") -> None:
+def add_image_layers(
+    fmap: folium.Map, layers: Iterable[ImageLayer], *, name: str = "Imagery", pane: str = IMAGERY_PANE
+) -> None:
     """Lay images (scene overviews or chip thumbnails, and their scenes' tiles) over the map in one group."""
     group = folium.FeatureGroup(name=html.escape(name), show=True)
     for layer in layers:
@@ -170,15 +182,15 @@ def add_image_layers(fmap: folium.Map, layers: Iterable[ImageLayer], *, name: st
             name=html.escape(layer.name),
             interactive=False,
             zindex=1,
-            pane=IMAGERY_PANE,
+            pane=pane,
         ).add_to(group)
         if layer.tiles is not None:
-            add_tile_layer(group, layer.tiles, name=layer.name)
+            add_tile_layer(group, layer.tiles, name=layer.name, pane=pane)
     group.add_to(fmap)
 
 
 def add_tile_layer(
-    parent: folium.Map | folium.FeatureGroup, tiles: SceneTiles, *, name: str
+    parent: folium.Map | folium.FeatureGroup, tiles: SceneTiles, *, name: str, pane: str = IMAGERY_PANE
 ) -> folium.TileLayer:
     """A scene's own tiles from the local tile server: requested from ``tiles.min_zoom`` to its native zoom
     inside its bounds only, magnified deeper; attributed to the scene (``name``, escaped)."""
@@ -193,7 +205,7 @@ def add_tile_layer(
         max_native_zoom=tiles.native_zoom,
         max_zoom=MAX_ZOOM,
         bounds=[[miny, minx], [maxy, maxx]],
-        pane=IMAGERY_PANE,
+        pane=pane,
         z_index=2,
     )
     layer.add_to(parent)
@@ -233,6 +245,98 @@ def add_geojson_layer(
         style_function=style,
         tooltip=tooltip,
         highlight_function=lambda _: {"weight": 4},
+    ).add_to(fmap)
+
+
+class SwipeControl(JSCSSMixin, MacroElement):
+    """A slider across the map: the pane ``left`` shows left of it, the pane ``right`` right of it.
+
+    leaflet-side-by-side's control (its vendored styles), clipping two whole panes instead of one layer a side,
+    so each date may hold several scenes, as overviews and tiles.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+            var map = {{ this._parent.get_name() }};
+            var left = map.getPane({{ this.left|tojson }}), right = map.getPane({{ this.right|tojson }});
+            var box = L.DomUtil.create("div", "leaflet-sbs", map._controlContainer);
+            var divider = L.DomUtil.create("div", "leaflet-sbs-divider", box);
+            var range = L.DomUtil.create("input", "leaflet-sbs-range", box);
+            range.type = "range"; range.min = 0; range.max = 1; range.step = "any"; range.value = 0.5;
+            range.setAttribute("aria-label", "Swipe between before and after");
+            function clip() {
+                var nw = map.containerPointToLayerPoint([0, 0]), se = map.containerPointToLayerPoint(map.getSize());
+                var x = map.getSize().x * range.value + (0.5 - range.value) * {{ this.thumb_px }};
+                divider.style.left = x + "px";
+                left.style.clip = "rect(" + [nw.y, nw.x + x, se.y, nw.x].join("px,") + "px)";
+                right.style.clip = "rect(" + [nw.y, se.x, se.y, nw.x + x].join("px,") + "px)";
+            }
+            map.on("move zoomend resize", clip);
+            L.DomEvent.on(range, "input change", clip);
+            L.DomEvent.on(range, "mousedown touchstart", function () { map.dragging.disable(); });
+            L.DomEvent.on(range, "mouseup touchend", function () { map.dragging.enable(); });
+            clip();
+        })();
+        {% endmacro %}
+        """
+    )
+    default_css = SWIPE_CSS
+
+    def __init__(self, left: str, right: str) -> None:
+        super().__init__()
+        self._name = "SwipeControl"
+        self.left = left
+        self.right = right
+        #: the slider thumb's width in the vendored range.css, so the divider runs through its middle
+        self.thumb_px = 42
+
+
+def add_before_after(fmap: folium.Map, before: Iterable[ImageLayer], after: Iterable[ImageLayer]) -> None:
+    """The imagery of two dates in panes of their own, ``after`` over ``before``, and a swipe between them."""
+    CustomPane(BEFORE_PANE, z_index=250).add_to(fmap)
+    CustomPane(AFTER_PANE, z_index=251).add_to(fmap)
+    add_image_layers(fmap, before, name="Before", pane=BEFORE_PANE)
+    add_image_layers(fmap, after, name="After", pane=AFTER_PANE)
+    SwipeControl(BEFORE_PANE, AFTER_PANE).add_to(fmap)
+
+
+def add_heat_layer(
+    fmap: folium.Map,
+    collection: Mapping[str, Any],
+    values: Sequence[float],
+    *,
+    vmax: float,
+    name: str,
+    tooltip_fields: Sequence[str] = (),
+) -> None:
+    """Fill the i-th feature of ``collection`` by ``values[i]`` on :func:`value_colors`'s scale (0 .. ``vmax``),
+    the more opaque the higher, so the imagery shows through where nothing stands out."""
+    shares = [min(max(v, 0.0) / max(vmax, 1e-9), 1.0) for v in values]
+    features = [
+        {**f, "properties": {**f["properties"], "fill": c, "opacity": round(0.08 + 0.5 * t, 3)}}
+        for f, c, t in zip(collection["features"], value_colors(values, vmax), shares)
+    ]
+    safe = drawable(feature_collection(features), tooltip_fields)
+    if not safe["features"]:
+        return
+
+    def style(item: Mapping[str, Any]) -> dict[str, Any]:
+        props = item["properties"]
+        return {
+            "color": props["fill"],
+            "weight": 1,
+            "fillColor": props["fill"],
+            "fillOpacity": props["opacity"],
+        }
+
+    folium.GeoJson(
+        safe,
+        name=html.escape(name),
+        style_function=style,
+        tooltip=folium.GeoJsonTooltip(fields=list(tooltip_fields)) if tooltip_fields else None,
+        highlight_function=lambda _: {"weight": 3},
     ).add_to(fmap)
 
 

@@ -137,7 +137,7 @@ def test_streamlit_command_matches_the_config_file() -> None:
         assert str(config[section][key]).lower() == value, flag
 
 
-@pytest.mark.parametrize("page", ["search", "count", "classify", "library"])
+@pytest.mark.parametrize("page", ["search", "count", "classify", "change", "library"])
 def test_every_page_exists(page: str) -> None:
     assert (home_script().parent / "views" / f"{page}.py").is_file()
     assert f'"views/{page}.py"' in home_script().read_text()
@@ -171,3 +171,29 @@ def test_tile_layer_names_the_local_tile_server_and_the_scene() -> None:
     assert "joplin \\u0026lt;script\\u0026gt;.tif" in html and "<script>.tif" not in html
     hosts = {urlparse(url).hostname for url in re.findall(r"https?://[^\s\"'<>)]+", html)}
     assert hosts <= {"127.0.0.1", "localhost"}, hosts  # no CDN, no online basemap
+
+
+def test_before_after_map_swipes_two_panes_and_shades_cells_with_vendored_styles_only() -> None:
+    bounds = (-94.5, 37.06, -94.49, 37.07)
+    fmap = maps.offline_map(bounds)
+    maps.add_before_after(
+        fmap,
+        [maps.ImageLayer("pre <b>.tif", b"\xff\xd8\xff", bounds)],
+        [maps.ImageLayer("post.tif", b"\xff\xd8\xff", bounds)],
+    )
+    square = {
+        "type": "Polygon",
+        "coordinates": [[[-94.5, 37.06], [-94.49, 37.06], [-94.49, 37.07], [-94.5, 37.06]]],
+    }
+    cells = {"features": [{"type": "Feature", "geometry": square, "properties": {"rank": r}} for r in (1, 2)]}
+    maps.add_heat_layer(fmap, cells, [6.0, -1.0], vmax=4.0, name="Change", tooltip_fields=("rank",))
+    html = maps.finish_map(fmap).get_root().render()
+    assert '"pane": "imagery-before"' in html and '"pane": "imagery-after"' in html
+    assert 'getPane("imagery-before")' in html and 'getPane("imagery-after")' in html
+    assert "pre <b>" not in html
+    urls = set(re.findall(r'(?:src|href)="([^"]+)"', html))
+    for _, url in maps.SWIPE_CSS:
+        assert url in urls and (STATIC / url.removeprefix("/app/static/")).is_file(), url
+    assert not re.findall(r"https?://", html)  # no CDN: the swipe's script is inline, its styles vendored
+    top, low = maps.value_colors([4.0, 0.0], vmax=4.0)
+    assert f'"fill": "{top}", "opacity": 0.58' in html and f'"fill": "{low}", "opacity": 0.08' in html
