@@ -16,6 +16,7 @@ pages = st.navigation(
         st.Page("views/search.py", title="Search", icon=":material/search:", default=True),
         st.Page("views/count.py", title="Count", icon=":material/pin:"),
         st.Page("views/classify.py", title="Classify", icon=":material/category:"),
+        st.Page("views/change.py", title="Change", icon=":material/compare:"),
         st.Page("views/library.py", title="Library", icon=":material/photo_library:"),
     ]
 )

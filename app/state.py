@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import shapely
 import streamlit as st
 
 from pipelines.services.aoi_objects import AoiObjects, locate_in_aoi
+from pipelines.services.change import ChangeReport, DatedScene, Direction, compare_dates, date_groups
 from pipelines.services.classify import SceneClassification, classify_scene
 from pipelines.services.count import AoiCount, count_in_aoi
 from pipelines.services.detectors import list_detectors
@@ -162,3 +165,59 @@ def _label_layer(
         calibration=get_calibration() if classes else None,
         aoi=None if aoi_wkb is None else shapely.from_wkb(aoi_wkb),
     )
+
+
+#: comparisons kept for reruns (each holds two thumbnails a cell)
+CHANGE_REPORTS = 4
+_ChangeKey = tuple[tuple[str, ...], tuple[str, ...], bytes | None, str | None, Direction | None]
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def scene_dates(paths: tuple[str, ...]) -> list[tuple[str, list[DatedScene]]]:
+    """``date_groups`` of the scenes at ``paths``, read once per set of scenes."""
+    return date_groups(Path(path) for path in paths)
+
+
+def change_report(
+    before: Sequence[str],
+    after: Sequence[str],
+    aoi: shapely.Geometry | None,
+    query: str | None,
+    direction: Direction | None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[ChangeReport, float]:
+    """``compare_dates`` with the app's model and the seconds it took (not loading the model), kept for the last
+    :data:`CHANGE_REPORTS` comparisons.
+
+    Not ``st.cache_data``: it would replay the progress bar that ``on_progress`` moves on every later rerun.
+    """
+    key: _ChangeKey = (
+        tuple(before),
+        tuple(after),
+        None if aoi is None else shapely.to_wkb(aoi),
+        (query or "").strip() or None,
+        direction,
+    )
+    reports = _change_reports()
+    if key not in reports:
+        model = get_model()  # loaded before the clock starts
+        started = time.perf_counter()
+        report = compare_dates(
+            [Path(p) for p in before],
+            [Path(p) for p in after],
+            model,
+            aoi=aoi,
+            query=key[3],
+            direction=direction,
+            on_progress=on_progress,
+        )
+        reports[key] = (report, time.perf_counter() - started)
+        while len(reports) > CHANGE_REPORTS:
+            reports.pop(next(iter(reports)))
+    return reports[key]
+
+
+@st.cache_resource(show_spinner=False)
+def _change_reports() -> dict[_ChangeKey, tuple[ChangeReport, float]]:
+    """The comparisons made by this server process, oldest first."""
+    return {}
