@@ -296,6 +296,10 @@ def evaluate_calibration_command(
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the JSON here."
 )
+@click.option(
+    "--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Draw precision@20 per round and class to this PNG.",
+)
 @overwrite_option
 @output_format_option("table", "json")
 def evaluate_feedback_command(
@@ -305,6 +309,7 @@ def evaluate_feedback_command(
     weights: Path | None,
     device: str,
     out: Path | None,
+    plot: Path | None,
     overwrite: bool,
     output_format: str,
 ) -> None:
@@ -314,12 +319,17 @@ def evaluate_feedback_command(
     from pipelines.evaluation.runner import ImageEmbedder
 
     _check_output(out, overwrite, "--out")
+    _check_output(plot, overwrite, "--plot")
     dataset = read_classification(data)
     if per_class is not None:
         dataset = limit_per_class(dataset, per_class)
     model = _load(model_name, weights, device)
     result = evaluate_feedback(model, dataset, ImageEmbedder(model))
     _report(result, out, output_format)
+    if plot is not None:
+        from pipelines.evaluation.report import plot_feedback
+
+        plot_feedback(result, plot)
     if output_format != "json":
         for row in result["predictions"]:
             click.echo(f"  {row['class']}: " + " -> ".join(f"{v:.2f}" for v in row["precision_at_20"]))

@@ -4,7 +4,8 @@ On a labelled set of images (class folders), for each class: round 0 is the text
 {class}.") ranking every image; each later round the analyst marks the first :data:`MARKS_PER_ROUND` unmarked
 images of the current top :data:`TOP` right or wrong (by their label), the probe of
 :mod:`pipelines.services.refine` is fitted from the query and every mark so far (with images drawn at random as
-weak negatives), and ranks the images again. Reported: precision@:data:`TOP` after each round, per class and on
+weak negatives), and ranks the images again, those marked wrong left out (as
+:func:`pipelines.services.refine.refine_search` leaves them out). Reported: precision@:data:`TOP` after each round, per class and on
 average.
 """
 
@@ -49,7 +50,9 @@ def simulate_class(
             vectors[[i for i, right in marked.items() if not right]],
             background,
         )
-        order = np.argsort(-(vectors @ probe.direction), kind="stable")
+        scores = vectors @ probe.direction
+        scores[[i for i, right in marked.items() if not right]] = -np.inf  # as refine_search leaves them out
+        order = np.argsort(-scores, kind="stable")
         precision.append(float(np.mean(labels[order[:TOP]] == target)))
     return precision
 

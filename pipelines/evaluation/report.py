@@ -113,6 +113,27 @@ def plot_few_shot(results: Sequence[Result], path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_feedback(result: Result, path: Path) -> Path:
+    """Precision@20 after each round of marks (``evaluate feedback``): one line per class, the mean in black."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    rounds = []
+    for row in result["predictions"]:
+        values = row["precision_at_20"]
+        rounds = list(range(len(values)))
+        ax.plot(rounds, values, marker="o", alpha=0.6, label=row["class"])
+    mean = [result["metrics"][f"precision_at_20_round_{r}"] for r in rounds]
+    ax.plot(rounds, mean, color="black", linewidth=2.5, marker="s", label="mean")
+    ax.set_xticks(rounds)
+    ax.set_xlabel(f"rounds of {result['metrics']['marks_per_round']} marks")
+    ax.set_ylabel("precision@20")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"refine by marks: {result['dataset']} ({result['n']} images)")
+    return _save(fig, path)
+
+
 def plot_retrieval(results: Sequence[Result], path: Path) -> Path:
     """Grouped bars of R@1/5/10 image-to-text and text-to-image, one group per dataset."""
     keys = [k for k in results[0]["metrics"] if "_R@" in k]

@@ -220,12 +220,15 @@ def test_evaluate_feedback_reports_precision_per_round(tmp_path: Path, tiny_chec
     from tests.pipelines.evaluation.test_calibration import class_folders as write_class_folders
 
     data = write_class_folders(tmp_path / "scenes", {"forest": 40, "beach": 200, "harbor": 120}, per_class=12)
-    out = tmp_path / "feedback.json"
+    out, plot = tmp_path / "feedback.json", tmp_path / "feedback.png"
     result = CliRunner().invoke(
-        cli, ["evaluate", "feedback", "--data", str(data), "--model", str(tiny_checkpoint), "--out", str(out)]
+        cli,
+        ["evaluate", "feedback", "--data", str(data), "--model", str(tiny_checkpoint), "--out", str(out),
+         "--plot", str(plot)],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert [row["class"] for row in report["predictions"]] == ["beach", "forest", "harbor"]
     assert all(len(row["precision_at_20"]) == 4 for row in report["predictions"])  # rounds 0-3
     assert "precision_at_20_round_3" in report["metrics"] and "beach: " in result.output
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -92,6 +92,31 @@ def test_near_misses_steer_the_probe_off_a_distractor_cluster() -> None:
         assert precision[0] >= 0.8 > precision[1] + 0.2
 
 
+def test_wrong_marks_alone_step_away_from_a_distractor() -> None:
+    """Images span half the dimensions and the text lies mostly off them (the modality gap: text-image cosines
+    of 0.1, as in real embeddings); the text points a little more at a distractor cluster than at the wanted one.
+    Marking its top 10 wrong, with nothing right yet, ranks the wanted cluster first."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+
+        def images(n: int, rng: np.random.Generator = rng) -> np.ndarray:
+            return np.pad(rng.normal(size=(n, 16)), ((0, 0), (0, 16)))
+
+        vectors = unit(images(400))
+        wanted, distractor = unit(images(1)[0]), unit(images(1)[0])
+        vectors[:30] = unit(wanted + 0.15 * images(30))
+        vectors[30:60] = unit(distractor + 0.15 * images(30))
+        labels = np.arange(400) < 30
+        gap = np.zeros(32)
+        gap[16:] = unit(rng.normal(size=16))
+        prior = unit(0.12 * wanted + 0.15 * distractor + gap)
+        top = np.argsort(-(vectors @ prior))[:10]
+        probe = fit_probe(prior, np.zeros((0, 32)), vectors[top], vectors[rng.choice(400, 256, replace=False)])
+        before = labels[np.argsort(-(vectors @ prior))[:30]].mean()
+        after = labels[np.argsort(-(vectors @ probe.direction))[:30]].mean()
+        assert after >= 0.9 > before + 0.5
+
+
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory, tiny_model: object) -> Path:
     folder = tmp_path_factory.mktemp("refine") / "db"
@@ -104,7 +129,11 @@ def test_refine_search_is_one_search_with_the_probe(db: Path, tiny_model: object
     index = ChipIndex(db)
     rows = index.table.search().select(["chip_id"]).limit(100).to_arrow()["chip_id"].to_pylist()
     probe, refined = refine_search(index, tiny_model, "houses", rows[:2], rows[-2:], k=6)
-    assert [r.hit.chip_id for r in refined] == [h.chip_id for h in index.search(probe.direction, k=6)]
+    ranked = [h.chip_id for h in index.search(probe.direction, k=8)]
+    assert [r.hit.chip_id for r in refined] == [chip for chip in ranked if chip not in rows[-2:]][:6]
+    # the chips marked wrong are left out however high the probe puts them
+    _, wrong_first = refine_search(index, tiny_model, "houses", rows[:1], ranked[:2], k=6)
+    assert not {r.hit.chip_id for r in wrong_first} & set(ranked[:2])
     probabilities = [r.probability for r in refined]
     assert probabilities == sorted(probabilities, reverse=True) and all(0 < p < 1 for p in probabilities)
     assert probabilities == pytest.approx(probe.probability(index.vectors([r.hit.chip_id for r in refined])).tolist())
