@@ -37,6 +37,7 @@ from pipelines.services.detectors import (
     list_detectors,
     make_detector,
     save_detector,
+    scenes_since_saved,
 )
 from pipelines.services.export import FORMATS, ExportContext, hit_record, scene_name
 from pipelines.services.refine import fit_library_probe
@@ -161,6 +162,19 @@ def _table(detections: list[Detection]) -> str:
     )
 
 
+def _scene_ids(index: ChipIndex, names: tuple[str, ...]) -> list[str]:
+    """The ids of the library's scenes named by path (as ingested, or resolved) or by id."""
+    ids: list[str] = []
+    scenes = index.scenes()
+    for name in names:
+        resolved = str(Path(name).expanduser().resolve())
+        match = [s.scene_id for s in scenes if name in (s.scene_id, s.scene_path) or s.scene_path == resolved]
+        if not match:
+            raise click.BadParameter(f"{name!r} is not a scene of {index.uri}", param_hint="--scene")
+        ids += match
+    return ids
+
+
 @detector.command()
 @click.argument("name")
 @db_option
@@ -172,6 +186,9 @@ def _table(detections: list[Detection]) -> str:
     default=None,
     help="Probability to start at [default: the detector's].",
 )
+@click.option("--new", "new_scenes", is_flag=True, help="Only the scenes ingested since the detector was saved.")
+@click.option("--scene", "scenes", multiple=True, metavar="PATH|ID",
+              help="Only this scene of the library, by its path or id (repeatable).")
 @output_format_option("table", "json", *(f.name for f in FORMATS))
 @export_out_option
 @overwrite_option
@@ -181,16 +198,24 @@ def apply(
     storage_options: dict[str, str],
     aoi: Path | None,
     threshold: float | None,
+    new_scenes: bool,
+    scenes: tuple[str, ...],
     output_format: str,
     out: Path | None,
     overwrite: bool,
 ) -> None:
-    """Every chip of --db (inside --aoi) that detector NAME finds, most probable first."""
+    """Every chip of --db (inside --aoi, of --scene or --new scenes) that detector NAME finds, most probable
+    first."""
     check_export_out(output_format, out, overwrite)
     index = ChipIndex(db, storage_options=storage_options)
     found = get_detector(index, name)
     area = load_aoi(aoi) if aoi is not None else None
-    detections = apply_detector(index, found, aoi=area, threshold=threshold)
+    scene_ids = _scene_ids(index, scenes) if scenes else None
+    if new_scenes:
+        added = scenes_since_saved(index, found)
+        scene_ids = added if scene_ids is None else [s for s in scene_ids if s in set(added)]
+        click.echo(f"{len(added)} scenes ingested since {found.name} was saved ({found.created_at})", err=True)
+    detections = apply_detector(index, found, aoi=area, threshold=threshold, scene_ids=scene_ids)
     if output_format == "json":
         echo_json(
             [

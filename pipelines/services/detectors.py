@@ -20,7 +20,7 @@ from shapely.geometry.base import BaseGeometry
 from pipelines.services.export import ExportTable, chips_table
 from pipelines.services.refine import Probe
 from remoteclip.errors import InputError
-from tiles.index.chip_index import ChipIndex, Hit
+from tiles.index.chip_index import ChipIndex, Hit, sql_str
 from tiles.index.detector_table import DetectorSummary, DetectorTable, StoredDetector
 from tiles.index.errors import ChipIndexError
 
@@ -78,7 +78,7 @@ def make_detector(
         bias=float(probe.bias),
         threshold=_threshold(threshold),
         model_id=model_id,
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
     )
 
 
@@ -115,24 +115,36 @@ def delete_detector(index: ChipIndex, name: str) -> None:
 
 
 def apply_detector(
-    index: ChipIndex, detector: Detector, aoi: BaseGeometry | None = None, threshold: float | None = None
+    index: ChipIndex,
+    detector: Detector,
+    aoi: BaseGeometry | None = None,
+    threshold: float | None = None,
+    scene_ids: Sequence[str] | None = None,
 ) -> list[Detection]:
-    """Every chip of the library (touching ``aoi`` when given) whose probability is at least ``threshold``
-    (default: the detector's), most probable first."""
+    """Every chip of the library (touching ``aoi``, of the scenes ``scene_ids``, when given) whose probability is
+    at least ``threshold`` (default: the detector's), most probable first."""
     check_model(index, detector)
     cut = detector.threshold if threshold is None else _threshold(threshold)
     probe = detector.probe
     floor = probe.cosine_at(cut)
-    chips = index.count_rows()
+    if scene_ids is not None and not scene_ids:
+        return []
+    where = None if scene_ids is None else f"scene_id IN ({', '.join(sql_str(s) for s in scene_ids)})"
+    chips = index.count_rows(where)
     k = FIRST_K
     while True:
-        hits = index.search(probe.direction, k=k, aoi=aoi)
+        hits = index.search(probe.direction, k=k, aoi=aoi, where=where)
         # fewer than k: every chip (in the AOI) was returned
         if len(hits) < k or hits[-1].score < floor or k >= chips:
             break
         k *= 2
     scored = ((hit, float(probe.logistic(hit.score))) for hit in hits)
     return [Detection(hit, p) for hit, p in scored if p >= cut]
+
+
+def scenes_since_saved(index: ChipIndex, detector: Detector) -> list[str]:
+    """The scenes ingested into ``index`` after ``detector`` was saved (what ``apply --new`` runs over)."""
+    return index.scenes_added_since(datetime.fromisoformat(detector.created_at))
 
 
 def detections_table(detections: Sequence[Detection]) -> ExportTable:

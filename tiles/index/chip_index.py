@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -378,6 +378,22 @@ class ChipIndex:
             return {}
         ids = table.search().select(["scene_id"]).limit(rows).to_arrow()["scene_id"]
         return {count["values"]: count["counts"] for count in pc.value_counts(ids).to_pylist()}
+
+    def scenes_added_since(self, when: datetime) -> list[str]:
+        """Ids of the scenes with chips now that had none at ``when`` (the table's last version before then,
+        read by Lance's time travel): the scenes ingested since, sorted. Every scene when the table is newer."""
+        table = self._require_table()
+        dataset = table.to_lance()
+        # Lance stamps versions in naive local time
+        local = when.astimezone().replace(tzinfo=None) if when.tzinfo is not None else when
+        before = [
+            v["version"] for v in dataset.versions() if isinstance(v["timestamp"], datetime) and v["timestamp"] <= local
+        ]
+        now = set(pc.unique(dataset.to_table(columns=["scene_id"])["scene_id"]).to_pylist())
+        if not before:
+            return sorted(now)
+        then = dataset.checkout_version(max(before)).to_table(columns=["scene_id"])["scene_id"]
+        return sorted(now - set(pc.unique(then).to_pylist()))
 
     def scenes(self) -> list[SceneSummary]:
         """Every scene in the index with its chip count, CRS, GSD and extent, sorted by path."""

@@ -86,6 +86,15 @@ def test_save_list_show_apply_delete(
     assert collection["metadata"]["query"] == "detector bright: bright roofs"
     assert collection["metadata"]["threshold"] == 0.2
 
+    # one scene, by its path; nothing ingested since the detector was saved
+    scene = RASTERS / SCENES[0]
+    one = json.loads(invoke("apply", "bright", *on_db, "--threshold", "0.2", "--format", "json", "--scene", str(scene)))
+    assert one and {d["scene_path"] for d in one} == {str(scene)}
+    assert [d["chip_id"] for d in one] == [d.hit.chip_id for d in expected if d.hit.scene_path == str(scene)]
+    assert json.loads(invoke("apply", "bright", *on_db, "--new", "--format", "json")) == []
+    unknown = CliRunner().invoke(cli, ["detector", "apply", "bright", *on_db, "--scene", "nowhere.tif"])
+    assert unknown.exit_code == 2 and "not a scene of" in unknown.output
+
     out = tmp_path / "bright.gpkg"
     invoke("apply", "bright", *on_db, "--threshold", "0.2", "--format", "gpkg", "--out", str(out))
     layers = {name for name, _ in pyogrio.list_layers(out)}

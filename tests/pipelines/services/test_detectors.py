@@ -147,3 +147,22 @@ def test_detections_export_with_their_probability(db: Path, detector: Detector) 
     first = collection["features"][0]["properties"]
     assert (first["rank"], first["probability"]) == (1, round(found[0].probability, 6))
     assert first["chip_id"] == found[0].hit.chip_id
+
+
+def test_apply_over_the_scenes_ingested_since_the_detector_was_saved(
+    tmp_path: Path, tiny_model: object, detector: Detector
+) -> None:
+    index = ChipIndex(tmp_path / "db")
+    spec = ChipSpec(chip_px=16, levels=(1,))
+    ingest_paths([RASTERS / "rgb_4326.tif"], index, tiny_model, spec, progress=False)
+    saved = make_detector("later", detector.query, detector.probe, (), (), tiny_model.model_id, threshold=0.01)
+    save_detector(index, saved)
+    assert detectors.scenes_since_saved(index, saved) == []
+    ingest_paths([RASTERS / "rgbn_3395.tif"], index, tiny_model, spec, progress=False)
+    (new_scene,) = detectors.scenes_since_saved(index, saved)
+    assert [s.scene_path for s in index.scenes() if s.scene_id == new_scene] == [str(RASTERS / "rgbn_3395.tif")]
+    found = apply_detector(index, saved, scene_ids=[new_scene])
+    assert found and {d.hit.scene_id for d in found} == {new_scene}
+    everywhere = apply_detector(index, saved)
+    assert {d.hit.chip_id for d in found} == {d.hit.chip_id for d in everywhere if d.hit.scene_id == new_scene}
+    assert apply_detector(index, saved, scene_ids=[]) == []
