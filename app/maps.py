@@ -77,6 +77,9 @@ REGION_COLOR = "#d62728"
 AOI_COLOR = "#1f77b4"
 #: chips that match none of the labels offered
 NO_MATCH_COLOR = "#9e9e9e"
+#: chips the analyst marked right and wrong
+RIGHT_COLOR = "#2ca02c"
+WRONG_COLOR = "#d62728"
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,19 @@ query that matches nothing says so. Hits in images without coordinates keep thei
 georeferenced ones, the page says how many of the top hits are elsewhere, and each can be seen in its image.
 """
 
+from typing import Any
+
 import streamlit as st
 
 from app import downloads, maps, state, widgets
 from pipelines.services.detectors import Detector, apply_detector, make_detector, save_detector
-from pipelines.services.export import ExportContext, hits_geojson, hits_table
+from pipelines.services.export import (
+    ExportContext,
+    chip_feature,
+    feature_collection,
+    hits_geojson,
+    hits_table,
+)
 from pipelines.services.refine import near_misses, refine_search
 from pipelines.services.results import chip_label, focus_bounds, hit_at, merge_regions
 from pipelines.services.search import EXAMPLE_QUERIES, RatedHit, rate_hits, search_like, search_text
@@ -27,6 +35,8 @@ MARKS_KEY = "search_marks"
 REFINED_KEY = "search_refined"
 #: the chip ids ranked on the page when "Refine" was clicked: the previous round, for its near-misses
 PREVIOUS_KEY = "search_previous"
+#: the hit clicked on the map, shown with its mark and "more like this" buttons
+PICKED_KEY = "search_picked"
 COLUMNS = 4
 #: which rated hits the list and the map show
 SHOW_MODES = {
@@ -96,6 +106,42 @@ def mark(hit: Hit, right: bool, label: str) -> None:
 def more_like(hit: Hit, label: str) -> None:
     """Search for chips like ``hit``; ``label`` names it in the page's heading."""
     st.session_state[LIKE_KEY] = (hit.chip_id, label)
+
+
+def hit_buttons(place: Any, hit: Hit, rank: int, markable: bool, key: str = "") -> None:
+    """A hit's "More like this", its Right / Wrong marks (when ``markable``: a text query's hits) and, without
+    coordinates, "In its image", in ``place`` (a column or ``st``); ``key`` tells a second set for a hit apart."""
+    label = f"hit #{rank} ({chip_label(hit)})"
+    left, right = place.columns(2)
+    left.button(
+        "More like this",
+        key=f"{key}like_{hit.chip_id}",
+        icon=":material/image_search:",
+        on_click=more_like,
+        args=(hit, label),
+    )
+    if markable:
+        state_of = st.session_state.get(MARKS_KEY, {}).get(hit.chip_id, (None,))[0]
+        for column, (verdict, icon, right_) in zip(
+            place.columns(2), (("Right", "thumb_up", True), ("Wrong", "thumb_down", False)), strict=True
+        ):
+            column.button(
+                verdict,
+                key=f"{key}{verdict.lower()}_{hit.chip_id}",
+                icon=f":material/{icon}:",
+                type="primary" if state_of is right_ else "secondary",
+                on_click=mark,
+                args=(hit, right_, label),
+            )
+    if hit.pixel_space:
+        right.button(
+            "In its image",
+            key=f"{key}image_{hit.chip_id}",
+            icon=":material/image:",
+            on_click=st.session_state.__setitem__,
+            args=(IMAGE_KEY, hit.chip_id),
+            help="This image has no coordinates: see the chip in the whole image.",
+        )
 
 
 query = st.text_input(
@@ -258,6 +304,18 @@ if show_regions and hits:
         tooltip_fields=("hits", "best_rank"),
     )
 maps.add_geojson_layer(fmap, collection, name="Hits", tooltip_fields=("rank", "score", "scene_path"))
+if marks and not like:
+    marked = {chip.chip_id: chip for chip in index.get(list(marks))}
+    for verdict, color in ((True, maps.RIGHT_COLOR), (False, maps.WRONG_COLOR)):
+        chosen = [marked[chip_id] for chip_id, (ok, _) in marks.items() if ok is verdict]
+        maps.add_geojson_layer(
+            fmap,
+            feature_collection(chip_feature(c, mark=f"marked {'right' if verdict else 'wrong'}") for c in chosen),
+            name=f"Marked {'right' if verdict else 'wrong'}",
+            color=color,
+            fill_opacity=0.3,
+            tooltip_fields=("mark", "scene"),
+        )
 widgets.aoi_layer(fmap, aoi)
 maps.add_draw_control(fmap)
 map_state = widgets.show_map(fmap, key="search_map")
@@ -268,9 +326,7 @@ if clicked and clicked != st.session_state.get("search_clicked"):
     st.session_state["search_clicked"] = clicked
     picked = hit_at(hits, clicked["lng"], clicked["lat"])
     if picked is not None:
-        rank = hits.index(picked) + 1
-        more_like(picked, f"hit #{rank} ({chip_label(picked)})")
-        st.rerun()
+        st.session_state[PICKED_KEY] = picked.chip_id
 
 if not hits:
     if not closest:
@@ -291,6 +347,19 @@ if pinned is not None and any(hit.chip_id == pinned for hit in hits):
     st.subheader(f"Hit #{hits.index(hit) + 1} in its image")
     widgets.chip_in_image(hit, key="search_image_map")
     st.button("Close the image", on_click=lambda: st.session_state.pop(IMAGE_KEY, None))
+
+markable = not like and bool(query.strip())
+picked_id = st.session_state.get(PICKED_KEY)
+if picked_id is not None and any(hit.chip_id == picked_id for hit in hits):
+    hit = next(hit for hit in hits if hit.chip_id == picked_id)
+    rank = hits.index(hit) + 1
+    with st.container(border=True):
+        thumb, about = st.columns([1, 4])
+        thumb.image(hit.thumbnail, width="stretch")
+        about.markdown(f"**Hit #{rank} on the map**")
+        about.text(chip_label(hit))
+        hit_buttons(about, hit, rank, markable, key="picked")
+        about.button("Close", key="picked_close", on_click=lambda: st.session_state.pop(PICKED_KEY, None))
 
 st.subheader(f"{len(hits)} hits")
 for start in range(0, len(hits), COLUMNS):
@@ -316,33 +385,4 @@ for start in range(0, len(hits), COLUMNS):
                 st.markdown(f"**#{rank}** · similarity **{hit.score:.3f}**", help="cosine of the two chips")
             # file names as plain text, never markdown
             st.text(chip_label(hit).replace(" · ", "\n", 1))
-            left, right = st.columns(2)
-            left.button(
-                "More like this",
-                key=f"like_{hit.chip_id}",
-                icon=":material/image_search:",
-                on_click=more_like,
-                args=(hit, f"hit #{rank} ({chip_label(hit)})"),
-            )
-            if not like and query.strip():
-                state_of = marks.get(hit.chip_id, (None,))[0]
-                for place, (verdict, icon, right_) in zip(
-                    st.columns(2), (("Right", "thumb_up", True), ("Wrong", "thumb_down", False))
-                ):
-                    place.button(
-                        verdict,
-                        key=f"{verdict.lower()}_{hit.chip_id}",
-                        icon=f":material/{icon}:",
-                        type="primary" if state_of is right_ else "secondary",
-                        on_click=mark,
-                        args=(hit, right_, f"hit #{rank} ({chip_label(hit)})"),
-                    )
-            if hit.pixel_space:
-                right.button(
-                    "In its image",
-                    key=f"image_{hit.chip_id}",
-                    icon=":material/image:",
-                    on_click=st.session_state.__setitem__,
-                    args=(IMAGE_KEY, hit.chip_id),
-                    help="This image has no coordinates: see the chip in the whole image.",
-                )
+            hit_buttons(st, hit, rank, markable)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app import maps
 from pipelines.services.demo_library import DEMO_SPEC
 from tests.app_data import build_library, write_scene
 from tests.browser import (
@@ -90,7 +91,14 @@ def test_search_draws_hits_on_the_map(page: object, app_url: str) -> None:
 
     like = page.get_by_text(re.compile(r"^Showing chips that look like hit #\d+ \(.+ · level \d · "))
     with rerun(page):
-        click_a_hit_in_view(page)  # a hit on the map -> more like this
+        click_a_hit_in_view(page)  # a hit on the map -> its panel: mark it, or more like it
+    expect(page.get_by_text(re.compile(r"^Hit #\d+ on the map$"))).to_be_visible()
+    with rerun(page):
+        page.get_by_role("button", name="Right", exact=True).first.click()
+    expect(page.get_by_text(re.compile(r"Marks for .*: 1 right, 0 wrong"))).to_be_visible()
+    expect(map_frame(page).locator(f'path[stroke="{maps.RIGHT_COLOR}"]').first).to_be_attached()  # on the map
+    with rerun(page):
+        page.get_by_role("button", name="More like this").first.click()
     expect(like).to_be_visible()
     with rerun(page):
         page.get_by_role("button", name="Back to the text search").click()
