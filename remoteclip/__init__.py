@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "ALIASES",
+    "BACKENDS",
     "DEFAULT_MODEL",
     "MAX_COUNT",
     "PAPER_TEMPLATE",
@@ -68,6 +69,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     ),
     "remoteclip.model_configs": ("register_config",),
     "remoteclip.encode": ("encode_images", "encode_texts"),
+    "remoteclip.onnx_backend": ("BACKENDS",),
     "remoteclip.vectors": ("l2_normalize",),
     "remoteclip.prompts": ("MAX_COUNT", "PAPER_TEMPLATE", "ZEROSHOT_TEMPLATES", "class_prompts", "count_captions"),
     "remoteclip.zeroshot": ("Prediction", "build_classifier", "class_probabilities", "top_k"),
@@ -97,6 +99,7 @@ if TYPE_CHECKING:
         score_maps,
     )
     from remoteclip.model_configs import register_config
+    from remoteclip.onnx_backend import BACKENDS
     from remoteclip.pretrained import (
         ALIASES,
         DEFAULT_MODEL,

@@ -12,7 +12,7 @@ import json
 import logging
 import pickle
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from PIL import Image
 
 from remoteclip.errors import InputError, ModelNotFoundError, WeightsError
 from remoteclip.model_configs import register_config
+from remoteclip.onnx_backend import OnnxTowers, export_key, resolve_backend
 from remoteclip.package_towers import TRUNK_PREFIX, load_package_trunk
 from remoteclip.pretrained import (
     ALIASES,
@@ -63,6 +64,10 @@ class LoadedModel:
     device: torch.device
     arch: str
     precision: str = "fp32"
+    #: what runs the embedding towers: ``torch`` or ``onnx`` (ONNX Runtime on the CPU, see ``onnx`` below)
+    backend: str = "torch"
+    #: the towers in ONNX Runtime when ``backend == "onnx"`` (exported on first use); ``model`` stays PyTorch
+    onnx: OnnxTowers | None = field(default=None, repr=False, compare=False)
 
     @property
     def logit_scale(self) -> float:
@@ -89,6 +94,7 @@ def load_model(
     weights: Path | None = None,
     device: str = "cpu",
     precision: str = "fp32",
+    backend: str | None = None,
 ) -> LoadedModel:
     """Load a model by registry name (``None``: the project default), weights file or folder with a config.
 
@@ -99,10 +105,14 @@ def load_model(
         weights: local weights file to use instead of the Hub / shipped file.
         device: torch device (``cpu``, ``cuda``, ``cuda:1``).
         precision: ``fp32``, ``fp16`` or ``bf16``.
+        backend: what runs the embedding towers: ``auto`` (ONNX Runtime for fp32 on the CPU, PyTorch
+            elsewhere), ``torch`` or ``onnx``; ``None``: ``REMOTECLIP_BACKEND``, else ``auto``. Both give the
+            same vectors (to 1e-5), so a library ingested with one is searched with the other.
     """
     torch_device = _check_device(device)
     if precision not in PRECISIONS:
         raise InputError(f"precision {precision!r} is not supported; use one of {', '.join(PRECISIONS)}")
+    chosen_backend = resolve_backend(backend, torch_device, precision)
     source = _resolve_source(DEFAULT_MODEL if name_or_path is None else str(name_or_path), weights)
     digest = check_weights(source.weights, source.expected)
     state_dict = read_state_dict(source.weights)
@@ -116,16 +126,44 @@ def load_model(
     model.eval()
     model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU alike
     preprocess_cfg = PreprocessCfg(**open_clip.get_model_preprocess_cfg(model))
+    tokenizer = open_clip.get_tokenizer(source.arch)
+    model_config = open_clip.get_model_config(source.arch)
+    onnx = None
+    if chosen_backend == "onnx":
+        key = export_key(digest, model_config, preprocess_cfg.size, packages=bool(source.frozen_from_package))
+        onnx = OnnxTowers(model, source.name, key, _export_samples(model, tokenizer, preprocess_cfg.size))
     return LoadedModel(
         model=model,
         preprocess=image_transform_v2(preprocess_cfg, is_train=False),
-        tokenizer=open_clip.get_tokenizer(source.arch),
+        tokenizer=tokenizer,
         model_id=f"{source.name}@{digest[:12]}",
-        embed_dim=int(open_clip.get_model_config(source.arch)["embed_dim"]),
+        embed_dim=int(model_config["embed_dim"]),
         device=torch_device,
         arch=source.arch,
         precision=precision,
+        backend=chosen_backend,
+        onnx=onnx,
     )
+
+
+#: texts the text tower is exported and checked with
+_SAMPLE_TEXTS = ("a satellite image of many cars in a parking lot", "a harbour", "forest")
+
+
+def _export_samples(
+    model: torch.nn.Module, tokenizer: Callable[..., torch.Tensor], size: int | tuple[int, int]
+) -> dict[str, Callable[[int], torch.Tensor]]:
+    """Sample inputs of ``n`` rows for exporting and checking each tower (seeded images, fixed texts)."""
+    height, width = (size, size) if isinstance(size, int) else size
+
+    def images(n: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(n)
+        return torch.randn(n, 3, height, width, generator=generator)
+
+    def texts(n: int) -> torch.Tensor:
+        return tokenizer([_SAMPLE_TEXTS[i % len(_SAMPLE_TEXTS)] for i in range(n)])
+
+    return {"image": images, "text": texts}
 
 
 @contextlib.contextmanager
