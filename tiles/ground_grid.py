@@ -3,7 +3,8 @@
 Scenes of any CRS and ground resolution are resampled onto it (:func:`tiles.reader.open_scene` with
 ``onto=grid``), so two dates of a place are compared cell by cell on the same ground, not chip id by chip id.
 The grid's pixels are ``gsd_m`` metres of its CRS; a cell is ``cell_px`` of them on a side, and cell edges lie
-on multiples of the cell size, so two grids of one CRS and cell size over overlapping areas share their cells.
+on multiples of the cell size (from an alignment point, by default the CRS's origin), so two grids of one CRS,
+cell size and alignment over overlapping areas share their cells.
 """
 
 from __future__ import annotations
@@ -93,18 +94,26 @@ def metric_crs(area: BaseGeometry, preferred: CRS | None = None) -> CRS:
     return CRS.from_wkt(ProjCRS.from_authority(infos[0].auth_name, infos[0].code).to_wkt())
 
 
-def ground_grid(area: BaseGeometry, gsd_m: float, cell_px: int, crs: CRS | None = None) -> GroundGrid:
+def ground_grid(
+    area: BaseGeometry,
+    gsd_m: float,
+    cell_px: int,
+    crs: CRS | None = None,
+    align: tuple[float, float] | None = None,
+) -> GroundGrid:
     """The grid of ``cell_px``-pixel cells at ``gsd_m`` metres per pixel that covers ``area`` (EPSG:4326).
 
     The grid's CRS is :func:`metric_crs` (``crs`` if it is metric). Its edges are ``area``'s bounds in that CRS
-    snapped outwards to whole cells.
+    snapped outwards to whole cells, counted from ``align`` (a point of that CRS, e.g. a scene's corner, whose
+    pixels then are the grid's) or from the CRS's origin.
     """
     if not gsd_m > 0 or cell_px < 8:
         raise InputError(f"a ground grid needs a positive GSD and cells of at least 8 px (got {gsd_m}, {cell_px})")
     crs = metric_crs(area, crs)
     minx, miny, maxx, maxy = transform_bounds(WGS84, crs, *area.bounds, densify_pts=21)
     cell_m = gsd_m * cell_px
-    x0, y0 = math.floor(minx / cell_m) * cell_m, math.floor(miny / cell_m) * cell_m
+    ax, ay = align or (0.0, 0.0)
+    x0, y0 = ax + math.floor((minx - ax) / cell_m) * cell_m, ay + math.floor((miny - ay) / cell_m) * cell_m
     cols = max(1, math.ceil((maxx - x0) / cell_m))
     rows = max(1, math.ceil((maxy - y0) / cell_m))
     if rows * cols > MAX_CELLS:

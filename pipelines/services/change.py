@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.warp import transform_bounds
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
@@ -34,7 +35,7 @@ from remoteclip.factory import LoadedModel
 from tiles.chips import empty_reason
 from tiles.georef import WGS84, ChipGeoref, chip_georef
 from tiles.grid import ChipWindow
-from tiles.ground_grid import GridCell, GroundGrid, ground_grid
+from tiles.ground_grid import GridCell, GroundGrid, ground_grid, metric_crs
 from tiles.reader import Scene, gdal_env, open_scene
 from tiles.thumbnail import thumbnail_jpeg
 
@@ -46,6 +47,9 @@ MIN_COVERAGE = 0.5
 BATCH_CELLS = 32
 #: the MAD of a normal distribution is this share of its standard deviation
 MAD_TO_SD = 1.4826
+#: the least spread a z-score divides by, in cosine: resampling one scene onto another CRS's grid alone moves a
+#: cell's embedding by 0.004-0.016 (1 - cos, explorer-small, the planted Joplin test pair)
+LEAST_SPREAD = 0.01
 
 
 class Direction(StrEnum):
@@ -140,12 +144,11 @@ class ChangeReport:
         return ExportContext.now(asked, self.model_id, aoi=aoi)
 
 
-def robust_z(values: np.ndarray) -> np.ndarray:
-    """``(v - median) / (1.4826 * MAD)``: how far out each value is among ``values``, in normal SDs."""
+def robust_z(values: np.ndarray, least_spread: float = LEAST_SPREAD) -> np.ndarray:
+    """``(v - median) / (1.4826 * MAD)``: how far out each value is among ``values``, in normal SDs; the spread
+    is at least ``least_spread`` (so cells that barely differ from each other do not make a small change huge)."""
     median = float(np.median(values))
-    spread = MAD_TO_SD * float(np.median(np.abs(values - median)))
-    if spread <= 1e-12:
-        spread = float(values.std()) or 1.0
+    spread = max(MAD_TO_SD * float(np.median(np.abs(values - median))), least_spread)
     return (values - median) / spread
 
 
@@ -177,9 +180,15 @@ def compare_dates(
     with gdal_env(), ExitStack() as stack:
         places = {path: _place(path) for path in dict.fromkeys([*before, *after])}
         area = _overlap([places[p] for p in before], [places[p] for p in after], aoi)
-        gsd = gsd_m or max(min(places[p].gsd_m or 0.0 for p in date_paths) for date_paths in (before, after))
-        crs = next((s.crs for s in places.values() if s.crs is not None and s.crs.is_projected), None)
-        grid = ground_grid(area, gsd, cell_px, crs)
+        crs = metric_crs(area, next((p.crs for p in places.values() if p.crs is not None and p.crs.is_projected), None))
+        pixel = {path: place.pixel_m(crs) for path, place in places.items()}
+        gsd = gsd_m or max(min(pixel[p] for p in date_paths) for date_paths in (before, after))
+        # a scene in the grid's CRS at the grid's pixel size lends the grid its pixel lattice: read unresampled
+        lattice = next(
+            (place.origin for path, place in places.items() if place.crs == crs and math.isclose(pixel[path], gsd)),
+            None,
+        )
+        grid = ground_grid(area, gsd, cell_px, crs, align=lattice)
         cells = grid.cells(area)
         warped = {path: stack.enter_context(open_scene(path, onto=grid)) for path in places}
         bounds = {path: _pixel_bounds(place.georef.footprint, grid) for path, place in places.items()}
@@ -253,9 +262,18 @@ class _Place:
 
     georef: ChipGeoref
     crs: rasterio.crs.CRS | None
+    transform: Affine
 
     @property
-    def gsd_m(self) -> float | None:
+    def origin(self) -> tuple[float, float]:
+        """The scene's top-left corner in its CRS."""
+        return self.transform.c, self.transform.f
+
+    def pixel_m(self, grid_crs: rasterio.crs.CRS) -> float:
+        """Metres per pixel: the scene's own pixel size when it is in ``grid_crs``, else geodesic."""
+        if self.crs == grid_crs:
+            return max(abs(self.transform.a), abs(self.transform.e))
+        assert self.georef.gsd_m is not None  # georeferenced scenes only
         return self.georef.gsd_m
 
 
@@ -267,7 +285,7 @@ def _place(path: Path) -> _Place:
                 f"{path} has no georeference, so it cannot be compared on the ground; use GeoTIFFs of both dates"
             )
         whole = ChipWindow(1, 0, 0, scene.width, scene.height, max(scene.width, scene.height))
-        return _Place(chip_georef(whole, scene.transform, scene.crs), scene.crs)
+        return _Place(chip_georef(whole, scene.transform, scene.crs), scene.crs, scene.transform)
 
 
 def _overlap(before: Sequence[_Place], after: Sequence[_Place], aoi: BaseGeometry | None) -> BaseGeometry:

@@ -103,3 +103,20 @@ def test_cells_meet_the_area_and_huge_grids_are_refused() -> None:
     with pytest.raises(InputError, match="cells"):
         ground_grid(box(-95, 30, -85, 40), gsd_m=0.3, cell_px=8)
     assert MAX_CELLS >= 100_000
+
+
+def test_a_grid_aligned_on_a_scene_reads_its_pixels_unresampled(tmp_path: Path) -> None:
+    scene = _marked_scene(tmp_path / "scene_26915.tif")
+    with rasterio.open(scene) as src:
+        area = box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds))
+        source = np.moveaxis(src.read(), 0, -1)
+        origin = (src.transform.c, src.transform.f)
+    grid = ground_grid(area, gsd_m=0.6, cell_px=64, crs=CRS.from_epsg(26915), align=origin)
+    # the grid's edges lie on the scene's pixel lattice, a whole number of pixels from its corner
+    col, row = ~grid.transform * origin
+    assert col == pytest.approx(round(col)) and row == pytest.approx(round(row))
+    col, row = round(col), round(row)
+    with open_scene(scene, onto=grid) as warped:
+        pixels, valid = warped.read_pixels(ChipWindow(1, col, row, 400, 400, 400), 400)
+    assert valid is not None and valid.all()
+    np.testing.assert_array_equal(pixels, source)

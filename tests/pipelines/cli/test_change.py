@@ -24,7 +24,7 @@ def run(pair: PlantedPair, model: Path, *args: str) -> str:
         cli, ["change", "--before", str(pair.before), "--after", str(pair.after.parent), "--model", str(model), *args]
     )
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def test_the_table_names_the_grid_and_ranks_the_cells(pair: PlantedPair, tiny_checkpoint: Path) -> None:
