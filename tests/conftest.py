@@ -61,7 +61,7 @@ TINY_MODEL_CONFIG = REPO_ROOT / "tests" / "data" / "tiny-clip.json"
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, _onnx_cache: Path) -> Path:
     """A model folder of a tiny random CLIP (64 px ViT, 2-layer text): ``open_clip_config.json`` + weights.
 
     The weights are ``torch.save(model.state_dict())`` as official OpenCLIP checkpoints are; pass the folder to
@@ -80,7 +80,21 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     preprocess_cfg = {"mean": open_clip.OPENAI_DATASET_MEAN, "std": open_clip.OPENAI_DATASET_STD,
                       "interpolation": "bicubic", "resize_mode": "shortest"}
     (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}))
+    from remoteclip.factory import load_model
+
+    _export_towers(load_model(folder, backend="onnx"))
     return folder
+
+
+def _export_towers(model: object) -> object:
+    """Export a model's ONNX towers into the session's cache now, so no command's output holds the notice."""
+    import numpy as np
+
+    from remoteclip.encode import encode_images, encode_texts
+
+    encode_images(model, [np.zeros((8, 8, 3), np.uint8)])  # type: ignore[arg-type]
+    encode_texts(model, ["a"])  # type: ignore[arg-type]
+    return model
 
 
 @pytest.fixture(scope="session")
@@ -92,11 +106,11 @@ def tiny_model(tiny_checkpoint: Path) -> object:
 
 
 @pytest.fixture(scope="session")
-def default_model() -> object:
+def default_model(_onnx_cache: Path) -> object:
     """The project's shipped model (``explorer-small``), loaded once."""
     from remoteclip.factory import load_model
 
-    return load_model(None)
+    return _export_towers(load_model(None))
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.cli.options import db_option, model_option, weights_option
+from pipelines.cli.options import backend_option, db_option, model_option, weights_option
 from pipelines.services.settings import AppSettings, streamlit_command
 
 
@@ -17,6 +17,7 @@ from pipelines.services.settings import AppSettings, streamlit_command
 @db_option
 @model_option
 @weights_option
+@backend_option
 @click.option(
     "--port",
     type=click.IntRange(1, 65535),
@@ -31,14 +32,16 @@ from pipelines.services.settings import AppSettings, streamlit_command
     show_default=True,
     help="Ingest the demo scenes first when the library is empty.",
 )
-def app(db: Path | str, model_name: str | None, weights: Path | None, port: int, demo: bool) -> None:
+def app(
+    db: Path | str, model_name: str | None, weights: Path | None, backend: str | None, port: int, demo: bool
+) -> None:
     """Serve the map app on http://localhost:PORT (search, count, classify, library)."""
     if not isinstance(db, Path):
         raise click.UsageError(
             f"the app serves a library on local disk, not {db}; search a library in an object store with "
             "`remoteclip-explorer search QUERY --db URI`"
         )
-    settings = AppSettings(db_dir=db, model_name=model_name, weights=weights)
+    settings = AppSettings(db_dir=db, model_name=model_name, weights=weights, backend=backend)
     if demo:
         from pipelines.services.demo_library import ensure_demo_library
 

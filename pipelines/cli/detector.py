@@ -15,6 +15,7 @@ from tabulate import tabulate
 
 from pipelines.cli.options import (
     aoi_option,
+    backend_option,
     check_export_out,
     db_option,
     device_option,
@@ -74,6 +75,7 @@ def detector() -> None:
 @model_option
 @weights_option
 @device_option
+@backend_option
 def save(
     name: str,
     query: str,
@@ -85,10 +87,11 @@ def save(
     model_name: str | None,
     weights: Path | None,
     device: str,
+    backend: str | None,
 ) -> None:
     """Fit a probe on QUERY and the marked chips of --db and save it as NAME (replacing one of that name)."""
     index = ChipIndex(db, storage_options=storage_options)
-    model = load_model(model_name, weights=weights, device=device)
+    model = load_model(model_name, weights=weights, device=device, backend=backend)
     probe = fit_library_probe(index, model, query, positives, negatives)
     saved = make_detector(name, query, probe, positives, negatives, model.model_id, threshold)
     save_detector(index, saved)

@@ -23,6 +23,7 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 from pipelines.cli.options import (
+    backend_option,
     device_option,
     echo_json,
     model_option,
@@ -107,10 +108,10 @@ def _data_root_option(help_text: str) -> Callable[[F], F]:
     )
 
 
-def _load(model_name: str | None, weights: Path | None, device: str) -> Any:
+def _load(model_name: str | None, weights: Path | None, device: str, backend: str | None) -> Any:
     from remoteclip.factory import load_model
 
-    return load_model(model_name, weights=weights, device=device)
+    return load_model(model_name, weights=weights, device=device, backend=backend)
 
 
 def _check_output(path: Path | None, overwrite: bool, option: str) -> None:
@@ -148,6 +149,7 @@ def _task_command(task: str) -> click.Command:
     @model_option
     @weights_option
     @device_option
+    @backend_option
     @click.option(
         "--out",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -161,6 +163,7 @@ def _task_command(task: str) -> click.Command:
         model_name: str | None,
         weights: Path | None,
         device: str,
+        backend: str | None,
         out: Path | None,
         overwrite: bool,
         output_format: str,
@@ -169,7 +172,7 @@ def _task_command(task: str) -> click.Command:
     ) -> None:
         _check_output(out, overwrite, "--out")
         dataset = read_task_data(task, data, split=split, **counting_options)
-        _report(run_task(_load(model_name, weights, device), task, dataset), out, output_format)
+        _report(run_task(_load(model_name, weights, device, backend), task, dataset), out, output_format)
 
     if task == "counting":
         command = click.option(
@@ -196,6 +199,7 @@ for _task in TASKS:
 @model_option
 @weights_option
 @device_option
+@backend_option
 @_data_root_option("The shared data folder with the held-out sets.")
 @click.option(
     "--source-dir",
@@ -214,6 +218,7 @@ def evaluate_all(
     model_name: str | None,
     weights: Path | None,
     device: str,
+    backend: str | None,
     data_root: Path,
     source_dir: Path | None,
     out_dir: Path,
@@ -224,7 +229,7 @@ def evaluate_all(
 
     _check_output(out_dir / "README.md", overwrite, "--out-dir")
     jobs = read_suite(data_root, source_root=source_dir)
-    results = run_suite(_load(model_name, weights, device), jobs)
+    results = run_suite(_load(model_name, weights, device, backend), jobs)
     argv = [
         "remoteclip-explorer",
         "evaluate",
@@ -247,6 +252,7 @@ def evaluate_all(
 @model_option
 @weights_option
 @device_option
+@backend_option
 @_data_root_option("The shared data folder: the held-out splits of rsscn7 and ucm-captions are used.")
 @click.option(
     "--write",
@@ -261,6 +267,7 @@ def evaluate_calibration_command(
     model_name: str | None,
     weights: Path | None,
     device: str,
+    backend: str | None,
     data_root: Path,
     write_to: Path | None,
     overwrite: bool,
@@ -274,7 +281,7 @@ def evaluate_calibration_command(
 
     _check_output(write_to, overwrite, "--write")
     sets = [read_classification(data_root / name, name) for name in CALIBRATION_SPLITS]
-    model = _load(model_name, weights, device)
+    model = _load(model_name, weights, device, backend)
     calibration, report = evaluate_calibration(model, sets, ImageEmbedder(model))
     if write_to is not None:
         save_calibration(calibration, write_to)
@@ -293,6 +300,7 @@ def evaluate_calibration_command(
 @model_option
 @weights_option
 @device_option
+@backend_option
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the JSON here."
 )
@@ -308,6 +316,7 @@ def evaluate_feedback_command(
     model_name: str | None,
     weights: Path | None,
     device: str,
+    backend: str | None,
     out: Path | None,
     plot: Path | None,
     overwrite: bool,
@@ -323,7 +332,7 @@ def evaluate_feedback_command(
     dataset = read_classification(data)
     if per_class is not None:
         dataset = limit_per_class(dataset, per_class)
-    model = _load(model_name, weights, device)
+    model = _load(model_name, weights, device, backend)
     result = evaluate_feedback(model, dataset, ImageEmbedder(model))
     _report(result, out, output_format)
     if plot is not None:

@@ -9,6 +9,7 @@ import click
 from tqdm import tqdm
 
 from pipelines.cli.options import (
+    backend_option,
     db_option,
     device_option,
     echo_json,
@@ -118,6 +119,7 @@ def _report_failure(path: str, reason: str) -> None:
 @model_option
 @weights_option
 @device_option
+@backend_option
 @output_format_option("table", "json")
 def ingest(
     paths: tuple[str, ...],
@@ -138,6 +140,7 @@ def ingest(
     model_name: str | None,
     weights: Path | None,
     device: str,
+    backend: str | None,
     output_format: str,
 ) -> None:
     """Ingest PATH... (files, folders, globs: GeoTIFF, COG, VRT, JPEG, PNG) into the chip index at --db.
@@ -145,7 +148,7 @@ def ingest(
     Exits 1 if any file failed; the others are ingested all the same.
     """
     spec = ChipSpec(chip_px=chip_size, overlap_px=overlap, levels=levels, min_valid=min_valid)
-    model = load_model(model_name, weights=weights, device=device)
+    model = load_model(model_name, weights=weights, device=device, backend=backend)
     locator = load_locator(model, locator_path) if nouns else None  # before the ingest: fail early
     index = ChipIndex(db, storage_options=storage_options)
     if engine == "ray":

@@ -16,6 +16,7 @@ from tabulate import tabulate
 
 from pipelines.cli.options import (
     aoi_option,
+    backend_option,
     db_option,
     device_option,
     echo_json,
@@ -89,6 +90,7 @@ def _notes(layer: LabelLayer) -> list[str]:
 @model_option
 @weights_option
 @device_option
+@backend_option
 @output_format_option("table", "json")
 @click.option(
     "--out",
@@ -106,6 +108,7 @@ def label(
     model_name: str | None,
     weights: Path | None,
     device: str,
+    backend: str | None,
     output_format: str,
     out: Path | None,
     overwrite: bool,
@@ -115,7 +118,7 @@ def label(
     classes = layer_classes(classes_text, detector_names)
     index = ChipIndex(db, storage_options=storage_options)
     area = load_aoi(aoi) if aoi is not None else None
-    model = load_model(model_name, weights=weights, device=device) if classes else None
+    model = load_model(model_name, weights=weights, device=device, backend=backend) if classes else None
     layer = label_library(index, classes, detector_names, model=model, aoi=area)
     if output_format == "json":
         echo_json(

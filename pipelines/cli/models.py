@@ -14,6 +14,7 @@ from shapely.geometry.base import BaseGeometry
 
 from pipelines.cli.options import (
     aoi_option,
+    backend_option,
     device_option,
     echo_json,
     locator_option,
@@ -83,6 +84,7 @@ def models(output_format: str) -> None:
 @model_option
 @weights_option
 @device_option
+@backend_option
 @batch_size_option
 @output_format_option("json", "table")
 def embed(
@@ -90,11 +92,12 @@ def embed(
     model_name: str | None,
     weights: Path | None,
     device: str,
+    backend: str | None,
     batch_size: int,
     output_format: str,
 ) -> None:
     """Print one L2-normalised embedding per IMAGE (through the model's own preprocessing)."""
-    model = load_model(model_name, weights=weights, device=device)
+    model = load_model(model_name, weights=weights, device=device, backend=backend)
     vectors = encode_images(model, [read_image(path) for path in images], batch_size=batch_size)
     if output_format == "json":
         echo_json(
@@ -137,6 +140,7 @@ def _parse_labels(ctx: click.Context, param: click.Parameter, value: str) -> lis
 @model_option
 @weights_option
 @device_option
+@backend_option
 @output_format_option("table", "json")
 def classify(
     images: tuple[Path, ...],
@@ -146,10 +150,11 @@ def classify(
     model_name: str | None,
     weights: Path | None,
     device: str,
+    backend: str | None,
     output_format: str,
 ) -> None:
     """Label each IMAGE with the most probable of --labels (zero-shot)."""
-    model = load_model(model_name, weights=weights, device=device)
+    model = load_model(model_name, weights=weights, device=device, backend=backend)
     class_weights = build_classifier(
         model, labels, ZEROSHOT_TEMPLATES if templates == "ensemble" else (PAPER_TEMPLATE,)
     )
@@ -203,6 +208,7 @@ def classify(
 @model_option
 @weights_option
 @device_option
+@backend_option
 @output_format_option("table", "json", "geojson")
 def count(
     images: tuple[Path, ...],
@@ -216,11 +222,12 @@ def count(
     model_name: str | None,
     weights: Path | None,
     device: str,
+    backend: str | None,
     output_format: str,
 ) -> None:
     """Count --object in each IMAGE: the objects the locator finds, or RemoteCount per chip."""
     area = load_aoi(aoi) if aoi is not None else None
-    model = load_model(model_name, weights=weights, device=device)
+    model = load_model(model_name, weights=weights, device=device, backend=backend)
     objects = plural(singular(noun))
     if method == "remotecount":
         if output_format == "geojson":

@@ -16,6 +16,7 @@ from tabulate import tabulate
 
 from pipelines.cli.options import (
     aoi_option,
+    backend_option,
     check_export_out,
     db_option,
     device_option,
@@ -92,6 +93,7 @@ def _table(hits: list[Hit]) -> str:
 @model_option
 @weights_option
 @device_option
+@backend_option
 @output_format_option("table", "json", *(f.name for f in FORMATS))
 @export_out_option
 @overwrite_option
@@ -107,6 +109,7 @@ def search(
     model_name: str | None,
     weights: Path | None,
     device: str,
+    backend: str | None,
     output_format: str,
     out: Path | None,
     overwrite: bool,
@@ -123,7 +126,7 @@ def search(
         hits = search_like(index, like_chip, k=k, aoi=area)
         asked, model_id = f"more like chip {like_chip}", index.model_id or ""
     else:
-        model = load_model(model_name, weights=weights, device=device)
+        model = load_model(model_name, weights=weights, device=device, backend=backend)
         if positives or negatives:
             _, refined = refine_search(index, model, query or "", positives, negatives, k=k, aoi=area)
             # a refined hit's score is the probe's probability that it is right

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.cli.options import device_option, model_option, weights_option
+from pipelines.cli.options import backend_option, device_option, model_option, weights_option
 from pipelines.training.build import write_manifest
 from pipelines.training.locator import LocatorTrainConfig, manifest_rows, train_locator
 from remoteclip.factory import load_model
@@ -45,6 +45,7 @@ from remoteclip.factory import load_model
 @model_option
 @weights_option
 @device_option
+@backend_option
 def train_locator_command(
     data: Path,
     out: Path,
@@ -54,11 +55,12 @@ def train_locator_command(
     model_name: str | None,
     weights: Path | None,
     device: str,
+    backend: str | None,
 ) -> None:
     """Train the text-prompted object locator on the model's frozen image tower; print what it measured."""
     if out.suffix != ".safetensors":
         raise click.BadParameter(f"{out} must end in .safetensors", param_hint="--out")
-    model = load_model(model_name, weights=weights, device=device)
+    model = load_model(model_name, weights=weights, device=device, backend=backend)
     config = LocatorTrainConfig(
         data=data, out=out, epochs=epochs, batch_size=batch_size, max_chips_per_dataset=max_chips_per_dataset
     )

@@ -78,7 +78,7 @@ def ensure_demo_library(
     with this one; a library of the user's own scenes is never touched.
     """
     index = ChipIndex(settings.db_dir)
-    model = load_model(settings.model_name, weights=settings.weights)
+    model = load_model(settings.model_name, weights=settings.weights, backend=settings.backend)
     paths = demo_paths(shared_data)
     if index.count_rows():
         if index.model_id == model.model_id or not _holds_only(index, paths):

@@ -18,6 +18,8 @@ DEFAULT_DB = Path("data/library")
 ENV_DB = "REMOTECLIP_DB"
 ENV_MODEL = "REMOTECLIP_MODEL"
 ENV_WEIGHTS = "REMOTECLIP_WEIGHTS"
+#: what runs the model's towers (auto, torch, onnx); ``remoteclip.load_model`` reads it as its default backend
+ENV_BACKEND = "REMOTECLIP_BACKEND"
 ENV_UPLOADS = "REMOTECLIP_UPLOADS"
 #: where the map tile server listens (host, port: 0 is any free port) and the base URL browsers reach it at
 ENV_TILE_HOST = "REMOTECLIP_TILE_HOST"
@@ -32,6 +34,8 @@ class AppSettings:
     model_name: str | None = None
     weights: Path | None = None
     upload_dir: Path | None = None
+    #: auto, torch or onnx (None: ``REMOTECLIP_BACKEND`` as the environment has it, else auto)
+    backend: str | None = None
     #: the map tile server's bind address and port (None: 127.0.0.1 and a free port), and the URL that
     #: browsers reach it at (None: http://HOST:PORT, with localhost for a wildcard address)
     tile_host: str | None = None
@@ -50,6 +54,8 @@ class AppSettings:
             env[ENV_MODEL] = self.model_name
         if self.weights:
             env[ENV_WEIGHTS] = str(self.weights)
+        if self.backend:
+            env[ENV_BACKEND] = self.backend
         if self.tile_host:
             env[ENV_TILE_HOST] = self.tile_host
         if self.tile_port is not None:
@@ -69,6 +75,7 @@ class AppSettings:
             model_name=env.get(ENV_MODEL) or None,
             weights=Path(weights) if weights else None,
             upload_dir=Path(uploads) if uploads else None,
+            backend=env.get(ENV_BACKEND) or None,
             tile_host=env.get(ENV_TILE_HOST) or None,
             tile_port=_port(env.get(ENV_TILE_PORT)),
             tile_url=env.get(ENV_TILE_URL) or None,

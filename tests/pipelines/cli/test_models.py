@@ -48,7 +48,7 @@ def geotiff(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run(*args: str) -> dict:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)  # notices (an ONNX export) go to stderr
 
 
 def test_models_lists_registry_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,3 +190,17 @@ def test_count_with_a_model_without_a_locator_says_how_to_count(
     assert exited.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("Error: no object locator ships for tiny-clip") and "--method remotecount" in err
+
+
+def test_embed_backends_give_the_same_vectors(tiny_checkpoint: Path, png: Path) -> None:
+    vectors = {
+        backend: np.array(
+            [image["vector"] for image in run("embed", str(png), "--model", str(tiny_checkpoint),
+                                              "--backend", backend, "--format", "json")["images"]]
+        )
+        for backend in ("torch", "onnx", "auto")
+    }
+    np.testing.assert_allclose(vectors["onnx"], vectors["torch"], atol=1e-5)
+    np.testing.assert_array_equal(vectors["auto"], vectors["onnx"])  # auto is ONNX Runtime on the CPU
+    result = CliRunner().invoke(cli, ["embed", str(png), "--backend", "tensorrt"])
+    assert result.exit_code == 2 and "tensorrt" in result.output

@@ -152,7 +152,7 @@ def test_cli_search_takes_marks(db: Path, tiny_checkpoint: Path) -> None:
     args = ["search", "houses", "--db", str(db), "--model", str(tiny_checkpoint), "-k", "3", "--positive", right]
     result = CliRunner().invoke(cli, [*args, "--format", "geojson"])
     assert result.exit_code == 0, result.output
-    collection = json.loads(result.output)
+    collection = json.loads(result.stdout)
     assert "refined: 1 right, 0 wrong" in collection["metadata"]["query"]
     assert all(0 < f["properties"]["score"] < 1 for f in collection["features"])
     refused = CliRunner().invoke(cli, ["search", "--like", right, "--db", str(db), "--negative", right])
