@@ -77,6 +77,8 @@ REGION_COLOR = "#d62728"
 AOI_COLOR = "#1f77b4"
 #: chips that match none of the labels offered
 NO_MATCH_COLOR = "#9e9e9e"
+#: what the scenes' own map tiles are attributed to
+IMAGERY_ATTRIBUTION = "your imagery, served from this machine"
 #: chips the analyst marked right and wrong
 RIGHT_COLOR = "#2ca02c"
 WRONG_COLOR = "#d62728"
@@ -196,11 +198,12 @@ def add_tile_layer(
     parent: folium.Map | folium.FeatureGroup, tiles: SceneTiles, *, name: str, pane: str = IMAGERY_PANE
 ) -> folium.TileLayer:
     """A scene's own tiles from the local tile server: requested from ``tiles.min_zoom`` to its native zoom
-    inside its bounds only, magnified deeper; attributed to the scene (``name``, escaped)."""
+    inside its bounds only, magnified deeper; attributed as :data:`IMAGERY_ATTRIBUTION` (one line, however many
+    scenes: Leaflet lists an attribution once)."""
     minx, miny, maxx, maxy = tiles.bounds
     layer = folium.TileLayer(
         tiles=tiles.url,
-        attr=html.escape(name),
+        attr=IMAGERY_ATTRIBUTION,
         name=html.escape(name),
         overlay=True,
         control=False,
