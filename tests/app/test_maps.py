@@ -168,7 +168,7 @@ def test_tile_layer_names_the_local_tile_server_and_the_scene() -> None:
     html = maps.finish_map(fmap).get_root().render()
     assert f'L.tileLayer(\n                "{tiles.url}"' in html
     assert '"maxNativeZoom": 19' in html and '"minZoom": 17' in html and '"pane": "imagery"' in html
-    assert "joplin \\u0026lt;script\\u0026gt;.tif" in html and "<script>.tif" not in html
+    assert maps.IMAGERY_ATTRIBUTION in html and "<script>.tif" not in html  # one attribution, names escaped
     hosts = {urlparse(url).hostname for url in re.findall(r"https?://[^\s\"'<>)]+", html)}
     assert hosts <= {"127.0.0.1", "localhost"}, hosts  # no CDN, no online basemap
 
