@@ -25,12 +25,21 @@ def test_bench_encode_writes_results(
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "benchmarks/results/encode_cpu.json").read_text())
     assert record["device"] == "cpu" and record["precision"] == "fp32" and record["machine"]["cpu_count"]
-    measured = [(row["arch"], row["batch_size"]) for row in record["results"]]
-    assert measured == [("tiny-clip-bench", 1), ("tiny-clip-bench", 2)]
+    # PyTorch and ONNX Runtime side by side, batch by batch
+    measured = [(row["arch"], row["backend"], row["batch_size"]) for row in record["results"]]
+    assert measured == [
+        ("tiny-clip-bench", backend, size) for size in (1, 2) for backend in ("torch", "onnx")
+    ]
     assert all(row["images_per_s"] > 0 and 1 <= row["iterations"] <= 2 for row in record["results"])
     assert record["results"][0]["image_size"] == [64, 64]
+    assert all(row["max_abs_diff"] < 1e-5 for row in record["results"] if row["backend"] == "onnx")
+    assert [(row["batch_size"], row["speedup"] > 0) for row in record["comparison"]] == [(1, True), (2, True)]
+    assert [row["backend"] for row in record["text"]] == ["torch", "onnx"]
+    assert all(row["text_ms_p50"] > 0 for row in record["text"]) and record["peak_rss_mb"] > 0
     # one batch of 100,000 images would take far longer than --max-seconds: skipped, with its estimate
-    assert [row["batch_size"] for row in record["skipped"]] == [100000]
+    assert [(row["backend"], row["batch_size"]) for row in record["skipped"]] == [
+        ("torch", 100000), ("onnx", 100000)
+    ]
     assert record["skipped"][0]["estimated_s"] > 5
 
 
@@ -72,6 +81,7 @@ def test_bench_app_times_the_search_page_on_a_synthetic_library(
     assert record["rows"] == 1000 and record["queries"] > 0
     assert 0 < record["page_s_p50"] <= record["page_s_p90"] <= record["page_s_max"]
     assert record["meets_target"] == (record["page_s_p50"] <= record["target_s"])
+    assert 0 < record["refine_page_s_p50"] <= record["refine_page_s_p90"]  # a refine round through the page
 
 
 def test_bench_count_times_the_locator_on_a_large_image(
