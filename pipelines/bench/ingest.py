@@ -136,16 +136,22 @@ def _rss_mb(pid: int) -> float:
         return 0.0
 
 
-def tiny_model(folder: Path, device: str) -> LoadedModel:
+def tiny_model(folder: Path, device: str, backend: str | None = None) -> LoadedModel:
     """``--model tiny``: a seeded random tiny CLIP saved as an open_clip model folder and loaded from it."""
     import open_clip
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    torch.save(open_clip.CLIP(**TINY_CONFIG).state_dict(), folder / "open_clip_pytorch_model.bin")
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CONFIG}))
-    return load_model(folder, device=device)
+    if not (folder / "open_clip_pytorch_model.bin").is_file():
+        torch.manual_seed(0)
+        torch.save(open_clip.CLIP(**TINY_CONFIG).state_dict(), folder / "open_clip_pytorch_model.bin")
+        (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CONFIG}))
+    return load_model(folder, device=device, backend=backend)
+
+
+def warm_up(model: LoadedModel) -> None:
+    """Encode one chip, so an ONNX export (first use only) is not timed as ingest."""
+    encode_images(model, [np.zeros((8, 8, 3), np.uint8)])
 
 
 def read_chips(paths: list[Path], spec: ChipSpec, limit: int = MODEL_ONLY_CHIPS) -> list[np.ndarray]:
@@ -266,6 +272,13 @@ def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
     help="tiny (random 64-px ViT, fast on a CPU), or a registry name / weights / model folder.",
 )
 @device_option
+@click.option(
+    "--backend",
+    "backends",
+    default=None,
+    help="Comma-separated backends ingested with side by side: torch, onnx, auto "
+    "[default: torch,onnx on the CPU, torch on CUDA].",
+)
 @click.option("--chip-size", type=click.IntRange(min=8), default=256, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option(
@@ -288,6 +301,7 @@ def ingest(
     sizes: list[int],
     model_name: str,
     device: str,
+    backends: str | None,
     chip_size: int,
     batch_size: int,
     workers: int,
@@ -295,28 +309,38 @@ def ingest(
     workdir: Path | None,
     output_format: str,
 ) -> None:
-    """Ingest chips/s, model-only chips/s and peak memory on synthetic COGs of each --sizes side."""
+    """Ingest chips/s, model-only chips/s and peak memory on synthetic COGs of each --sizes side, per backend."""
+    chosen = _backend_list(backends, device)
+    spec = ChipSpec(chip_px=chip_size)
+    rows: list[dict[str, object]] = []
+    small_rows: list[dict[str, object]] = []
     with scratch_dir("ingest", workdir) as tmp:
-        model = (
-            tiny_model(tmp / "tiny", device)
-            if model_name == "tiny"
-            else load_model(model_name, device=device)
-        )
-        spec = ChipSpec(chip_px=chip_size)
-        rows = [bench_size(side, tmp, model, spec, batch_size, workers) for side in sizes]
-        small = None
-        if small_scenes:
-            small = bench_small_scenes(small_scenes, tmp, model, spec, batch_size, workers)
+        for backend in chosen:
+            model = (
+                tiny_model(tmp / "tiny", device, backend)
+                if model_name == "tiny"
+                else load_model(model_name, device=device, backend=backend)
+            )
+            warm_up(model)
+            for side in sizes:
+                rows.append({"backend": model.backend, **bench_size(side, tmp, model, spec, batch_size, workers)})
+            if small_scenes:
+                figures = bench_small_scenes(small_scenes, tmp, model, spec, batch_size, workers)
+                small_rows.append({"backend": model.backend, **figures})
+    comparison = _compare(rows)
     result = {
         "model": model_name,
         "model_id": model.model_id,
         "device": device,
+        "backends": chosen,
         "chip_px": chip_size,
         "load_average_1m": round(os.getloadavg()[0], 2),
         "batch_size": batch_size,
         "workers": workers,
+        "gdal_num_threads": os.environ.get("GDAL_NUM_THREADS"),
         "sizes": rows,
-        "small_scenes": small,
+        "small_scenes": small_rows or None,
+        "comparison": comparison,
     }
     path = write_result(f"ingest_{model_name.replace('/', '_')}_{device.replace(':', '')}", result)
     if output_format == "json":
@@ -324,16 +348,52 @@ def ingest(
         return
     for row in rows:
         click.echo(
-            f"{row['side_px']:>6}² px  {row['chips']:>6} chips  "
+            f"{row['backend']:<5} {row['side_px']:>6}² px  {row['chips']:>6} chips  "
             f"ingest {row['ingest_chips_per_s']:>8} chips/s  "
             f"model-only {row['model_only_chips_per_s']:>8} chips/s  ratio {row['ratio']:.2f}  "
             f"peak {row['peak_rss_mb']} MB (main {row['peak_main_mb']}, readers {row['peak_readers_mb']})"
         )
-    if small:
+    for small in small_rows:
         click.echo(
-            f"{small['scenes']} one-chip scenes: grouped {small['grouped_chips_per_s']} chips/s "
+            f"{small['backend']:<5} {small['scenes']} one-chip scenes: grouped {small['grouped_chips_per_s']} chips/s "
             f"(ratio {small['grouped_ratio']:.2f}), a commit per scene "
             f"{small['commit_per_scene_chips_per_s']} chips/s (ratio {small['commit_per_scene_ratio']:.2f}), "
             f"model-only {small['model_only_chips_per_s']}"
         )
+    for entry in comparison:
+        click.echo(
+            f"{entry['side_px']:>6}² px: ONNX Runtime ingests {entry['ingest_speedup']:.2f}x PyTorch's chips/s "
+            f"({entry['onnx_chips_per_s']} vs {entry['torch_chips_per_s']})"
+        )
     click.echo(f"-> {path}")
+
+
+def _backend_list(value: str | None, device: str) -> list[str]:
+    if value is None:
+        return ["torch", "onnx"] if device == "cpu" else ["torch"]
+    names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+    if not names or any(name not in ("auto", "torch", "onnx") for name in names):
+        raise click.BadParameter(f"{value!r} must list backends among auto, torch, onnx", param_hint="--backend")
+    return names
+
+
+def _compare(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """ONNX Runtime's ingest against PyTorch's, per scene size."""
+    by = {(row["backend"], row["side_px"]): row for row in rows}
+    out: list[dict[str, object]] = []
+    for (backend, side), row in by.items():
+        plain = by.get(("torch", side))
+        if backend != "onnx" or plain is None:
+            continue
+        onnx_rate, torch_rate = float(row["ingest_chips_per_s"]), float(plain["ingest_chips_per_s"])  # type: ignore[arg-type]
+        out.append(
+            {
+                "side_px": side,
+                "torch_chips_per_s": torch_rate,
+                "onnx_chips_per_s": onnx_rate,
+                "ingest_speedup": round(onnx_rate / torch_rate, 2) if torch_rate else None,
+                "torch_ratio": plain["ratio"],
+                "onnx_ratio": row["ratio"],
+            }
+        )
+    return out

@@ -57,17 +57,23 @@ def test_bench_ingest_writes_ratios_for_a_cog_and_for_small_scenes(
     result = CliRunner().invoke(cli, [*args.split(), "--format", "json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "benchmarks/results/ingest_tiny_cpu.json").read_text())
-    (cog,) = record["sizes"]
-    assert (cog["side_px"], cog["chips"]) == (256, 64)
-    assert cog["ratio"] == pytest.approx(cog["ingest_chips_per_s"] / cog["model_only_chips_per_s"], abs=0.01)
-    assert cog["peak_rss_mb"] >= cog["peak_main_mb"] > 0
-    small = record["small_scenes"]
-    assert small["scenes"] == 12 and small["model_only_chips_per_s"] > 0
-    # twelve commits (plus the table's creation) one by one; grouped, the whole folder in far fewer
-    assert small["grouped_table_versions"] < 12 <= small["commit_per_scene_table_versions"]
-    for name in ("grouped", "commit_per_scene"):
-        ratio = small[f"{name}_chips_per_s"] / small["model_only_chips_per_s"]
-        assert small[f"{name}_ratio"] == pytest.approx(ratio, abs=0.01)
+    assert record["backends"] == ["torch", "onnx"]  # side by side in one run
+    assert [(cog["backend"], cog["side_px"], cog["chips"]) for cog in record["sizes"]] == [
+        ("torch", 256, 64), ("onnx", 256, 64)
+    ]
+    for cog in record["sizes"]:
+        assert cog["ratio"] == pytest.approx(cog["ingest_chips_per_s"] / cog["model_only_chips_per_s"], abs=0.01)
+        assert cog["peak_rss_mb"] >= cog["peak_main_mb"] > 0
+    (compared,) = record["comparison"]
+    assert compared["side_px"] == 256 and compared["ingest_speedup"] > 0
+    assert [small["backend"] for small in record["small_scenes"]] == ["torch", "onnx"]
+    for small in record["small_scenes"]:
+        assert small["scenes"] == 12 and small["model_only_chips_per_s"] > 0
+        # twelve commits (plus the table's creation) one by one; grouped, the whole folder in far fewer
+        assert small["grouped_table_versions"] < 12 <= small["commit_per_scene_table_versions"]
+        for name in ("grouped", "commit_per_scene"):
+            ratio = small[f"{name}_chips_per_s"] / small["model_only_chips_per_s"]
+            assert small[f"{name}_ratio"] == pytest.approx(ratio, abs=0.01)
 
 
 def test_bench_app_times_the_search_page_on_a_synthetic_library(
