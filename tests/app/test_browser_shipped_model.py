@@ -119,3 +119,26 @@ def test_count_finds_buildings_with_the_locator(page: object, app_url: str, shot
 
 def test_no_request_leaves_localhost(requests_made: list[str]) -> None:
     assert requests_made and [url for url in requests_made if not is_local(url)] == []
+
+
+def test_the_label_layer_maps_the_library(page: object, app_url: str, shots: Path) -> None:
+    page.goto(f"{app_url}/classify")
+    wait_idle(page)
+    with rerun(page):
+        page.get_by_text("Label the library", exact=True).click()
+    with rerun(page):
+        page.get_by_text("Show imagery under the labels").click()
+    with rerun(page):
+        page.get_by_role("button", name="Label the chips").click()
+    expect(page.get_by_role("heading", name="Classes")).to_be_visible()
+    # the Joplin scene's 0.6 m chips cover its ground; the UC Merced images have no coordinates
+    expect(page.get_by_test_id("stMetric").filter(has_text="Ground covered")).to_have_text(
+        re.compile(r"0\.3\d+ km²"), use_inner_text=True
+    )
+    expect(page.get_by_test_id("stMetric").filter(has_text="Chips without coordinates")).not_to_have_text(
+        re.compile(r"coordinates\s*0$"), use_inner_text=True
+    )
+    expect(map_frame(page).locator("img.leaflet-image-layer").first).to_be_attached()  # imagery under labels
+    page.set_viewport_size({"width": 1440, "height": 1500})
+    wait_idle(page)
+    page.screenshot(path=shots / "label-layer.png")
