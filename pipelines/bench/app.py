@@ -30,6 +30,8 @@ from remoteclip.factory import LoadedModel, load_model
 from tiles.index.chip_index import ChipIndex
 
 QUERIES: tuple[str, ...] = (*EXAMPLE_QUERIES, "a football field", "a highway interchange")
+#: chips in the synthetic library by default
+DEFAULT_ROWS = 100_000
 #: what the issue asks of a query on a 100k-chip library
 TARGET_S = 1.0
 #: what a refine round may take, p50: on 100k chips and on 1M
@@ -129,9 +131,9 @@ def time_queries(
 @click.option(
     "--rows",
     type=click.IntRange(min=1_000),
-    default=100_000,
+    default=DEFAULT_ROWS,
     show_default=True,
-    help="Chips in the synthetic library.",
+    help="Chips in the synthetic library (figures go to app.json, or app_ROWS.json for another size).",
 )
 @click.option(
     "-k",
@@ -179,7 +181,7 @@ def app_bench(
         "meets_target": p90 < TARGET_S,
         "refine_target_s": REFINE_TARGET_S,
     }
-    path = write_result("app", result)
+    path = write_result("app" if rows == DEFAULT_ROWS else f"app_{rows}", result)
     if output_format == "json":
         echo_json({**result, "result_file": str(path)})
         return

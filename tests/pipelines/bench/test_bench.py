@@ -83,7 +83,7 @@ def test_bench_app_times_the_search_page_on_a_synthetic_library(
     args = ["bench", "app", "--rows", "1000", "-k", "5", "--model", str(tiny_checkpoint), "--format", "json"]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    record = json.loads((tmp_path / "benchmarks/results/app.json").read_text())
+    record = json.loads((tmp_path / "benchmarks/results/app_1000.json").read_text())
     assert record["rows"] == 1000 and record["queries"] > 0
     assert 0 < record["page_s_p50"] <= record["page_s_p90"] <= record["page_s_max"]
     assert record["meets_target"] == (record["page_s_p50"] <= record["target_s"])
