@@ -183,6 +183,7 @@ def bench_size(
     start = time.perf_counter()
     cog = write_synthetic_cog(workdir / f"cog_{side_px}.tif", side_px)
     write_s = time.perf_counter() - start
+    cpu_before = os.times()
     with PeakMemory() as memory:
         summary = ingest_paths(
             [cog],
@@ -193,7 +194,14 @@ def bench_size(
             workers=workers,
             progress=False,
         )
+    cpu_after = os.times()  # the reader processes have been joined: their CPU time is in children_*
+    main_cpu_s = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
+    readers_cpu_s = (
+        cpu_after.children_user + cpu_after.children_system
+        - cpu_before.children_user - cpu_before.children_system
+    )
     model_only = model_only_chips_per_s(model, read_chips([cog], spec), batch_size)
+    chips = max(1, summary.chips)
     figures = {
         "side_px": side_px,
         "file_mb": round(cog.stat().st_size / 1e6, 1),
@@ -206,6 +214,11 @@ def bench_size(
         "peak_rss_mb": round(memory.peak_mb),
         "peak_main_mb": round(memory.peak_main_mb),
         "peak_readers_mb": round(memory.peak_readers_mb),
+        # CPU per chip, which a busy machine changes far less than wall time: the encoding process (model,
+        # preprocessing, writes) and the readers (decode, empty-chip test, thumbnails); with every core busy,
+        # ingest ÷ model-only is at most main ÷ (main + readers)
+        "main_cpu_ms_per_chip": round(main_cpu_s / chips * 1000, 2),
+        "readers_cpu_ms_per_chip": round(readers_cpu_s / chips * 1000, 2),
     }
     cog.unlink()
     shutil.rmtree(workdir / f"db_{side_px}", ignore_errors=True)
@@ -351,7 +364,8 @@ def ingest(
             f"{row['backend']:<5} {row['side_px']:>6}² px  {row['chips']:>6} chips  "
             f"ingest {row['ingest_chips_per_s']:>8} chips/s  "
             f"model-only {row['model_only_chips_per_s']:>8} chips/s  ratio {row['ratio']:.2f}  "
-            f"peak {row['peak_rss_mb']} MB (main {row['peak_main_mb']}, readers {row['peak_readers_mb']})"
+            f"peak {row['peak_rss_mb']} MB (main {row['peak_main_mb']}, readers {row['peak_readers_mb']})  "
+            f"CPU/chip main {row['main_cpu_ms_per_chip']} ms, readers {row['readers_cpu_ms_per_chip']} ms"
         )
     for small in small_rows:
         click.echo(
