@@ -175,6 +175,20 @@ def show_map(fmap: folium.Map, key: str, height: int = 560) -> Mapping[str, Any]
     )
 
 
+def aoi_map(fmap: folium.Map, aoi: BaseGeometry | None, *, key: str, aoi_key: str, caption: str = "") -> Any:
+    """Show ``fmap`` with the AOI outlined and the draw tool, a narrow column beside it for a legend (returned);
+    the shape last drawn becomes the AOI in ``st.session_state[aoi_key]``. ``caption`` goes under the map."""
+    aoi_layer(fmap, aoi)
+    maps.add_draw_control(fmap)
+    map_column, legend_column = st.columns([6, 1])
+    with map_column:
+        map_state = show_map(fmap, key=key)
+        if caption:
+            st.caption(caption)
+    take_drawn_aoi(map_state, aoi_key)
+    return legend_column
+
+
 def take_drawn_aoi(map_state: Mapping[str, Any], key: str) -> None:
     """Make the shape last drawn on the map the page's AOI (and rerun so results follow it)."""
     drawings = map_state.get("all_drawings")

@@ -201,13 +201,13 @@ if focus is not None:
     maps.add_geojson_layer(
         fmap, feature_collection([feature(shapely.box(*focus))]), name="Zoomed to", fill_opacity=0.0
     )
-widgets.aoi_layer(fmap, aoi)
-maps.add_draw_control(fmap)
-map_column, legend_column = st.columns([6, 1])
-with map_column:
-    map_state = widgets.show_map(fmap, key="change_map")
-    st.caption("Drag the round handle across the map: before on its left, after on its right.")
-widgets.take_drawn_aoi(map_state, AOI_KEY)
+legend_column = widgets.aoi_map(
+    fmap,
+    aoi,
+    key="change_map",
+    aoi_key=AOI_KEY,
+    caption="Drag the round handle across the map: before on its left, after on its right.",
+)
 if report is not None:
     steps = [0.0, 1.0, 2.0, 3.0, Z_MAX]
     names = ["≤ 0 ordinary", "1", "2", "3", f"≥ {Z_MAX:g} far out"]

@@ -110,12 +110,7 @@ def label_the_library(online: bool) -> None:
         )
         if len(collection["features"]) > MAX_MAP_CHIPS:
             st.caption(f"The map shows {MAX_MAP_CHIPS} of {len(collection['features'])} chips; the files have all.")
-    widgets.aoi_layer(fmap, aoi)
-    maps.add_draw_control(fmap)
-    map_column, legend_column = st.columns([6, 1])
-    with map_column:
-        map_state = widgets.show_map(fmap, key="label_map")
-    widgets.take_drawn_aoi(map_state, LAYER_AOI_KEY)
+    legend_column = widgets.aoi_map(fmap, aoi, key="label_map", aoi_key=LAYER_AOI_KEY)
     if layer is None or table is None:
         return
     legend_column.html(maps.legend_html([(c.name, colors[c.name]) for c in layer.classes], title="classes"))

@@ -138,12 +138,7 @@ if per_chip and chip_counts:
     )
 if found is not None:
     add_points(fmap, found, threshold)
-widgets.aoi_layer(fmap, aoi)
-maps.add_draw_control(fmap)
-map_column, legend_column = st.columns([6, 1])
-with map_column:
-    map_state = widgets.show_map(fmap, key="count_map")
-widgets.take_drawn_aoi(map_state, AOI_KEY)
+legend_column = widgets.aoi_map(fmap, aoi, key="count_map", aoi_key=AOI_KEY)
 
 if chip_counts:
     top = max(chip_counts)
