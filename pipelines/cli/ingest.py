@@ -184,9 +184,12 @@ def ingest(
         extra = {"objects": stored} if nouns else {}
         echo_json({"db": str(db), "model_id": model.model_id, **summary.to_dict(), **extra})
     else:
+        for path, same in summary.duplicates:
+            click.echo(f"duplicate: {path} is the same file as {same}; ingested once", err=True)
+        copies = f"{len(summary.duplicates)} duplicates skipped, " if summary.duplicates else ""
         click.echo(
             f"{summary.scenes} scenes, {summary.chips} chips ({summary.skipped_text()}), "
-            f"{summary.unchanged} scenes already done, "
+            f"{summary.unchanged} scenes already done, {copies}"
             f"{len(summary.failed)} failed, {summary.chips_per_s:.1f} chips/s in {summary.seconds:.1f} s "
             f"-> {db}"
         )

@@ -89,6 +89,7 @@ def ingest_paths(
     start = time.perf_counter()
     plan = plan_scenes(files, index, model.model_id, spec, thumb_px)
     summary.unchanged = plan.unchanged
+    summary.duplicates = plan.duplicates
     encoder = _SceneEncoder(model, batch_size)
     group = _CommitGroup(index, plan.log, model.model_id, commit_rows)
 

@@ -44,6 +44,8 @@ class IngestSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)
     #: scenes skipped because an earlier run finished them (same file, settings and model)
     unchanged: int = 0
+    #: (path, path of the same content) of every file skipped as a copy of a scene of this run or of the library
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
     #: what the ANN policy did after the writes (``none``, ``built``, ``updated``; see tiles.index.ann)
     ann_index: str = "none"
     seconds: float = 0.0
@@ -72,6 +74,7 @@ class IngestSummary:
             "skipped": self.skipped,
             "skipped_by": dict(sorted(self.skipped_by.items())),
             "unchanged": self.unchanged,
+            "duplicates": [{"path": path, "same_as": same} for path, same in self.duplicates],
             "failed": [{"path": path, "reason": reason} for path, reason in self.failed],
             "ann_index": self.ann_index,
             "seconds": round(self.seconds, 3),
@@ -113,18 +116,22 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[st
 
 @dataclass(frozen=True)
 class ScenePlan:
-    """The scenes an ingest still has to do, the stamps to log them with, and how many were done before."""
+    """The scenes an ingest still has to do, the stamps to log them with, how many were done before, and the
+    files left out as copies of another file's content (path, path it is the same as)."""
 
     jobs: list[SceneJob]
     stamps: list[SceneStamp]
     unchanged: int
     log: SceneLog
+    duplicates: list[tuple[str, str]]
 
 
 def plan_scenes(
     files: list[Path], index: ChipIndex, model_id: str, spec: ChipSpec, thumb_px: int
 ) -> ScenePlan:
-    """Skip the files the scene log says are finished with these settings; give the others a job each."""
+    """Skip the files the scene log says are finished with these settings, and files whose content is a scene
+    of this run or of the library under another path that still exists (one scene, ingested once: the same
+    chips twice in one commit would be an ambiguous merge); give the others a job each."""
     log = SceneLog(index)
     settings = (
         f"chip_px={spec.chip_px} overlap_px={spec.overlap_px} levels={spec.levels} "
@@ -133,8 +140,23 @@ def plan_scenes(
     jobs: list[SceneJob] = []
     stamps: list[SceneStamp] = []
     all_stamps = [SceneStamp.of(path, settings, model_id) for path in files]
-    for path, stamp, done in zip(files, all_stamps, log.finished(all_stamps), strict=True):
-        if not done:
-            jobs.append(SceneJob(len(jobs), path, scene_id_for(path)))
+    todo = [
+        (path, stamp, scene_id_for(path))
+        for path, stamp, done in zip(files, all_stamps, log.finished(all_stamps), strict=True)
+        if not done
+    ]
+    stored = index.scene_paths([scene_id for _, _, scene_id in todo])
+    first: dict[str, Path] = {}
+    duplicates: list[tuple[str, str]] = []
+    for path, stamp, scene_id in todo:
+        known = first.get(scene_id)
+        elsewhere = stored.get(scene_id)
+        if known is not None:
+            duplicates.append((str(path), str(known)))
+        elif elsewhere is not None and Path(elsewhere).resolve() != path.resolve() and Path(elsewhere).exists():
+            duplicates.append((str(path), elsewhere))
+        else:
+            first[scene_id] = path
+            jobs.append(SceneJob(len(jobs), path, scene_id))
             stamps.append(stamp)
-    return ScenePlan(jobs, stamps, len(files) - len(jobs), log)
+    return ScenePlan(jobs, stamps, len(files) - len(jobs) - len(duplicates), log, duplicates)

@@ -139,6 +139,7 @@ def ray_ingest_paths(
     summary = IngestSummary(failed=list(missing))
     plan = plan_scenes(files, index, model.model_id, spec, thumb_px)
     summary.unchanged = plan.unchanged
+    summary.duplicates = plan.duplicates
     # a scene redone with other settings: its old chips would stay beside the appended new ones
     index.delete_scenes([job.scene_id for job in plan.jobs])
     failed: list[tuple[int, str]] = []

@@ -237,7 +237,7 @@ def ingest_notices(
                 f"Read {read} but added no chips{skipped}: only nodata, border or flat chips in them",
             )
         )
-    elif not summary.unchanged:
+    elif not summary.unchanged and not summary.duplicates:
         why = "no file could be ingested (see below)" if failures else "no files were given"
         notices.append(Notice("error" if failures else "warning", f"Nothing was ingested: {why}"))
     if summary.unchanged:
@@ -247,6 +247,10 @@ def ingest_notices(
                 f"{_count(summary.unchanged, 'file')} already in the library with these settings, "
                 "not added again",
             )
+        )
+    for path, same in summary.duplicates:
+        notices.append(
+            Notice("info", f"{names.get(path, path)} is the same file as {same}, already in the library: not added again")
         )
     return notices + [Notice("error", failure) for failure in failures]
 

@@ -379,6 +379,16 @@ class ChipIndex:
         ids = table.search().select(["scene_id"]).limit(rows).to_arrow()["scene_id"]
         return {count["values"]: count["counts"] for count in pc.value_counts(ids).to_pylist()}
 
+    def scene_paths(self, scene_ids: Sequence[str]) -> dict[str, str]:
+        """The stored path of each of ``scene_ids`` that the index holds (one filtered read of two columns)."""
+        table = self.table
+        if table is None or not scene_ids:
+            return {}
+        rows = table.to_lance().to_table(
+            columns=["scene_id", "scene_path"], filter=f"scene_id IN ({_sql_list(scene_ids)})"
+        )
+        return dict(zip(rows["scene_id"].to_pylist(), rows["scene_path"].to_pylist(), strict=True))
+
     def scenes_added_since(self, when: datetime) -> list[str]:
         """Ids of the scenes with chips now that had none at ``when`` (the table's last version before then,
         read by Lance's time travel): the scenes ingested since, sorted. Every scene when the table is newer."""

@@ -154,3 +154,38 @@ def test_cli_bad_options_are_one_line_errors(tmp_path: Path, tiny_checkpoint: Pa
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--levels", "1,x"])
     assert exit_info.value.code == 2 and "'1,x' is not a comma-separated list" in capsys.readouterr().err
+
+
+def test_the_same_file_twice_is_one_scene_and_the_copy_is_reported(tmp_path: Path, tiny_model) -> None:
+    """Byte-identical copies under other names (a scene copied into two folders, a re-download) are ingested
+    once, each copy reported beside the file it repeats; the rest of the batch is unharmed, also on a rerun."""
+    folder = tmp_path / "scenes"
+    (folder / "copies").mkdir(parents=True)
+    shutil.copy(RASTERS / "rgb_4326.tif", folder / "a.tif")
+    shutil.copy(RASTERS / "rgb_4326.tif", folder / "copies" / "a_again.tif")
+    shutil.copy(RASTERS / "rgbn_3395.tif", folder / "b.tif")
+    index = ChipIndex(tmp_path / "db")
+    summary = ingest_paths([folder], index, tiny_model, SPEC, progress=False)
+    assert summary.scenes == 2 and not summary.failed
+    assert summary.duplicates == [(str(folder / "copies" / "a_again.tif"), str(folder / "a.tif"))]
+    assert sorted(Path(s.scene_path).name for s in index.scenes()) == ["a.tif", "b.tif"]
+    chips = index.count_rows()
+    again = ingest_paths([folder / "copies", folder], index, tiny_model, SPEC, progress=False)
+    assert again.scenes == 0 and again.unchanged == 2 and index.count_rows() == chips
+    assert again.duplicates == [(str(folder / "copies" / "a_again.tif"), str(folder / "a.tif"))]
+    # the original gone (moved): the copy is then the scene's one file, ingested under its path
+    (folder / "a.tif").unlink()
+    moved = ingest_paths([folder], index, tiny_model, SPEC, progress=False)
+    assert moved.scenes == 1 and not moved.duplicates and index.count_rows() == chips
+    assert sorted(Path(s.scene_path).name for s in index.scenes()) == ["a_again.tif", "b.tif"]
+
+
+def test_the_cli_names_each_duplicate(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    shutil.copy(RASTERS / "rgb_4326.tif", tmp_path / "a.tif")
+    shutil.copy(RASTERS / "rgb_4326.tif", tmp_path / "b.tif")
+    args = ["ingest", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"), "--db", str(tmp_path / "db"),
+            "--model", str(tiny_checkpoint), "--chip-size", "16"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert f"duplicate: {tmp_path / 'b.tif'} is the same file as {tmp_path / 'a.tif'}; ingested once" in result.stderr
+    assert "1 scenes" in result.stdout and "1 duplicates skipped" in result.stdout

@@ -47,9 +47,11 @@ def test_plan_skips_scenes_logged_with_the_same_settings_and_model(tmp_path: Pat
 
 
 def test_summary_to_dict() -> None:
-    summary = IngestSummary(scenes=2, chips=30, failed=[("x.tif", "bad")], seconds=1.5)
+    summary = IngestSummary(scenes=2, chips=30, failed=[("x.tif", "bad")], duplicates=[("b.tif", "a.tif")],
+                            seconds=1.5)
     assert summary.to_dict() == {
         "scenes": 2, "chips": 30, "skipped": 0, "skipped_by": {}, "unchanged": 0,
+        "duplicates": [{"path": "b.tif", "same_as": "a.tif"}],
         "failed": [{"path": "x.tif", "reason": "bad"}], "ann_index": "none", "seconds": 1.5, "chips_per_s": 20.0,
     }
     assert summary.skipped_text() == "0 skipped as empty"

@@ -189,6 +189,8 @@ def test_notices_tell_the_truth(tmp_path: Path) -> None:
     assert ingest_notices(IngestSummary())[0] == Notice("warning", "Nothing was ingested: no files were given")
     again = ingest_notices(IngestSummary(unchanged=1))
     assert again == [Notice("info", "1 file already in the library with these settings, not added again")]
+    copy = ingest_notices(IngestSummary(duplicates=[("/up/cd-y.tif", "/data/y.tif")]), {"/up/cd-y.tif": "y.tif"})
+    assert copy == [Notice("info", "y.tif is the same file as /data/y.tif, already in the library: not added again")]
     emptied = IngestSummary(scenes=1)
     emptied.add_skipped({"nodata": 4})
     empty = ingest_notices(emptied)
