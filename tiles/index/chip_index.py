@@ -213,7 +213,11 @@ class ChipIndex:
         if table is None:
             if not rows.num_rows:
                 return None
-            return self.create(pa.RecordBatchReader.from_batches(chips_schema(dim), []))
+            # empty, and opened instead when another writer has just created it
+            self._table = self.db.create_table(
+                self.table_name, schema=chips_schema(dim), exist_ok=True, data_storage_version=DATA_STORAGE_VERSION
+            )
+            table = self._table
         if models:
             self.check_model(models.pop())
         if rows.num_rows and dim != self.dim:

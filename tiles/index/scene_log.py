@@ -92,11 +92,9 @@ class SceneLog:
         ]
         rows = pa.Table.from_pylist(logged, schema=LOG_SCHEMA)
         if self._table is None:
-            self._table = self._db.create_table(LOG_TABLE, data=rows, schema=LOG_SCHEMA)
-        else:
-            self._table.merge_insert("scene_path").when_matched_update_all().when_not_matched_insert_all().execute(
-                rows
-            )
+            # another ingest into this library may create it first: then this opens that one
+            self._table = self._db.create_table(LOG_TABLE, schema=LOG_SCHEMA, exist_ok=True)
+        self._table.merge_insert("scene_path").when_matched_update_all().when_not_matched_insert_all().execute(rows)
         self._logged.update((row["scene_path"], row) for row in logged)
 
     def forget_chips(self, removed: Mapping[str, int]) -> None:
