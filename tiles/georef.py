@@ -15,11 +15,17 @@ import numpy as np
 from affine import Affine
 from pyproj import Geod, Transformer
 from rasterio.crs import CRS
-from shapely.geometry import Polygon
+from shapely import make_valid
+from shapely.affinity import translate
+from shapely.geometry import Polygon, box
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import unary_union
 
 from tiles.grid import ChipWindow
 
 WGS84 = "EPSG:4326"
+#: the whole globe in (lon, lat)
+WORLD = box(-180.0, -90.0, 180.0, 90.0)
 #: points added along each edge of a footprint before reprojection
 DENSIFY_PTS = 21
 _GEOD = Geod(ellps="WGS84")
@@ -29,7 +35,8 @@ _GEOD = Geod(ellps="WGS84")
 class ChipGeoref:
     """Where a chip lies: EPSG:4326 (lon, lat), or pixel (col, row) space without a georeference."""
 
-    footprint: Polygon
+    #: a Polygon, or a MultiPolygon split at the antimeridian (EPSG:4326 ones lie within [-180, 180])
+    footprint: BaseGeometry
     #: (minx, miny, maxx, maxy) of the footprint
     bbox: tuple[float, float, float, float]
     #: (x, y) of the footprint's centroid
@@ -92,17 +99,43 @@ def chip_georef(
     """Footprint, bbox, centroid and GSD of ``window``; in pixel space when ``crs`` is None."""
     cols, rows = window_outline(window, densify_pts)
     if crs is None:
-        footprint, gsd_m = Polygon(zip(cols, rows, strict=True)), None
+        footprint: BaseGeometry = Polygon(zip(cols, rows, strict=True))
+        gsd_m = None
+        centroid = (footprint.centroid.x, footprint.centroid.y)
     else:
         lon, lat = pixels_to_lonlat(cols, rows, transform, crs)
-        footprint = Polygon(zip(lon, lat, strict=True))
+        footprint, centroid = lonlat_footprint(lon, lat)
         centre = (window.col_off + window.width / 2, window.row_off + window.height / 2)
         gsd_m = ground_sample_distance_m(*centre, transform, crs) * window.level
-    centroid = footprint.centroid
     return ChipGeoref(
         footprint=footprint,
         bbox=tuple(footprint.bounds),
-        centroid=(centroid.x, centroid.y),
+        centroid=centroid,
         gsd_m=gsd_m,
         pixel_space=crs is None,
     )
+
+
+def lonlat_footprint(lon: np.ndarray, lat: np.ndarray) -> tuple[BaseGeometry, tuple[float, float]]:
+    """A valid EPSG:4326 footprint, and its centroid, from a closed outline's (lon, lat) anywhere on Earth.
+
+    The outline is unwrapped (no edge jumps 180 degrees or more); one that circles a pole (its longitudes go
+    once round the globe) is closed along that pole; the polygon is then split at +-180 degrees into a
+    MultiPolygon whose parts lie within [-180, 180], as RFC 7946 asks. The centroid is the unwrapped polygon's,
+    its longitude brought back into [-180, 180).
+    """
+    lon = np.degrees(np.unwrap(np.radians(np.asarray(lon, dtype=np.float64))))
+    lat = np.asarray(lat, dtype=np.float64)
+    turn = lon[-1] - lon[0]
+    if abs(turn) > 180:  # it circles a pole: the ring goes once round, so close it along the pole
+        pole = 90.0 if lat.mean() > 0 else -90.0
+        lon, lat = np.append(lon, [lon[-1], lon[0]]), np.append(lat, [pole, pole])
+    lon -= 360.0 * np.floor((lon.min() + 180.0) / 360.0)  # the westmost point in [-180, 180)
+    polygon = make_valid(Polygon(zip(lon, lat, strict=True)))
+    centre = polygon.centroid
+    centroid = ((centre.x + 180.0) % 360.0 - 180.0, centre.y)
+    if lon.max() <= 180.0:
+        return polygon, centroid
+    east = polygon.intersection(box(180.0, -90.0, 540.0, 90.0))
+    footprint = unary_union([polygon.intersection(WORLD), translate(east, xoff=-360.0)])
+    return footprint, centroid

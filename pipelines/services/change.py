@@ -24,7 +24,6 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.warp import transform_bounds
-from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
@@ -78,7 +77,7 @@ class ChangeCell:
     row: int
     col: int
     #: the cell's outline in EPSG:4326
-    footprint: Polygon
+    footprint: BaseGeometry
     #: ``1 - cos(before, after)``, and its robust z-score over the compared cells
     distance: float
     distance_z: float

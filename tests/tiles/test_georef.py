@@ -176,3 +176,63 @@ def test_aoi_with_an_unknown_crs_is_refused() -> None:
     }
     with pytest.raises(InputError, match="unknown CRS 'EPSG:999999'"):
         aoi_from_geojson(obj)
+
+
+def _geotiff(path: Path, crs: str, transform: object, size: int = 64) -> Path:
+    data = np.random.default_rng(0).integers(0, 255, (3, size, size), dtype=np.uint8)
+    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs=crs,
+                       transform=transform) as dst:
+        dst.write(data)
+    return path
+
+
+def _whole(size: int = 64) -> ChipWindow:
+    return ChipWindow(1, 0, 0, size, size, size)
+
+
+@pytest.mark.parametrize(
+    ("crs", "transform"),
+    [
+        # degrees past 180: 179.95 to 180.05 east
+        ("EPSG:4326", rasterio.transform.from_origin(179.95, -16.0, 0.1 / 64, 0.1 / 64)),
+        # UTM zone 60 south over Fiji's antimeridian: longitudes jump from 179.9x to -179.9x
+        ("EPSG:32760", rasterio.transform.from_origin(815_000.0, 8_230_000.0, 200.0, 200.0)),
+    ],
+)
+def test_a_chip_across_the_antimeridian_is_split_there(tmp_path: Path, crs: str, transform: object) -> None:
+    from tiles.reader import open_scene
+
+    with open_scene(_geotiff(tmp_path / "across.tif", crs, transform)) as scene:
+        georef = chip_georef(_whole(), scene.transform, scene.crs)
+    footprint = georef.footprint
+    assert footprint.is_valid and footprint.geom_type == "MultiPolygon" and len(footprint.geoms) == 2
+    minx, miny, maxx, maxy = georef.bbox
+    assert minx >= -180 and maxx <= 180 and maxx - minx > 359  # the parts touch both sides of the map
+    east, west = sorted(footprint.geoms, key=lambda part: -part.bounds[0])
+    assert east.bounds[2] == pytest.approx(180) and west.bounds[0] == pytest.approx(-180)
+    assert footprint.area < 0.1  # a small chip, not a band round the globe
+    assert abs(georef.centroid[0]) > 179  # the centroid stays by the antimeridian, in [-180, 180)
+    # an AOI just west of -180 + epsilon finds it, through the bbox prefilter and the exact test
+    aoi = box(-179.999, miny, -179.99, maxy)
+    assert footprint.intersects(aoi)
+
+
+@pytest.mark.parametrize(
+    ("crs", "pole"), [("EPSG:3031", -90.0), ("EPSG:3413", 90.0)]  # Antarctic and Arctic polar stereographic
+)
+def test_a_chip_over_a_pole_is_closed_along_the_pole(tmp_path: Path, crs: str, pole: float) -> None:
+    from tiles.reader import open_scene
+
+    # a 6.4 km chip centred on the pole
+    transform = rasterio.transform.from_origin(-3200.0, 3200.0, 100.0, 100.0)
+    with open_scene(_geotiff(tmp_path / "pole.tif", crs, transform)) as scene:
+        georef = chip_georef(_whole(), scene.transform, scene.crs)
+    footprint = georef.footprint
+    assert footprint.is_valid
+    minx, miny, maxx, maxy = georef.bbox
+    assert (minx, maxx) == (pytest.approx(-180), pytest.approx(180))
+    assert (miny if pole < 0 else maxy) == pole and 89.9 < abs(maxy if pole < 0 else miny) < 90
+    for lon in (-135.0, -45.0, 45.0, 135.0):  # 1 km from the pole in every direction: inside
+        assert footprint.contains(shape({"type": "Point", "coordinates": [lon, pole - math.copysign(0.009, pole)]}))
+    far = shape({"type": "Point", "coordinates": [0.0, pole - math.copysign(0.5, pole)]})
+    assert not footprint.contains(far)

@@ -23,7 +23,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 from lancedb.table import Table
-from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.prepared import prep
 
@@ -59,7 +58,7 @@ class Chip:
     crs: str | None
     #: (minx, miny, maxx, maxy) in EPSG:4326, or pixels when ``pixel_space``
     bbox: tuple[float, float, float, float]
-    footprint: Polygon
+    footprint: BaseGeometry
     gsd_m: float | None
     pixel_space: bool
     thumbnail: bytes

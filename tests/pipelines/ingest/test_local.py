@@ -189,3 +189,23 @@ def test_the_cli_names_each_duplicate(tmp_path: Path, tiny_checkpoint: Path) -> 
     assert result.exit_code == 0, result.output
     assert f"duplicate: {tmp_path / 'b.tif'} is the same file as {tmp_path / 'a.tif'}; ingested once" in result.stderr
     assert "1 scenes" in result.stdout and "1 duplicates skipped" in result.stdout
+
+
+def test_chips_across_the_antimeridian_are_found_from_both_sides(tmp_path: Path, tiny_model) -> None:
+    """A scene from 179.95 E to 179.95 W (stored as 179.95 to 180.05 in EPSG:4326): its chips are found by an AOI
+    on either side of the antimeridian, through the bbox prefilter."""
+    from rasterio.transform import from_origin
+    from shapely.geometry import box
+
+    path = tmp_path / "fiji.tif"
+    data = np.random.default_rng(1).integers(0, 255, (3, 64, 64), dtype=np.uint8)
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8", crs="EPSG:4326",
+                       transform=from_origin(179.95, -16.0, 0.1 / 64, 0.1 / 64)) as dst:
+        dst.write(data)
+    index = ChipIndex(tmp_path / "db")
+    ingest_paths([path], index, tiny_model, ChipSpec(chip_px=16), progress=False)
+    vector = index.vectors([index.table.to_arrow()["chip_id"][0].as_py()])[0]
+    west = index.search(vector, k=100, aoi=box(-179.999, -16.1, -179.96, -15.9))
+    east = index.search(vector, k=100, aoi=box(179.96, -16.1, 179.999, -15.9))
+    assert west and east and len(west) + len(east) >= 16  # the 16 chips, those by the line on both sides
+    assert all(-180 <= v <= 180 for hit in west + east for v in hit.bbox)
