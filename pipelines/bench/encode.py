@@ -358,6 +358,8 @@ def encode(
             f"({entry['onnx_images_per_s']:.1f} vs {entry['torch_images_per_s']:.1f} images/s)"
         )
     name = f"encode_{device}" if precision == "fp32" else f"encode_{device}_{precision}"
+    if device == "cpu" and torch.get_num_threads() != (os.cpu_count() or 1):  # OMP_NUM_THREADS set
+        name += f"_{torch.get_num_threads()}threads"
     path = write_result(
         name,
         {
