@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from pipelines.cli.options import (
     aoi_option,
+    backend_option,
     check_export_out,
     device_option,
     echo_json,
@@ -68,6 +69,7 @@ def _scenes(values: tuple[str, ...], option: str) -> list[Path]:
 @model_option
 @weights_option
 @device_option
+@backend_option
 @output_format_option("table", "json", *(f.name for f in FORMATS))
 @export_out_option
 @overwrite_option
@@ -84,6 +86,7 @@ def change(
     model_name: str | None,
     weights: Path | None,
     device: str,
+    backend: str | None,
     output_format: str,
     out: Path | None,
     overwrite: bool,
@@ -94,7 +97,7 @@ def change(
         raise click.BadParameter(f"--direction {direction} needs --query", param_hint="--direction")
     before_paths, after_paths = _scenes(before, "--before"), _scenes(after, "--after")
     area = load_aoi(aoi) if aoi is not None else None
-    model = load_model(model_name, weights=weights, device=device)
+    model = load_model(model_name, weights=weights, device=device, backend=backend)
     with tqdm(total=0, unit="cell", desc="comparing", disable=None) as bar:
 
         def advance(done: int, total: int) -> None:
