@@ -17,9 +17,11 @@ from tabulate import tabulate
 from pipelines.cli.options import (
     aoi_option,
     backend_option,
+    check_export_out,
     db_option,
     device_option,
     echo_json,
+    emit_export,
     model_option,
     output_format_option,
     overwrite_option,
@@ -44,8 +46,7 @@ def _out_format(out: Path | None, overwrite: bool) -> str | None:
         raise click.BadParameter(
             f"{out.name} has no export suffix; end it in {', '.join(SUFFIXES)}", param_hint="--out"
         )
-    if out.exists() and not overwrite:
-        raise click.BadParameter(f"{out} exists; pass --overwrite to replace it", param_hint="--out")
+    check_export_out(found, out, overwrite)
     return found
 
 
@@ -135,7 +136,6 @@ def label(
         click.echo(_table(layer))
         for note in _notes(layer):
             click.echo(f"note: {note}", err=True)
-    if out is not None and export_format is not None:
+    if export_format is not None:
         table = layer.table()
-        out.write_bytes(table.encode(export_format, layer.context()))
-        click.echo(f"wrote {len(table.rows)} labelled chips to {out}", err=True)
+        emit_export(table.encode(export_format, layer.context()), out, f"{len(table.rows)} labelled chips")
