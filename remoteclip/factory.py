@@ -2,6 +2,8 @@
 
 Weights are read safely (safetensors, or ``torch.load(weights_only=True)``) and loaded strictly: a checkpoint
 that does not fit the architecture is a :class:`~remoteclip.errors.WeightsError`, never a half-loaded model.
+open_clip builds the CLIP models (state dicts and folders in open_clip's Hub layout); ``transformers`` builds
+SigLIP folders (:mod:`remoteclip.siglip`), which then encode and score through the same interface.
 """
 
 from __future__ import annotations
@@ -32,9 +34,18 @@ from remoteclip.pretrained import (
     REGISTRY,
     WeightsEntry,
     check_weights,
+    companion_folders,
     entry_for_filename,
     find_weights,
     get_entry,
+)
+from remoteclip.siglip import (
+    SiglipTowers,
+    is_siglip_folder,
+    read_siglip_config,
+    siglip_preprocess,
+    siglip_tokenizer,
+    siglip_weights,
 )
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -53,9 +64,9 @@ FOLDER_WEIGHTS = (
 
 @dataclass
 class LoadedModel:
-    """A model ready to encode: the open_clip model, its own preprocessing and tokenizer, and a stable id."""
+    """A model ready to encode: the open_clip (or SigLIP) model, its own preprocessing and tokenizer, a stable id."""
 
-    model: CLIP | CustomTextCLIP
+    model: CLIP | CustomTextCLIP | SiglipTowers
     preprocess: Callable[[Image.Image], torch.Tensor]
     tokenizer: Callable[..., torch.Tensor]
     #: names model and weights (``RemoteCLIP-ViT-B-32@<sha256[:12]>``); stored with every vector
@@ -74,6 +85,13 @@ class LoadedModel:
         """The learned temperature, ``exp(logit_scale)`` (100 for OpenAI-style models)."""
         return float(self.model.logit_scale.exp().item())
 
+    @property
+    def logit_bias(self) -> float | None:
+        """The bias of a model trained with the sigmoid loss (SigLIP): its score of a pair is
+        ``sigmoid(logit_scale * cosine + logit_bias)``; None for a softmax-trained CLIP model."""
+        bias = getattr(self.model, "logit_bias", None)
+        return None if bias is None else float(bias.item())
+
 
 @dataclass(frozen=True)
 class _Source:
@@ -86,6 +104,22 @@ class _Source:
     #: the registry entry whose published size and SHA-256 the file must match (None: nothing published)
     expected: WeightsEntry | None = None
     frozen_from_package: tuple[str, ...] = ()
+    #: ``open_clip`` (built by open_clip) or ``siglip`` (a transformers folder, ``folder``)
+    layout: str = "open_clip"
+    folder: Path | None = None
+    #: keys of the checkpoint the architecture has no use for are dropped
+    extra_keys_ok: bool = False
+
+
+@dataclass(frozen=True)
+class _Built:
+    """A model with its weights loaded, its preprocessing, tokenizer and config (the ONNX cache key's part)."""
+
+    model: CLIP | CustomTextCLIP | SiglipTowers
+    preprocess: PreprocessCfg
+    tokenizer: Callable[..., torch.Tensor]
+    config: dict[str, Any]
+    embed_dim: int
 
 
 def load_model(
@@ -116,33 +150,86 @@ def load_model(
     source = _resolve_source(DEFAULT_MODEL if name_or_path is None else str(name_or_path), weights)
     digest = check_weights(source.weights, source.expected)
     state_dict = read_state_dict(source.weights)
-    with quiet_open_clip():  # it warns "initialized randomly": the weights come next
-        model = open_clip.create_model(
-            source.arch, precision=precision, device=torch_device, force_preprocess_cfg=source.preprocess
-        )
-    load_weights(model, state_dict, source.weights, allowed_missing=source.frozen_from_package)
-    if TRUNK_PREFIX in source.frozen_from_package:
-        load_package_trunk(model)
-    model.eval()
-    model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU alike
-    preprocess_cfg = PreprocessCfg(**open_clip.get_model_preprocess_cfg(model))
-    tokenizer = open_clip.get_tokenizer(source.arch)
-    model_config = open_clip.get_model_config(source.arch)
+    build = _build_siglip if source.layout == "siglip" else _build_open_clip
+    built = build(source, state_dict, torch_device, precision)
     onnx = None
     if chosen_backend == "onnx":
-        key = export_key(digest, model_config, preprocess_cfg.size, packages=bool(source.frozen_from_package))
-        onnx = OnnxTowers(model, source.name, key, _export_samples(model, tokenizer, preprocess_cfg.size))
+        key = export_key(digest, built.config, built.preprocess.size, packages=bool(source.frozen_from_package))
+        onnx = OnnxTowers(
+            built.model, source.name, key, _export_samples(built.model, built.tokenizer, built.preprocess.size)
+        )
     return LoadedModel(
-        model=model,
-        preprocess=image_transform_v2(preprocess_cfg, is_train=False),
-        tokenizer=tokenizer,
+        model=built.model,
+        preprocess=image_transform_v2(built.preprocess, is_train=False),
+        tokenizer=built.tokenizer,
         model_id=f"{source.name}@{digest[:12]}",
-        embed_dim=int(model_config["embed_dim"]),
+        embed_dim=built.embed_dim,
         device=torch_device,
         arch=source.arch,
         precision=precision,
         backend=chosen_backend,
         onnx=onnx,
+    )
+
+
+def _build_open_clip(
+    source: _Source, state_dict: dict[str, torch.Tensor], device: torch.device, precision: str
+) -> _Built:
+    """An open_clip model of ``source.arch`` with the state dict loaded strictly."""
+    try:
+        with quiet_open_clip():  # it warns "initialized randomly": the weights come next
+            model = open_clip.create_model(
+                source.arch,
+                precision=precision,
+                device=device,
+                force_preprocess_cfg=source.preprocess,
+                # a Hugging Face text tower's own weights only where the checkpoint leaves them out
+                pretrained_text=bool(source.frozen_from_package),
+            )
+    except OSError as exc:  # transformers: a text tower's config or tokenizer neither local nor cached
+        raise ModelNotFoundError(
+            f"model {source.name!r} needs its Hugging Face text tower, which is not here "
+            f"({str(exc).splitlines()[0]}); download it where the Hub can be reached, or pass a folder whose "
+            f"{FOLDER_CONFIG} names a local copy"
+        ) from exc
+    load_weights(
+        model,
+        state_dict,
+        source.weights,
+        allowed_missing=source.frozen_from_package,
+        extra_keys_ok=source.extra_keys_ok,
+    )
+    if TRUNK_PREFIX in source.frozen_from_package:
+        load_package_trunk(model)
+    model.eval()
+    model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU alike
+    model_config = open_clip.get_model_config(source.arch)
+    return _Built(
+        model=model,
+        preprocess=PreprocessCfg(**open_clip.get_model_preprocess_cfg(model)),
+        tokenizer=open_clip.get_tokenizer(source.arch),
+        config=model_config,
+        embed_dim=int(model_config["embed_dim"]),
+    )
+
+
+def _build_siglip(
+    source: _Source, state_dict: dict[str, torch.Tensor], device: torch.device, precision: str
+) -> _Built:
+    """A ``transformers`` SigLIP model of ``source.folder`` with the state dict loaded strictly."""
+    assert source.folder is not None  # set for every siglip source by _siglip_source
+    config = read_siglip_config(source.folder)
+    model = SiglipTowers(config)
+    load_weights(model.siglip, state_dict, source.weights)
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    model = model.to(device=device, dtype=dtype).eval()
+    text_config = config.text_config
+    return _Built(
+        model=model,
+        preprocess=siglip_preprocess(source.folder),
+        tokenizer=siglip_tokenizer(source.folder, int(text_config.max_position_embeddings)),
+        config=config.to_dict(),
+        embed_dim=int(getattr(text_config, "projection_size", None) or text_config.hidden_size),
     )
 
 
@@ -190,7 +277,7 @@ def _resolve_source(name_or_path: str, weights: Path | None) -> _Source:
     """Decide architecture, weights file and preprocessing for what the user named."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        return _folder_source(path, weights)
+        return _siglip_source(path.name, path) if is_siglip_folder(path) else _folder_source(path, weights)
     if path.is_file():
         if weights is not None:
             raise InputError(
@@ -220,24 +307,65 @@ def _resolve_source(name_or_path: str, weights: Path | None) -> _Source:
         return _Source(name=name_or_path, arch=name_or_path, weights=weights, preprocess={})
     entry = get_entry(name_or_path)
     if weights is not None:  # the user's own file (a fine-tune, say): no published checksum applies
-        return _entry_source(entry, weights, official_file=False)
+        return _entry_source(entry, weights.expanduser(), official_file=False)
     return _entry_source(entry, find_weights(entry), official_file=True)
 
 
 def _entry_source(entry: WeightsEntry, weights: Path, official_file: bool) -> _Source:
+    """What to build for a registry entry whose weights are ``weights`` (a folder layout: the file or its folder)."""
+    expected = entry if official_file else None
+    if entry.layout != "open_clip":
+        if weights.is_dir():
+            folder, file = weights, None
+        else:
+            folder, file = weights.parent, weights
+        if entry.layout == "siglip":
+            return _siglip_source(entry.name, folder, file, expected)
+        return _folder_source(folder, file, entry.name, companion_folders(entry), expected)
     preprocess = {key: value for key, value in asdict(entry.preprocess).items() if key != "size"}
     return _Source(
         name=entry.name,
         arch=entry.arch,
         weights=weights,
         preprocess=preprocess,
-        expected=entry if official_file else None,
+        expected=expected,
         frozen_from_package=entry.frozen_from_package,
+        extra_keys_ok=entry.extra_keys_ok,
     )
 
 
-def _folder_source(folder: Path, weights: Path | None) -> _Source:
-    """A folder in open_clip's Hub layout: ``open_clip_config.json`` (with ``model_cfg``) + weights."""
+def _siglip_source(
+    name: str, folder: Path, weights: Path | None = None, expected: WeightsEntry | None = None
+) -> _Source:
+    """A ``transformers`` SigLIP folder (config, weights, preprocessing, tokenizer)."""
+    if not is_siglip_folder(folder):
+        raise ModelNotFoundError(
+            f"{str(folder)!r} is not a SigLIP folder (no config.json with model_type 'siglip'); pass the "
+            f"folder of the Hub repo with --weights FOLDER"
+        )
+    return _Source(
+        name=name,
+        arch=f"siglip:{name}",
+        weights=weights or siglip_weights(folder),
+        preprocess={},
+        expected=expected,
+        layout="siglip",
+        folder=folder,
+    )
+
+
+def _folder_source(
+    folder: Path,
+    weights: Path | None,
+    name: str | None = None,
+    local_towers: Mapping[str, Path] | None = None,
+    expected: WeightsEntry | None = None,
+) -> _Source:
+    """A folder in open_clip's Hub layout: ``open_clip_config.json`` (with ``model_cfg``) + weights.
+
+    ``local_towers`` maps Hugging Face names in the config's ``text_cfg`` (``xlm-roberta-base``) to local
+    copies, so the text tower and tokenizer load from there.
+    """
     config_file = folder / FOLDER_CONFIG
     try:
         config = json.loads(config_file.read_text())
@@ -254,10 +382,20 @@ def _folder_source(folder: Path, weights: Path | None) -> _Source:
                 f"model folder {str(folder)!r} holds no weights file (looked for "
                 f"{', '.join(FOLDER_WEIGHTS)}); add one or pass --weights PATH"
             )
+    text_cfg = model_cfg.get("text_cfg", {})
+    for key in ("hf_model_name", "hf_tokenizer_name"):
+        if text_cfg.get(key) in (local_towers or {}):
+            text_cfg[key] = str((local_towers or {})[text_cfg[key]])
     # one architecture name per folder, so two folders with equal names never share a config
     arch = f"{folder.name}-{hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:8]}"
     register_config(arch, model_cfg)
-    return _Source(name=folder.name, arch=arch, weights=weights, preprocess=config.get("preprocess_cfg", {}))
+    return _Source(
+        name=name or folder.name,
+        arch=arch,
+        weights=weights,
+        preprocess=config.get("preprocess_cfg", {}),
+        expected=expected,
+    )
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -301,8 +439,15 @@ def load_weights(
     state_dict: Mapping[str, torch.Tensor],
     path: Path,
     allowed_missing: tuple[str, ...] = (),
+    extra_keys_ok: bool = False,
 ) -> None:
-    """Load ``state_dict`` strictly; only keys starting with ``allowed_missing`` prefixes may be absent."""
+    """Load ``state_dict`` strictly; only keys starting with ``allowed_missing`` prefixes may be absent.
+
+    ``extra_keys_ok``: keys the model does not have are dropped first (checkpoints published with extra keys).
+    """
+    if extra_keys_ok:
+        known = model.state_dict().keys()
+        state_dict = {key: value for key, value in state_dict.items() if key in known}
     try:
         result = model.load_state_dict(state_dict, strict=False)
     except RuntimeError as exc:

@@ -178,7 +178,7 @@ def load_locator(model: LoadedModel, path: Path | None = None) -> ObjectLocator:
 
 def trunk_features(model: LoadedModel, chips: torch.Tensor) -> list[torch.Tensor]:
     """The image tower's feature maps at strides 8, 16 and 32 for normalised chips (B, 3, H, W)."""
-    trunk = getattr(model.model.visual, "trunk", None)
+    trunk = getattr(getattr(model.model, "visual", None), "trunk", None)
     if trunk is None or not hasattr(trunk, "forward_intermediates"):
         raise InputError(
             f"{model.arch} has no convolutional trunk with feature maps; the object locator needs a timm "
