@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from rasterio.windows import Window
 from tiles.errors import RasterReadError
 from tiles.grid import ChipWindow
 from tiles.ground_grid import GroundGrid
+from tiles.remote import gdal_path, is_remote, remote_failure, remote_gdal_options
 
 #: file name endings that folder and glob expansion treat as rasters
 RASTER_SUFFIXES: frozenset[str] = frozenset(
@@ -73,7 +74,8 @@ class Stretch:
 class Scene:
     """An open raster and the recipe for turning any window of it into a uint8 RGB chip."""
 
-    def __init__(self, path: Path, dataset: DatasetReader | WarpedVRT) -> None:
+    def __init__(self, path: Path | str, dataset: DatasetReader | WarpedVRT) -> None:
+        #: the file, or the URL of a remote raster
         self.path = path
         self._ds = dataset
         self.width: int = dataset.width
@@ -132,7 +134,8 @@ class Scene:
             else:
                 data, valid = data[:-1], data[-1] > 0
         except RasterioError as exc:
-            raise RasterReadError(f"{self.path}: cannot read window {window.window}: {_reason(exc)}") from exc
+            reason = f"cannot read window {window.window}: {_reason(exc)}"
+            raise RasterReadError(f"{self.path}: {_remote_reason(self.path, reason)}") from exc
         pixels = np.empty((rows, cols, 3), dtype=np.uint8)
         planes = self._to_planes(data)
         for channel in range(3):  # band by band: much faster than one transposing copy
@@ -208,27 +211,36 @@ class Scene:
 
 
 def gdal_env() -> rasterio.Env:
-    """GDAL settings for chip reading: a bounded block cache, so memory does not grow with the scene."""
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
+    """GDAL settings for chip reading: a bounded block cache, so memory does not grow with the scene, and the
+    settings of remote reads (:data:`tiles.remote.REMOTE_GDAL_OPTIONS`, those not set in the environment)."""
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, **remote_gdal_options())
 
 
 @contextmanager
 def open_scene(path: str | Path, onto: GroundGrid | None = None) -> Iterator[Scene]:
-    """Open a raster for chip reading; any failure to open it becomes a :class:`RasterReadError`.
+    """Open a raster (a file, or an ``https://``, ``s3://`` or ``gs://`` URL: :mod:`tiles.remote`) for chip
+    reading; any failure to open it becomes a :class:`RasterReadError`.
 
     With ``onto``, the scene is seen resampled (bilinear) onto that ground grid, through a GDAL warped VRT:
-    windows are then in grid pixels, and where the grid lies beyond the scene the pixels are invalid.
+    windows are then in grid pixels, and where the grid lies beyond the scene the pixels are invalid. A URL is
+    read within :func:`gdal_env`, entered here (inside a caller's own, it changes nothing).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise RasterReadError(f"{path}: no such file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            dataset = rasterio.open(path)
-    except RasterioError as exc:
-        raise RasterReadError(f"{path}: not a readable raster ({_reason(exc)})") from exc
-    with dataset:
+    with ExitStack() as stack:
+        source: Path | str
+        if is_remote(path):
+            stack.enter_context(gdal_env())
+            path, source = str(path), gdal_path(str(path))
+        else:
+            path = source = Path(path)
+            if not path.is_file():
+                raise RasterReadError(f"{path}: no such file")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                dataset = stack.enter_context(rasterio.open(source))
+        except RasterioError as exc:
+            reason = f"not a readable raster ({_reason(exc).replace(str(source), str(path))})"
+            raise RasterReadError(f"{path}: {_remote_reason(path, reason)}") from exc
         if dataset.width < 1 or dataset.height < 1 or dataset.count < 1:
             raise RasterReadError(f"{path}: raster has no pixels or no bands")
         if dataset.driver in STREAM_DRIVERS and dataset.width * dataset.height > MAX_STREAM_PIXELS:
@@ -260,6 +272,13 @@ def open_scene(path: str | Path, onto: GroundGrid | None = None) -> Iterator[Sce
 def _reason(exc: Exception) -> str:
     """GDAL's own message: rasterio often wraps it as the cause of a generic 'Read failed'."""
     return str(exc.__cause__ or exc)
+
+
+def _remote_reason(path: Path | str, reason: str) -> str:
+    """GDAL's ``reason`` for a failure, led by what the server of a remote raster says now (an HTTP status, a
+    cut-short response), which GDAL's message lacks."""
+    server = remote_failure(path) if isinstance(path, str) and is_remote(path) else None
+    return f"{server}; {reason}" if server else reason
 
 
 def _georeference(dataset: DatasetReader | WarpedVRT) -> tuple[CRS | None, Affine]:

@@ -28,6 +28,7 @@ from pipelines.services.object_store import object_name, store_objects
 from remoteclip.factory import load_model
 from remoteclip.locator import load_locator
 from remoteclip.prompts import plural
+from tiles.aoi import load_aoi
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
 
@@ -54,8 +55,30 @@ def _report_failure(path: str, reason: str) -> None:
     tqdm.write(f"failed: {path}: {reason}", file=sys.stderr)
 
 
+def _read_path_list(ctx: click.Context, param: click.Parameter, value: Path | None) -> tuple[str, ...]:
+    """The paths and URLs of a text file, one a line (blank lines and ``#`` comments left out)."""
+    if value is None:
+        return ()
+    lines = (line.strip() for line in value.read_text(encoding="utf-8").splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
+
+
 @click.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
+@click.option(
+    "--paths-from",
+    "listed",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    callback=_read_path_list,
+    help="A text file of more PATHs or URLs, one a line.",
+)
+@click.option(
+    "--aoi",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="GeoJSON file (EPSG:4326): ingest only the chips meeting this area (of a remote file, only they are "
+    "fetched).",
+)
 @db_option
 @storage_options_option
 @click.option("--chip-size", type=int, default=256, show_default=True, help="Chip side in output pixels.")
@@ -123,6 +146,8 @@ def _report_failure(path: str, reason: str) -> None:
 @output_format_option("table", "json")
 def ingest(
     paths: tuple[str, ...],
+    listed: tuple[str, ...],
+    aoi: Path | None,
     db: Path | str,
     storage_options: dict[str, str],
     chip_size: int,
@@ -143,10 +168,15 @@ def ingest(
     backend: str | None,
     output_format: str,
 ) -> None:
-    """Ingest PATH... (files, folders, globs: GeoTIFF, COG, VRT, JPEG, PNG) into the chip index at --db.
+    """Ingest PATH... (files, folders, globs: GeoTIFF, COG, VRT, JPEG, PNG; or COG URLs: https://, s3://,
+    gs://) into the chip index at --db.
 
     Exits 1 if any file failed; the others are ingested all the same.
     """
+    paths = (*paths, *listed)
+    if not paths:
+        raise click.UsageError("give at least one PATH (or --paths-from FILE)")
+    area = load_aoi(aoi) if aoi is not None else None
     spec = ChipSpec(chip_px=chip_size, overlap_px=overlap, levels=levels, min_valid=min_valid)
     model = load_model(model_name, weights=weights, device=device, backend=backend)
     locator = load_locator(model, locator_path) if nouns else None  # before the ingest: fail early
@@ -165,6 +195,7 @@ def ingest(
             encoders=ray_encoders,
             address=ray_address,
             on_failure=_report_failure,
+            aoi=area,
         )
     else:
         summary = ingest_paths(
@@ -176,6 +207,7 @@ def ingest(
             workers=workers,
             commit_rows=commit_rows,
             on_failure=_report_failure,
+            aoi=area,
         )
     stored: dict[str, int] = {}
     if locator is not None:

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Self
 
 import numpy as np
+from shapely.geometry.base import BaseGeometry
 from tqdm import tqdm
 
-from pipelines.ingest.plan import IngestSummary, expand_paths, plan_scenes
+from pipelines.ingest.plan import IngestSummary, expand_sources, plan_scenes
 from pipelines.ingest.read import DEFAULT_WORKERS, ChipChunk, SceneFailed, SceneOpened, read_scenes
 from remoteclip.encode import encode_images
 from remoteclip.errors import InputError
@@ -55,11 +56,13 @@ def ingest_paths(
     progress: bool = True,
     on_failure: Callable[[str, str], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    aoi: BaseGeometry | None = None,
 ) -> IngestSummary:
-    """Ingest rasters (files, folders, globs) into ``index`` with ``model``.
+    """Ingest rasters (files, folders, globs, remote URLs) into ``index`` with ``model``.
 
     Args:
-        paths: files, folders (searched recursively) and glob patterns. index: the chip index to write; it
+        paths: files, folders (searched recursively), glob patterns and remote rasters' URLs (``https://``,
+        ``s3://``, ``gs://``; only the windows read are fetched). index: the chip index to write; it
         must be empty or hold vectors of ``model``. model: the loaded model that embeds the chips. spec: chip
         size, overlap, levels and the valid share below which a chip is skipped. batch_size: chips per encoder
         batch. thumb_px: longest side of the stored JPEG thumbnails. workers: reader processes (0: read in
@@ -67,7 +70,8 @@ def ingest_paths(
         hold this many rows (1: a commit per scene; a scene is never split). progress: show a tqdm progress
         bar (chips) on stderr.
         on_failure: called with (path, reason) for each file that fails, as it fails. on_progress: called with
-        (chips read, chips known so far) after each chip (e.g. for the app's progress bar).
+        (chips read, chips known so far) after each chip (e.g. for the app's progress bar). aoi: only the
+        chips meeting this EPSG:4326 area are read and stored (a scene's other chips are removed).
     """
     if batch_size < 1:
         raise InputError(f"batch size {batch_size} must be at least 1")
@@ -76,7 +80,7 @@ def ingest_paths(
     if commit_rows < 1:
         raise InputError(f"rows per commit {commit_rows} must be at least 1")
     index.check_model(model.model_id)
-    files, missing = expand_paths(paths)
+    files, missing = expand_sources(paths)
     summary = IngestSummary()
 
     def fail(path: str, reason: str) -> None:
@@ -87,7 +91,9 @@ def ingest_paths(
     for path, reason in missing:
         fail(path, reason)
     start = time.perf_counter()
-    plan = plan_scenes(files, index, model.model_id, spec, thumb_px)
+    plan = plan_scenes(files, index, model.model_id, spec, thumb_px, aoi)
+    for path, reason in plan.failed:
+        fail(path, reason)
     summary.unchanged = plan.unchanged
     summary.duplicates = plan.duplicates
     encoder = _SceneEncoder(model, batch_size)
@@ -103,13 +109,13 @@ def ingest_paths(
                 group.commit()
 
     with gdal_env(), _Progress(progress, on_progress) as tracker:
-        for message in read_scenes(plan.jobs, spec, thumb_px, workers):
+        for message in read_scenes(plan.jobs, spec, thumb_px, workers, aoi):
             job = plan.jobs[message.scene]
             if isinstance(message, SceneOpened):
-                tracker.bar.set_description(job.path.name[:40])
+                tracker.bar.set_description(job.name[:40])
                 tracker.expect(message.windows)
             elif isinstance(message, ChipChunk):
-                tracker.step(len(message.records) + message.skipped.total())
+                tracker.step(message.windows)
                 encoder.add(message)
             elif isinstance(message, SceneFailed):
                 encoder.drop(message.scene)

@@ -8,17 +8,22 @@ other file a :class:`~pipelines.ingest.read.SceneJob`. :class:`IngestSummary` is
 from __future__ import annotations
 
 import glob
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shapely.geometry.base import BaseGeometry
+
 from pipelines.ingest.read import SceneJob
 from tiles.chips import SkipReason
+from tiles.errors import RasterReadError
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
 from tiles.index.scene_log import SceneLog, SceneStamp
-from tiles.index.schema import scene_id_for
+from tiles.index.schema import remote_scene_id, scene_id_for
 from tiles.reader import RASTER_SUFFIXES
+from tiles.remote import is_remote, stat_remote
 
 #: characters that make a path a glob pattern
 GLOB_CHARS = frozenset("*?[")
@@ -114,49 +119,106 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[st
     return list(found), missing
 
 
+def expand_sources(paths: Iterable[str | Path]) -> tuple[list[Path | str], list[tuple[str, str]]]:
+    """:func:`expand_paths`, with remote rasters' URLs (:func:`tiles.remote.is_remote`) kept as they are (each
+    once, in the order given)."""
+    sources: dict[Path | str, None] = {}
+    missing: list[tuple[str, str]] = []
+    for raw in paths:
+        if is_remote(raw):
+            sources[str(raw)] = None
+        else:
+            files, not_found = expand_paths([raw])
+            sources.update(dict.fromkeys(files))
+            missing.extend(not_found)
+    return list(sources), missing
+
+
 @dataclass(frozen=True)
 class ScenePlan:
-    """The scenes an ingest still has to do, the stamps to log them with, how many were done before, and the
-    files left out as copies of another file's content (path, path it is the same as)."""
+    """The scenes an ingest still has to do, the stamps to log them with, how many were done before, the
+    files left out as copies of another file's content (path, path it is the same as), and the remote files
+    whose server refused or could not be reached (URL, reason)."""
 
     jobs: list[SceneJob]
     stamps: list[SceneStamp]
     unchanged: int
     log: SceneLog
     duplicates: list[tuple[str, str]]
+    failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def plan_scenes(
-    files: list[Path], index: ChipIndex, model_id: str, spec: ChipSpec, thumb_px: int
-) -> ScenePlan:
-    """Skip the files the scene log says are finished with these settings, and files whose content is a scene
-    of this run or of the library under another path that still exists (one scene, ingested once: the same
-    chips twice in one commit would be an ambiguous merge); give the others a job each."""
-    log = SceneLog(index)
+def chip_settings(spec: ChipSpec, thumb_px: int, aoi: BaseGeometry | None = None) -> str:
+    """The settings a scene is cut with, as the one string the scene log compares (an AOI by its hash)."""
     settings = (
         f"chip_px={spec.chip_px} overlap_px={spec.overlap_px} levels={spec.levels} "
         f"min_valid={spec.min_valid} thumb_px={thumb_px}"
     )
+    if aoi is not None:
+        settings += f" aoi={hashlib.blake2b(aoi.wkb, digest_size=8).hexdigest()}"
+    return settings
+
+
+def plan_scenes(
+    files: list[Path | str],
+    index: ChipIndex,
+    model_id: str,
+    spec: ChipSpec,
+    thumb_px: int,
+    aoi: BaseGeometry | None = None,
+) -> ScenePlan:
+    """Skip the files the scene log says are finished with these settings, and files whose content is a scene
+    of this run or of the library under another path that still exists (one scene, ingested once: the same
+    chips twice in one commit would be an ambiguous merge); give the others a job each.
+
+    Remote files are asked for their size and version (one HEAD request each, no bytes of the file); one the
+    server refuses or that cannot be reached is left out and reported in :attr:`ScenePlan.failed`.
+    """
+    log = SceneLog(index)
+    settings = chip_settings(spec, thumb_px, aoi)
+    known: list[tuple[Path | str, SceneStamp, str | None, int]] = []
+    failed: list[tuple[str, str]] = []
+    for source in files:
+        if isinstance(source, Path):
+            stamp = SceneStamp.of(source, settings, model_id)
+            known.append((source, stamp, None, stamp.size))
+            continue
+        try:
+            stat = stat_remote(source)
+        except RasterReadError as exc:
+            failed.append((source, str(exc).removeprefix(f"{source}: ")))
+            continue
+        stamp = SceneStamp(source, stat.size, stat.mtime_ns, settings, model_id)
+        known.append((source, stamp, remote_scene_id(stat.url, stat.size, stat.etag, stat.mtime_ns), stat.size))
+    done = log.finished([stamp for _, stamp, _, _ in known], [scene_id for _, _, scene_id, _ in known])
+    todo = [
+        (source, stamp, scene_id or scene_id_for(Path(source)), size)
+        for (source, stamp, scene_id, size), finished in zip(known, done, strict=True)
+        if not finished
+    ]
+    stored = index.scene_paths([scene_id for _, _, scene_id, _ in todo])
+    first: dict[str, Path | str] = {}
     jobs: list[SceneJob] = []
     stamps: list[SceneStamp] = []
-    all_stamps = [SceneStamp.of(path, settings, model_id) for path in files]
-    todo = [
-        (path, stamp, scene_id_for(path))
-        for path, stamp, done in zip(files, all_stamps, log.finished(all_stamps), strict=True)
-        if not done
-    ]
-    stored = index.scene_paths([scene_id for _, _, scene_id in todo])
-    first: dict[str, Path] = {}
     duplicates: list[tuple[str, str]] = []
-    for path, stamp, scene_id in todo:
-        known = first.get(scene_id)
+    for source, stamp, scene_id, size in todo:
+        earlier = first.get(scene_id)
         elsewhere = stored.get(scene_id)
-        if known is not None:
-            duplicates.append((str(path), str(known)))
-        elif elsewhere is not None and Path(elsewhere).resolve() != path.resolve() and Path(elsewhere).exists():
-            duplicates.append((str(path), elsewhere))
+        if earlier is not None:
+            duplicates.append((str(source), str(earlier)))
+        elif elsewhere is not None and _another_file(elsewhere, source):
+            duplicates.append((str(source), elsewhere))
         else:
-            first[scene_id] = path
-            jobs.append(SceneJob(len(jobs), path, scene_id))
+            first[scene_id] = source
+            jobs.append(SceneJob(len(jobs), source, scene_id, size))
             stamps.append(stamp)
-    return ScenePlan(jobs, stamps, len(files) - len(jobs) - len(duplicates), log, duplicates)
+    unchanged = len(known) - len(jobs) - len(duplicates)
+    return ScenePlan(jobs, stamps, unchanged, log, duplicates, failed)
+
+
+def _another_file(stored: str, source: Path | str) -> bool:
+    """Whether a scene's stored path names another local file than ``source`` that still exists (remote ids
+    hold their URL, so a remote scene is never stored under another path)."""
+    if isinstance(source, str) or is_remote(stored):
+        return False
+    return Path(stored).resolve() != source.resolve() and Path(stored).exists()

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from shapely.geometry.base import BaseGeometry
 
-from pipelines.ingest.plan import IngestSummary, expand_paths, plan_scenes
+from pipelines.ingest.plan import IngestSummary, expand_sources, plan_scenes
 from pipelines.ingest.read import ChipChunk, SceneFailed, SceneJob, scene_messages
 from remoteclip.encode import encode_images
 from remoteclip.errors import InputError
@@ -34,6 +35,7 @@ from remoteclip.factory import LoadedModel, load_model
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
 from tiles.index.schema import METADATA_COLUMNS, METADATA_FIELDS, metadata_table, with_vectors
+from tiles.remote import is_remote
 from tiles.thumbnail import THUMB_PX
 
 #: name of the Ray actor collecting what the read stage reports: failed scenes, empty windows
@@ -61,14 +63,22 @@ class _ReadReport:
 
 
 def chip_rows(
-    item: dict[str, Any], spec: ChipSpec, thumb_px: int, model_id: str, report: Any
+    item: dict[str, Any],
+    spec: ChipSpec,
+    thumb_px: int,
+    model_id: str,
+    report: Any,
+    aoi: BaseGeometry | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Read stage: one scene (``number``, ``path``, ``scene_id``) -> its chip rows, with raw ``pixels``."""
+    """Read stage: one scene (``number``, ``path``: a file or URL, ``scene_id``, ``size``) -> its chip rows,
+    with raw ``pixels``."""
     import ray  # runs in a Ray worker, where ray is importable
 
-    job = SceneJob(int(item["number"]), Path(item["path"]), str(item["scene_id"]))
+    path = str(item["path"])
+    source = path if is_remote(path) else Path(path)
+    job = SceneJob(int(item["number"]), source, str(item["scene_id"]), int(item["size"]))
     skipped: Counter[str] = Counter()
-    for message in scene_messages(job, spec, thumb_px):
+    for message in scene_messages(job, spec, thumb_px, aoi):
         if isinstance(message, ChipChunk):
             skipped.update(message.skipped)
             for row, chip in zip(metadata_table(message.records, model_id).to_pylist(), message.chips):
@@ -112,11 +122,12 @@ def ray_ingest_paths(
     encoders: int = 1,
     address: str | None = None,
     on_failure: Callable[[str, str], None] | None = None,
+    aoi: BaseGeometry | None = None,
 ) -> IngestSummary:
     """Ingest rasters into ``index`` with Ray Data; the same rows as :func:`pipelines.ingest.local.ingest_paths`.
 
     Args:
-        paths: files, folders (searched recursively) and glob patterns.
+        paths: files, folders (searched recursively), glob patterns and remote rasters' URLs.
         index: the chip index to append to.
         model: the model, loaded here for its id and dimension; actors load their own copy by
             ``model_name`` / ``weights`` (which must therefore be readable on every Ray node).
@@ -128,6 +139,7 @@ def ray_ingest_paths(
         encoders: model actors (each takes one GPU when the cluster has GPUs).
         address: Ray cluster to join (``None``: ``RAY_ADDRESS`` if set, else a new local instance).
         on_failure: called with (path, reason) for each file that fails.
+        aoi: only the chips meeting this EPSG:4326 area are read and stored.
     """
     import ray
 
@@ -135,9 +147,9 @@ def ray_ingest_paths(
         raise InputError(f"encoders ({encoders}) and batch size ({batch_size}) must be at least 1")
     index.check_model(model.model_id)
     start = time.perf_counter()
-    files, missing = expand_paths(paths)
-    summary = IngestSummary(failed=list(missing))
-    plan = plan_scenes(files, index, model.model_id, spec, thumb_px)
+    files, missing = expand_sources(paths)
+    plan = plan_scenes(files, index, model.model_id, spec, thumb_px, aoi)
+    summary = IngestSummary(failed=[*missing, *plan.failed])
     summary.unchanged = plan.unchanged
     summary.duplicates = plan.duplicates
     # a scene redone with other settings: its old chips would stay beside the appended new ones
@@ -164,6 +176,7 @@ def ray_ingest_paths(
                 batch_size,
                 thumb_px,
                 encoders,
+                aoi,
                 ray,
             )
     finally:
@@ -205,6 +218,7 @@ def _run_pipeline(
     batch_size: int,
     thumb_px: int,
     encoders: int,
+    aoi: BaseGeometry | None,
     ray: Any,
 ) -> tuple[list[tuple[int, str]], dict[int, dict[str, int]]]:
     """Read -> tile -> encode -> write on Ray; returns (scene number, reason) of the scenes that failed and
@@ -212,12 +226,15 @@ def _run_pipeline(
     report = ray.remote(_ReadReport).options(name=READ_REPORT_ACTOR).remote()
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     items = [
-        {"number": job.number, "path": str(job.path.resolve()), "scene_id": job.scene_id} for job in jobs
+        {"number": job.number, "path": job.scene_path, "scene_id": job.scene_id, "size": job.size}
+        for job in jobs
     ]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
     dataset = dataset.flat_map(
         chip_rows,
-        fn_kwargs={"spec": spec, "thumb_px": thumb_px, "model_id": model.model_id, "report": report},
+        fn_kwargs={
+            "spec": spec, "thumb_px": thumb_px, "model_id": model.model_id, "report": report, "aoi": aoi
+        },
     )
     dataset = dataset.map_batches(
         ChipEncoder,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from shapely.geometry.base import BaseGeometry
 
 from remoteclip.errors import InputError
 from tiles.chips import iter_chips
@@ -44,11 +45,23 @@ MMAP_THRESHOLD_BYTES = 128 * 1024
 
 @dataclass(frozen=True)
 class SceneJob:
-    """A scene to read: its number in this run, file and content id."""
+    """A scene to read: its number in this run, its file (a local path, or a remote raster's URL), its id and
+    its size in bytes."""
 
     number: int
-    path: Path
+    path: Path | str
     scene_id: str
+    size: int
+
+    @property
+    def scene_path(self) -> str:
+        """What the index stores as the scene's path: the file's absolute path, or the URL as given."""
+        return self.path if isinstance(self.path, str) else str(self.path.resolve())
+
+    @property
+    def name(self) -> str:
+        """The file's name (the last part of a URL)."""
+        return self.path.name if isinstance(self.path, Path) else self.path.rstrip("/").rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -61,12 +74,14 @@ class SceneOpened:
 
 @dataclass(frozen=True)
 class ChipChunk:
-    """A chunk of a scene's chips, with their records, and its empty windows by reason (``SkipReason``)."""
+    """A chunk of a scene's chips, with their records, its empty windows by reason (``SkipReason``) and the
+    number of windows it covers (chips, empty ones, and those outside the AOI)."""
 
     scene: int
     records: list[ChipRecord]
     chips: list[np.ndarray]
     skipped: Counter[str]
+    windows: int
 
 
 @dataclass(frozen=True)
@@ -87,14 +102,19 @@ class SceneFailed:
 SceneMessage = SceneOpened | ChipChunk | SceneDone | SceneFailed
 
 
-def scene_messages(job: SceneJob, spec: ChipSpec, thumb_px: int) -> Iterator[SceneMessage]:
-    """Cut one scene into chips: ``SceneOpened``, ``ChipChunk``s, then ``SceneDone`` or ``SceneFailed``."""
+def scene_messages(
+    job: SceneJob, spec: ChipSpec, thumb_px: int, aoi: BaseGeometry | None = None
+) -> Iterator[SceneMessage]:
+    """Cut one scene into chips: ``SceneOpened``, ``ChipChunk``s, then ``SceneDone`` or ``SceneFailed``.
+
+    With ``aoi`` (EPSG:4326), windows wholly outside it are never read (of a remote file, never fetched).
+    """
     try:
         with open_scene(job.path) as scene:
             windows = list(iter_windows(scene.width, scene.height, spec))
             yield SceneOpened(job.number, len(windows))
             for start in range(0, len(windows), CHUNK_CHIPS):
-                yield _read_chunk(job, scene, windows[start : start + CHUNK_CHIPS], spec, thumb_px)
+                yield _read_chunk(job, scene, windows[start : start + CHUNK_CHIPS], spec, thumb_px, aoi)
     except (OSError, InputError) as exc:
         yield SceneFailed(job.number, str(exc).removeprefix(f"{job.path}: "))
         return
@@ -102,13 +122,20 @@ def scene_messages(job: SceneJob, spec: ChipSpec, thumb_px: int) -> Iterator[Sce
 
 
 def _read_chunk(
-    job: SceneJob, scene: Scene, windows: list[ChipWindow], spec: ChipSpec, thumb_px: int
+    job: SceneJob,
+    scene: Scene,
+    windows: list[ChipWindow],
+    spec: ChipSpec,
+    thumb_px: int,
+    aoi: BaseGeometry | None,
 ) -> ChipChunk:
-    """The chips of ``windows`` and their records; the empty windows are counted by reason."""
+    """The chips of ``windows`` (those meeting ``aoi``) and their records; empty windows counted by reason."""
     skipped: Counter[str] = Counter()
-    chips = list(iter_chips(scene, spec, windows=windows, on_skip=lambda _, reason: skipped.update((reason,))))
+    chips = list(
+        iter_chips(scene, spec, windows=windows, aoi=aoi, on_skip=lambda _, reason: skipped.update((reason,)))
+    )
     crs = scene.crs.to_string() if scene.crs is not None else None
-    scene_path = str(job.path.resolve())
+    scene_path = job.scene_path
     records = [
         ChipRecord(
             scene_id=job.scene_id,
@@ -120,21 +147,23 @@ def _read_chunk(
         )
         for chip in chips
     ]
-    return ChipChunk(job.number, records, [chip.pixels for chip in chips], skipped)
+    return ChipChunk(job.number, records, [chip.pixels for chip in chips], skipped, len(windows))
 
 
-def read_scenes(jobs: list[SceneJob], spec: ChipSpec, thumb_px: int, workers: int) -> Iterator[SceneMessage]:
+def read_scenes(
+    jobs: list[SceneJob], spec: ChipSpec, thumb_px: int, workers: int, aoi: BaseGeometry | None = None
+) -> Iterator[SceneMessage]:
     """Messages of all scenes, from reader processes (bounded queue) or read here (workers=0, small input)."""
-    if workers == 0 or sum(job.path.stat().st_size for job in jobs) < PROCESS_MIN_BYTES:
+    if workers == 0 or sum(job.size for job in jobs) < PROCESS_MIN_BYTES:
         for job in jobs:
-            yield from scene_messages(job, spec, thumb_px)
+            yield from scene_messages(job, spec, thumb_px, aoi)
         return
     _pin_mmap_threshold()
     context = mp.get_context("spawn")  # fork would copy the model, LanceDB's threads and locks
     tasks: mp.Queue = context.Queue()
     out: mp.Queue = context.Queue(maxsize=QUEUE_PER_WORKER * workers)
     readers = [
-        context.Process(target=_reader_main, args=(tasks, out, spec, thumb_px), daemon=True)
+        context.Process(target=_reader_main, args=(tasks, out, spec, thumb_px, aoi), daemon=True)
         for _ in range(min(workers, len(jobs)))
     ]
     for job in jobs:
@@ -180,7 +209,9 @@ def _pin_mmap_threshold() -> None:
     libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 
-def _reader_main(tasks: mp.Queue, out: mp.Queue, spec: ChipSpec, thumb_px: int) -> None:
+def _reader_main(
+    tasks: mp.Queue, out: mp.Queue, spec: ChipSpec, thumb_px: int, aoi: BaseGeometry | None
+) -> None:
     """A reader process: cut the scenes it takes from ``tasks`` into chips until it takes ``None``.
 
     It exits by itself when the ingest process is gone (killed with ``kill -9``), instead of waiting on a full
@@ -189,7 +220,7 @@ def _reader_main(tasks: mp.Queue, out: mp.Queue, spec: ChipSpec, thumb_px: int) 
     parent = os.getppid()
     with gdal_env():
         for job in iter(tasks.get, None):
-            for message in scene_messages(job, spec, thumb_px):
+            for message in scene_messages(job, spec, thumb_px, aoi):
                 while True:
                     try:
                         out.put(message, timeout=READER_POLL_S)

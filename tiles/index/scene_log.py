@@ -64,16 +64,22 @@ class SceneLog:
         rows = self._table.to_arrow().to_pylist() if self._table is not None else []
         self._logged = {row["scene_path"]: row for row in rows}
 
-    def finished(self, stamps: Sequence[SceneStamp]) -> list[bool]:
+    def finished(
+        self, stamps: Sequence[SceneStamp], scene_ids: Sequence[str | None] | None = None
+    ) -> list[bool]:
         """Whether each scene was finished with its stamp and its chips are all still in the index.
 
-        The index's chips per scene are read once for all the stamps (not a count per scene: a rerun over
-        thousands of files would scan the table thousands of times), and only if some stamp is logged.
+        ``scene_ids`` (where known before reading, as for remote files; None where not) must match the logged
+        ones too. The index's chips per scene are read once for all the stamps (not a count per scene: a rerun
+        over thousands of files would scan the table thousands of times), and only if some stamp is logged.
         """
         rows = [self._logged.get(stamp.scene_path) for stamp in stamps]
+        ids = scene_ids if scene_ids is not None else [None] * len(stamps)
         logged = [
-            row is not None and all(row[key] == value for key, value in asdict(stamp).items())
-            for stamp, row in zip(stamps, rows, strict=True)
+            row is not None
+            and all(row[key] == value for key, value in asdict(stamp).items())
+            and scene_id in (None, row["scene_id"])
+            for stamp, row, scene_id in zip(stamps, rows, ids, strict=True)
         ]
         if not any(logged):
             return logged

@@ -64,6 +64,13 @@ def scene_id_for(path: Path) -> str:
     return digest.hexdigest()[:ID_HEX]
 
 
+def remote_scene_id(url: str, size: int, etag: str | None, mtime_ns: int) -> str:
+    """Id of a remote scene from its URL, size and version (ETag, else Last-Modified), known without reading
+    the file: the same URL changed on the server is a new scene; a copy under another URL is another one."""
+    key = f"{url}\0{size}\0{etag or ''}\0{mtime_ns}"
+    return hashlib.blake2b(key.encode(), digest_size=32).hexdigest()[:ID_HEX]
+
+
 def chip_id_for(scene_id: str, window: ChipWindow) -> str:
     """Id of a chip from its scene and window: re-ingesting a scene yields the same ids."""
     key = f"{scene_id}/{window.level}/{window.col_off}/{window.row_off}/{window.width}/{window.height}"

@@ -1,0 +1,165 @@
+"""Ingest of remote COGs over HTTP and S3: a real Range-honouring server on 127.0.0.1 and moto's S3 server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import rasterio
+from click.testing import CliRunner
+from rasterio.transform import from_origin
+from rasterio.warp import transform_bounds
+from shapely.geometry import box
+
+from pipelines.cli.main import cli
+from pipelines.ingest.local import ingest_paths
+from tests.index_rows import sorted_rows, vector_matrix
+from tests.remote_server import DROP, RangeServer, serving
+from tiles.grid import ChipSpec
+from tiles.index.chip_index import ChipIndex
+
+SPEC = ChipSpec(chip_px=128)
+SIDE_PX = 1024
+#: columns that name the file (path, and the ids derived from it) rather than what was read from it
+NAMING = ["chip_id", "scene_id", "scene_path"]
+pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
+
+
+def write_cog(path: Path, seed: int, side_px: int = SIDE_PX, west: float = 500_000.0) -> Path:
+    """A ``side_px``² RGB COG (256 px tiles, DEFLATE, overviews), EPSG:32633 0.5 m, textured by ``seed``."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:side_px, 0:side_px]
+    data = np.stack([(cols * (3 + b) + rows * (5 + seed) + rng.integers(0, 40, cols.shape)) % 256 for b in range(3)])
+    with rasterio.open(
+        path, "w", driver="COG", width=side_px, height=side_px, count=3, dtype="uint8", crs="EPSG:32633",
+        transform=from_origin(west, 5_000_000.0, 0.5, 0.5), blocksize=256, compress="deflate",
+    ) as dst:
+        dst.write(data.astype(np.uint8))
+    return path
+
+
+@pytest.fixture
+def cogs(tmp_path: Path) -> list[Path]:
+    folder = tmp_path / "served"
+    folder.mkdir()
+    return [write_cog(folder / f"scene_{i}.tif", seed=i, west=500_000.0 + i * 600) for i in range(2)]
+
+
+@pytest.fixture
+def server(cogs: list[Path]):
+    with serving(cogs[0].parent) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GDAL's retries of failed requests without the production back-off (the settings yield to the env)."""
+    monkeypatch.setenv("GDAL_HTTP_RETRY_DELAY", "0.01")
+
+
+def content_rows(index: ChipIndex) -> pa.Table:
+    """The index's rows without the columns that name the file, in window order."""
+    rows = sorted_rows(index).drop_columns(NAMING)
+    return rows.sort_by([("minx", "ascending"), ("miny", "ascending"), ("level", "ascending")])
+
+
+def assert_same_content(got: ChipIndex, want: ChipIndex) -> None:
+    got_rows, want_rows = content_rows(got), content_rows(want)
+    assert got_rows.num_rows == want_rows.num_rows > 0
+    assert got_rows.drop_columns(["vector"]).equals(want_rows.drop_columns(["vector"]))
+    np.testing.assert_allclose(vector_matrix(got_rows), vector_matrix(want_rows), atol=1e-6)
+
+
+def test_remote_cogs_ingest_as_the_local_files_and_a_rerun_fetches_nothing(
+    tmp_path: Path, cogs: list[Path], server: RangeServer, tiny_model
+) -> None:
+    urls = [f"{server.url}/{cog.name}" for cog in cogs]
+    remote = ChipIndex(tmp_path / "remote")
+    summary = ingest_paths(urls, remote, tiny_model, SPEC, workers=0, progress=False)
+    assert (summary.scenes, summary.failed) == (2, [])
+    local = ChipIndex(tmp_path / "local")
+    ingest_paths(cogs, local, tiny_model, SPEC, workers=0, progress=False)
+    assert_same_content(remote, local)
+    assert sorted(s.scene_path for s in remote.scenes()) == sorted(urls)  # the URL, not /vsicurl/...
+    fetched = [server.bytes_sent(cog.name) for cog in cogs]
+    assert all(0 < sent <= cog.stat().st_size for sent, cog in zip(fetched, cogs))
+
+    again = ingest_paths(urls, remote, tiny_model, SPEC, workers=0, progress=False)
+    assert (again.scenes, again.unchanged) == (0, 2)
+    assert [server.bytes_sent(cog.name) for cog in cogs] == fetched  # headers only (HEAD)
+
+
+def test_an_aoi_ingest_fetches_only_part_of_the_file(
+    tmp_path: Path, cogs: list[Path], server: RangeServer, tiny_model
+) -> None:
+    cog = cogs[0]
+    with rasterio.open(cog) as src:
+        left, _, _, top = src.bounds
+    # the top-left quarter, shrunk a little so that only its 4 x 4 chips meet it
+    quarter = transform_bounds("EPSG:32633", "EPSG:4326", left + 1, top - 255, left + 255, top - 1)
+    index = ChipIndex(tmp_path / "db")
+    summary = ingest_paths([f"{server.url}/{cog.name}"], index, tiny_model, SPEC, workers=0, progress=False,
+                           aoi=box(*quarter))
+    assert summary.chips == index.count_rows() == 16
+    assert server.bytes_sent(cog.name) < 0.5 * cog.stat().st_size
+
+
+def test_bad_urls_fail_one_line_each_and_the_rest_of_the_batch_lands(
+    tmp_path: Path, cogs: list[Path], server: RangeServer, tiny_checkpoint: Path
+) -> None:
+    forbidden = write_cog(cogs[0].parent / "forbidden.tif", seed=5)
+    dropped = write_cog(cogs[0].parent / "dropped.tif", seed=6)
+    server.faults["/forbidden.tif"] = 403
+    server.faults["/dropped.tif"] = DROP
+    good = f"{server.url}/{cogs[1].name}"
+    bad = {
+        f"{server.url}/missing.tif": "HTTP 404",
+        f"{server.url}/{forbidden.name}": "HTTP 403",
+        f"{server.url}/{dropped.name}": "the response was cut short",
+    }
+    url_list = tmp_path / "urls.txt"
+    url_list.write_text("\n".join([*bad, good]) + "\n")
+    result = CliRunner().invoke(cli, ["ingest", "--paths-from", str(url_list), "--db", str(tmp_path / "db"),
+                                      "--model", str(tiny_checkpoint), "--chip-size", "128", "--workers", "0"])
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed: ")]
+    assert len(failed) == len(bad), result.stderr
+    for url, status in bad.items():
+        (line,) = [line for line in failed if line.startswith(f"failed: {url}: ")]
+        assert status in line
+    assert "Traceback" not in result.output
+    index = ChipIndex(tmp_path / "db")
+    assert [s.scene_path for s in index.scenes()] == [good]
+    assert index.count_rows() == (SIDE_PX // 128) ** 2
+
+
+def test_s3_cog_ingests_through_vsis3(
+    tmp_path: Path, cogs: list[Path], s3_server: dict[str, str], tiny_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    endpoint = s3_server["aws_endpoint"]
+    boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id=s3_server["aws_access_key_id"],
+        aws_secret_access_key=s3_server["aws_secret_access_key"], region_name=s3_server["aws_region"],
+    ).upload_file(str(cogs[0]), "chips", "imagery/scene_0.tif")
+    for name, value in {
+        "AWS_S3_ENDPOINT": endpoint.removeprefix("http://"),
+        "AWS_HTTPS": "NO",
+        "AWS_VIRTUAL_HOSTING": "FALSE",
+        "AWS_ACCESS_KEY_ID": s3_server["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": s3_server["aws_secret_access_key"],
+        "AWS_REGION": s3_server["aws_region"],
+    }.items():
+        monkeypatch.setenv(name, value)
+    remote = ChipIndex(tmp_path / "remote")
+    summary = ingest_paths(["s3://chips/imagery/scene_0.tif", "s3://chips/imagery/nope.tif"], remote, tiny_model,
+                           SPEC, workers=0, progress=False)
+    assert summary.scenes == 1
+    assert [(path, reason) for path, reason in summary.failed] == [("s3://chips/imagery/nope.tif", "HTTP 404 Not Found")]
+    local = ChipIndex(tmp_path / "local")
+    ingest_paths([cogs[0]], local, tiny_model, SPEC, workers=0, progress=False)
+    assert_same_content(remote, local)
+    assert [s.scene_path for s in remote.scenes()] == ["s3://chips/imagery/scene_0.tif"]
