@@ -1,4 +1,5 @@
-"""A real HTTP server on 127.0.0.1 for remote-raster tests: files with Range requests, byte counts, faults.
+"""A real HTTP server on 127.0.0.1 for remote-raster tests (files with Range requests, byte counts, faults),
+and the small COGs they serve (:func:`write_cog`).
 
 :class:`RangeServer` serves the files of a folder (HEAD and GET, single ``Range: bytes=a-b`` requests, an
 ETag and Last-Modified like a static web server or an object store), counts the body bytes it sends per path,
@@ -20,6 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
+import rasterio
+from rasterio.transform import from_origin
+
+#: side of the test COGs, in pixels
+SIDE_PX = 1024
 #: a route: (query parameters, JSON body or None) -> (status, content type, body)
 Route = Callable[[dict[str, list[str]], Any], tuple[int, str, bytes]]
 #: what a faulty path does: an HTTP status, or "drop" (headers sent, then half the body, then the socket closed)
@@ -154,3 +161,16 @@ def serving(root: Path) -> Iterator[RangeServer]:
         yield server
     finally:
         server.stop()
+
+
+def write_cog(path: Path, seed: int, side_px: int = SIDE_PX, west: float = 500_000.0) -> Path:
+    """A ``side_px``² RGB COG (256 px tiles, DEFLATE, overviews), EPSG:32633 0.5 m, textured by ``seed``."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:side_px, 0:side_px]
+    data = np.stack([(cols * (3 + b) + rows * (5 + seed) + rng.integers(0, 40, cols.shape)) % 256 for b in range(3)])
+    with rasterio.open(
+        path, "w", driver="COG", width=side_px, height=side_px, count=3, dtype="uint8", crs="EPSG:32633",
+        transform=from_origin(west, 5_000_000.0, 0.5, 0.5), blocksize=256, compress="deflate",
+    ) as dst:
+        dst.write(data.astype(np.uint8))
+    return path

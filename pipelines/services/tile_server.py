@@ -40,6 +40,7 @@ from tiles.errors import RasterReadError
 from tiles.georef import ground_sample_distance_m, pixels_to_lonlat, window_outline
 from tiles.grid import ChipWindow
 from tiles.reader import Stretch, gdal_env, open_scene
+from tiles.remote import gdal_path, is_remote, stat_remote
 
 #: (minx, miny, maxx, maxy) in EPSG:4326 degrees
 Bounds = tuple[float, float, float, float]
@@ -84,9 +85,9 @@ class SceneTiles:
 
 @dataclass(frozen=True)
 class _Source:
-    """A registered scene: its file and how its bands become RGB."""
+    """A registered scene: its file (or a remote raster's URL) and how its bands become RGB."""
 
-    path: Path
+    path: Path | str
     bands: tuple[int, ...]
     stretch: Stretch | None
     tiles: SceneTiles
@@ -109,10 +110,10 @@ def tile_min_zoom(native: int, span_px: int, overview_px: int = OVERVIEW_PX) -> 
 class _OpenReader:
     """One open rio-tiler reader; a rasterio dataset is not safe to read from two threads at once."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | str) -> None:
         self.lock = threading.Lock()
         try:
-            self.reader: Reader | None = Reader(str(path))
+            self.reader: Reader | None = Reader(gdal_path(path) if isinstance(path, str) else str(path))
         except RasterioError as exc:
             raise RasterReadError(f"{path}: cannot open it for map tiles ({exc})") from exc
 
@@ -128,11 +129,11 @@ class _ReaderCache:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._open: OrderedDict[Path, _OpenReader] = OrderedDict()
+        self._open: OrderedDict[Path | str, _OpenReader] = OrderedDict()
         self._lock = threading.Lock()
 
     @contextmanager
-    def use(self, path: Path) -> Iterator[Reader]:
+    def use(self, path: Path | str) -> Iterator[Reader]:
         """The open reader of ``path``, held by this thread until the block ends."""
         while True:
             handle = self._get(path)
@@ -141,7 +142,7 @@ class _ReaderCache:
                     yield handle.reader
                     return
 
-    def _get(self, path: Path) -> _OpenReader:
+    def _get(self, path: Path | str) -> _OpenReader:
         evicted = []
         with self._lock:
             handle = self._open.get(path)
@@ -193,12 +194,19 @@ class TileServer:
         self._thread.start()
 
     def register(self, path: str | Path) -> SceneTiles:
-        """Make ``path`` servable (once per version of the file); its tile URL template, bounds and zooms."""
-        resolved = Path(path).resolve()
-        if not resolved.is_file():
-            raise RasterReadError(f"{path}: no such file")
-        stat = resolved.stat()
-        key = hashlib.sha256(f"{resolved}\0{stat.st_mtime_ns}\0{stat.st_size}".encode()).hexdigest()[:16]
+        """Make ``path`` (a file, or a remote raster's URL) servable (once per version of the file); its tile URL
+        template, bounds and zooms."""
+        resolved: Path | str
+        if is_remote(path):
+            remote = stat_remote(str(path))  # one HEAD request: the version is the ETag and date
+            resolved, version = remote.url, f"{remote.etag}\0{remote.mtime_ns}\0{remote.size}"
+        else:
+            resolved = Path(path).resolve()
+            if not resolved.is_file():
+                raise RasterReadError(f"{path}: no such file")
+            stat = resolved.stat()
+            version = f"{stat.st_mtime_ns}\0{stat.st_size}"
+        key = hashlib.sha256(f"{resolved}\0{version}".encode()).hexdigest()[:16]
         with self._lock:
             known = self._sources.get(key)
         if known is not None:
@@ -208,7 +216,7 @@ class TileServer:
             self._sources[key] = source
         return source.tiles
 
-    def _describe(self, path: Path, key: str) -> _Source:
+    def _describe(self, path: Path | str, key: str) -> _Source:
         """Bands, stretch, EPSG:4326 bounds and zooms of the scene at ``path``, as the chips see it."""
         with open_scene(path) as scene:
             if scene.crs is None:
@@ -247,7 +255,7 @@ class TileServer:
                 )
                 colormap = reader.colormap if len(source.bands) == 1 and source.stretch is None else None
         except TileOutsideBounds as exc:
-            raise TileNotFoundError(f"tile {z}/{x}/{y} is outside {source.path.name}") from exc
+            raise TileNotFoundError(f"tile {z}/{x}/{y} is outside {Path(source.path).name}") from exc
         except (RasterioError, RioTilerError) as exc:
             raise RasterReadError(f"{source.path}: cannot read tile {z}/{x}/{y} ({exc})") from exc
         if source.stretch is not None:

@@ -9,35 +9,20 @@ import pyarrow as pa
 import pytest
 import rasterio
 from click.testing import CliRunner
-from rasterio.transform import from_origin
 from rasterio.warp import transform_bounds
 from shapely.geometry import box
 
 from pipelines.cli.main import cli
 from pipelines.ingest.local import ingest_paths
 from tests.index_rows import sorted_rows, vector_matrix
-from tests.remote_server import DROP, RangeServer, serving
+from tests.remote_server import DROP, SIDE_PX, RangeServer, serving, write_cog
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
 
 SPEC = ChipSpec(chip_px=128)
-SIDE_PX = 1024
 #: columns that name the file (path, and the ids derived from it) rather than what was read from it
 NAMING = ["chip_id", "scene_id", "scene_path"]
 pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
-
-
-def write_cog(path: Path, seed: int, side_px: int = SIDE_PX, west: float = 500_000.0) -> Path:
-    """A ``side_px``² RGB COG (256 px tiles, DEFLATE, overviews), EPSG:32633 0.5 m, textured by ``seed``."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0:side_px, 0:side_px]
-    data = np.stack([(cols * (3 + b) + rows * (5 + seed) + rng.integers(0, 40, cols.shape)) % 256 for b in range(3)])
-    with rasterio.open(
-        path, "w", driver="COG", width=side_px, height=side_px, count=3, dtype="uint8", crs="EPSG:32633",
-        transform=from_origin(west, 5_000_000.0, 0.5, 0.5), blocksize=256, compress="deflate",
-    ) as dst:
-        dst.write(data.astype(np.uint8))
-    return path
 
 
 @pytest.fixture
