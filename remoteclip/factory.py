@@ -45,6 +45,7 @@ from remoteclip.siglip import (
     read_siglip_config,
     siglip_preprocess,
     siglip_tokenizer,
+    siglip_transform,
     siglip_weights,
 )
 
@@ -120,6 +121,8 @@ class _Built:
     tokenizer: Callable[..., torch.Tensor]
     config: dict[str, Any]
     embed_dim: int
+    #: the image transform when not open_clip's for ``preprocess``
+    transform: Callable[[Image.Image], torch.Tensor] | None = None
 
 
 def load_model(
@@ -160,7 +163,7 @@ def load_model(
         )
     return LoadedModel(
         model=built.model,
-        preprocess=image_transform_v2(built.preprocess, is_train=False),
+        preprocess=built.transform or image_transform_v2(built.preprocess, is_train=False),
         tokenizer=built.tokenizer,
         model_id=f"{source.name}@{digest[:12]}",
         embed_dim=built.embed_dim,
@@ -224,9 +227,11 @@ def _build_siglip(
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
     model = model.to(device=device, dtype=dtype).eval()
     text_config = config.text_config
+    preprocess = siglip_preprocess(source.folder)
     return _Built(
         model=model,
-        preprocess=siglip_preprocess(source.folder),
+        preprocess=preprocess,
+        transform=siglip_transform(preprocess),
         tokenizer=siglip_tokenizer(source.folder, int(text_config.max_position_embeddings)),
         config=config.to_dict(),
         embed_dim=int(getattr(text_config, "projection_size", None) or text_config.hidden_size),

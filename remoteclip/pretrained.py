@@ -163,16 +163,11 @@ SKYCLIP_URL = "https://opendatasharing.s3.us-west-2.amazonaws.com/SkyScript/ckpt
 #: Hub name (xlm-roberta-base, the base model's) are not verified, nor is a revision pinned.
 RSMCLIP_HUB_REPO = "joaodaniel/RS-M-CLIP"
 XLMR_HUB_REPO = "xlm-roberta-base"
-#: Git-RSCLIP: transformers SigLIP folders (file lists of both repos as the Hub shows them); revisions not pinned
-#: (only short commit ids, 63dae33 and 7870d61, were seen), sizes and SHA-256 not published.
-GIT_RSCLIP_FILES = (
-    "config.json",
-    "preprocessor_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "spiece.model",
-)
+#: Git-RSCLIP: transformers SigLIP folders (file names from both repos' listings on the Hub); revisions not pinned
+#: (only short commit ids, 63dae33 and 7870d61, were seen), sizes and SHA-256 not published. Of the tokenizer
+#: files, the sentencepiece model and its config are what SiglipTokenizer reads (tokenizer.json and
+#: special_tokens_map.json, also there, are not needed).
+GIT_RSCLIP_FILES = ("config.json", "preprocessor_config.json", "tokenizer_config.json", "spiece.model")
 #: SigLIP's preprocessing: squash to the model's size, mean and std 0.5 (each folder's preprocessor_config.json
 #: is what is used; this is for listings)
 SIGLIP_PREPROCESS = PreprocessCfg(

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from open_clip.transform import PreprocessCfg
+from PIL import Image
 
 from remoteclip.errors import ModelNotFoundError, WeightsError
 
@@ -110,6 +111,21 @@ def siglip_preprocess(folder: Path) -> PreprocessCfg:
         std=tuple(cfg.get("image_std", (0.5, 0.5, 0.5))),
         interpolation=interpolation,
         resize_mode="squash",
+    )
+
+
+def siglip_transform(cfg: PreprocessCfg) -> Callable[[Image.Image], torch.Tensor]:
+    """The image preprocessing of ``transformers``' SiglipImageProcessor (its torchvision backend): the uint8
+    image resized as a tensor (antialiased), then scaled to 0..1 and normalised."""
+    from torchvision.transforms import InterpolationMode, v2
+
+    return v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.Resize(cfg.size, interpolation=InterpolationMode(cfg.interpolation), antialias=True),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(cfg.mean), list(cfg.std)),
+        ]
     )
 
 
