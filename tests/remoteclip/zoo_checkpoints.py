@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sentencepiece
@@ -47,14 +48,15 @@ def hub_repo(hf_home: Path, repo: str, monkeypatch: pytest.MonkeyPatch) -> Path:
 def sentencepiece_model(ids: dict[str, int], vocab_size: int = 48) -> bytes:
     """A tiny unigram sentencepiece model (``ids``: the ids of ``bos``, ``pad``, ``eos``, ``unk``)."""
     model = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(  # type: ignore[arg-type]
+    special: dict[str, Any] = {f"{name}_id": value for name, value in ids.items()}
+    sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(SENTENCES * 20),
         model_writer=model,
         vocab_size=vocab_size,
         model_type="unigram",
         hard_vocab_limit=False,
         minloglevel=2,
-        **{f"{name}_id": value for name, value in ids.items()},
+        **special,
     )
     return model.getvalue()
 
