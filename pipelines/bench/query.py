@@ -105,7 +105,12 @@ def synthetic_batches(
             "thumbnail": [thumbnail] * len(ids),
             "model_id": [model_id] * len(ids),
         }
-        arrays = [pa.array(columns[name], type=schema.field(name).type) for name in METADATA_COLUMNS]
+        arrays = [
+            pa.array(columns[name], type=schema.field(name).type)
+            if name in columns
+            else pa.nulls(len(ids), schema.field(name).type)  # no catalog items
+            for name in METADATA_COLUMNS
+        ]
         flat = pa.array(vectors[start:stop].reshape(-1))
         yield pa.RecordBatch.from_arrays(
             [*arrays, pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])], schema=schema

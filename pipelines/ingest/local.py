@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Self
 
@@ -33,7 +33,7 @@ from remoteclip.factory import LoadedModel
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
 from tiles.index.scene_log import SceneLog, SceneStamp
-from tiles.index.schema import ChipRecord, rows_table
+from tiles.index.schema import ChipRecord, SceneItem, rows_table
 from tiles.reader import gdal_env
 from tiles.thumbnail import THUMB_PX
 
@@ -57,6 +57,7 @@ def ingest_paths(
     on_failure: Callable[[str, str], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     aoi: BaseGeometry | None = None,
+    items: Mapping[str, SceneItem] | None = None,
 ) -> IngestSummary:
     """Ingest rasters (files, folders, globs, remote URLs) into ``index`` with ``model``.
 
@@ -71,7 +72,8 @@ def ingest_paths(
         bar (chips) on stderr.
         on_failure: called with (path, reason) for each file that fails, as it fails. on_progress: called with
         (chips read, chips known so far) after each chip (e.g. for the app's progress bar). aoi: only the
-        chips meeting this EPSG:4326 area are read and stored (a scene's other chips are removed).
+        chips meeting this EPSG:4326 area are read and stored (a scene's other chips are removed). items: the
+        catalog item of scenes by path or URL (:func:`pipelines.ingest.stac.stac_scenes`), kept with its chips.
     """
     if batch_size < 1:
         raise InputError(f"batch size {batch_size} must be at least 1")
@@ -91,7 +93,7 @@ def ingest_paths(
     for path, reason in missing:
         fail(path, reason)
     start = time.perf_counter()
-    plan = plan_scenes(files, index, model.model_id, spec, thumb_px, aoi)
+    plan = plan_scenes(files, index, model.model_id, spec, thumb_px, aoi, items)
     for path, reason in plan.failed:
         fail(path, reason)
     summary.unchanged = plan.unchanged

@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from shapely.geometry.base import BaseGeometry
@@ -21,7 +21,7 @@ from tiles.errors import RasterReadError
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
 from tiles.index.scene_log import SceneLog, SceneStamp
-from tiles.index.schema import remote_scene_id, scene_id_for
+from tiles.index.schema import SceneItem, remote_scene_id, scene_id_for
 from tiles.reader import RASTER_SUFFIXES
 from tiles.remote import is_remote, stat_remote
 
@@ -166,13 +166,15 @@ def plan_scenes(
     spec: ChipSpec,
     thumb_px: int,
     aoi: BaseGeometry | None = None,
+    items: Mapping[str, SceneItem] | None = None,
 ) -> ScenePlan:
     """Skip the files the scene log says are finished with these settings, and files whose content is a scene
     of this run or of the library under another path that still exists (one scene, ingested once: the same
     chips twice in one commit would be an ambiguous merge); give the others a job each.
 
     Remote files are asked for their size and version (one HEAD request each, no bytes of the file); one the
-    server refuses or that cannot be reached is left out and reported in :attr:`ScenePlan.failed`.
+    server refuses or that cannot be reached is left out and reported in :attr:`ScenePlan.failed`. ``items``
+    gives the catalog item of a scene by its stored path (:attr:`SceneJob.scene_path`), kept with its chips.
     """
     log = SceneLog(index)
     settings = chip_settings(spec, thumb_px, aoi)
@@ -210,7 +212,8 @@ def plan_scenes(
             duplicates.append((str(source), elsewhere))
         else:
             first[scene_id] = source
-            jobs.append(SceneJob(len(jobs), source, scene_id, size))
+            job = SceneJob(len(jobs), source, scene_id, size)
+            jobs.append(replace(job, item=(items or {}).get(job.scene_path)))
             stamps.append(stamp)
     unchanged = len(known) - len(jobs) - len(duplicates)
     return ScenePlan(jobs, stamps, unchanged, log, duplicates, failed)

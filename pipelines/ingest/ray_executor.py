@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel, load_model
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
-from tiles.index.schema import METADATA_COLUMNS, METADATA_FIELDS, metadata_table, with_vectors
+from tiles.index.schema import METADATA_COLUMNS, METADATA_FIELDS, SceneItem, metadata_table, with_vectors
 from tiles.remote import is_remote
 from tiles.thumbnail import THUMB_PX
 
@@ -70,13 +71,14 @@ def chip_rows(
     report: Any,
     aoi: BaseGeometry | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Read stage: one scene (``number``, ``path``: a file or URL, ``scene_id``, ``size``) -> its chip rows,
-    with raw ``pixels``."""
+    """Read stage: one scene (``number``, ``path``: a file or URL, ``scene_id``, ``size``, ``item``: the fields
+    of its catalog item or None) -> its chip rows, with raw ``pixels``."""
     import ray  # runs in a Ray worker, where ray is importable
 
     path = str(item["path"])
     source = path if is_remote(path) else Path(path)
-    job = SceneJob(int(item["number"]), source, str(item["scene_id"]), int(item["size"]))
+    scene_item = SceneItem(**item["item"]) if item["item"] else None
+    job = SceneJob(int(item["number"]), source, str(item["scene_id"]), int(item["size"]), scene_item)
     skipped: Counter[str] = Counter()
     for message in scene_messages(job, spec, thumb_px, aoi):
         if isinstance(message, ChipChunk):
@@ -123,6 +125,7 @@ def ray_ingest_paths(
     address: str | None = None,
     on_failure: Callable[[str, str], None] | None = None,
     aoi: BaseGeometry | None = None,
+    items: Mapping[str, SceneItem] | None = None,
 ) -> IngestSummary:
     """Ingest rasters into ``index`` with Ray Data; the same rows as :func:`pipelines.ingest.local.ingest_paths`.
 
@@ -140,6 +143,7 @@ def ray_ingest_paths(
         address: Ray cluster to join (``None``: ``RAY_ADDRESS`` if set, else a new local instance).
         on_failure: called with (path, reason) for each file that fails.
         aoi: only the chips meeting this EPSG:4326 area are read and stored.
+        items: the catalog item of scenes by path or URL, kept with their chips.
     """
     import ray
 
@@ -148,7 +152,7 @@ def ray_ingest_paths(
     index.check_model(model.model_id)
     start = time.perf_counter()
     files, missing = expand_sources(paths)
-    plan = plan_scenes(files, index, model.model_id, spec, thumb_px, aoi)
+    plan = plan_scenes(files, index, model.model_id, spec, thumb_px, aoi, items)
     summary = IngestSummary(failed=[*missing, *plan.failed])
     summary.unchanged = plan.unchanged
     summary.duplicates = plan.duplicates
@@ -226,7 +230,13 @@ def _run_pipeline(
     report = ray.remote(_ReadReport).options(name=READ_REPORT_ACTOR).remote()
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     items = [
-        {"number": job.number, "path": job.scene_path, "scene_id": job.scene_id, "size": job.size}
+        {
+            "number": job.number,
+            "path": job.scene_path,
+            "scene_id": job.scene_id,
+            "size": job.size,
+            "item": asdict(job.item) if job.item else None,
+        }
         for job in jobs
     ]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))

@@ -24,7 +24,7 @@ from remoteclip.errors import InputError
 from tiles.chips import iter_chips
 from tiles.errors import RasterReadError
 from tiles.grid import ChipSpec, ChipWindow, iter_windows
-from tiles.index.schema import ChipRecord
+from tiles.index.schema import ChipRecord, SceneItem
 from tiles.reader import Scene, gdal_env, open_scene
 from tiles.thumbnail import thumbnail_jpeg
 
@@ -45,13 +45,14 @@ MMAP_THRESHOLD_BYTES = 128 * 1024
 
 @dataclass(frozen=True)
 class SceneJob:
-    """A scene to read: its number in this run, its file (a local path, or a remote raster's URL), its id and
-    its size in bytes."""
+    """A scene to read: its number in this run, its file (a local path, or a remote raster's URL), its id, its
+    size in bytes and the catalog item it came from (None for a file named by path)."""
 
     number: int
     path: Path | str
     scene_id: str
     size: int
+    item: SceneItem | None = None
 
     @property
     def scene_path(self) -> str:
@@ -144,6 +145,7 @@ def _read_chunk(
             georef=chip.georef,
             crs=crs,
             thumbnail=thumbnail_jpeg(chip.pixels, chip.window.out_shape(spec.chip_px), thumb_px),
+            item=job.item,
         )
         for chip in chips
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -30,7 +30,13 @@ from tiles.aoi import bbox_where
 from tiles.index.ann import AnnPolicy, ensure_ann_index, tune_query
 from tiles.index.errors import ChipIndexError
 from tiles.index.location import is_object_store_uri
-from tiles.index.schema import DATA_STORAGE_VERSION, METADATA_COLUMNS, TABLE_NAME, chips_schema
+from tiles.index.schema import (
+    DATA_STORAGE_VERSION,
+    ITEM_FIELDS,
+    METADATA_COLUMNS,
+    TABLE_NAME,
+    chips_schema,
+)
 
 if TYPE_CHECKING:
     from ray.data import Dataset
@@ -63,6 +69,11 @@ class Chip:
     pixel_space: bool
     thumbnail: bytes
     model_id: str
+    #: the catalog item of the chip's scene (:data:`tiles.index.schema.ITEM_FIELDS`), None without one
+    item_id: str | None = field(default=None, kw_only=True)
+    collection: str | None = field(default=None, kw_only=True)
+    datetime: datetime | None = field(default=None, kw_only=True)
+    item_url: str | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -217,6 +228,8 @@ class ChipIndex:
                 self.table_name, schema=chips_schema(dim), exist_ok=True, data_storage_version=DATA_STORAGE_VERSION
             )
             table = self._table
+        elif missing := [f for f in ITEM_FIELDS if f.name not in table.schema.names]:
+            table.add_columns(missing)  # a library made before these columns: all null for its chips
         if models:
             self.check_model(models.pop())
         if rows.num_rows and dim != self.dim:
@@ -283,7 +296,7 @@ class ChipIndex:
             # a vector makes search() a LanceVectorQueryBuilder; LanceDB types it as the base builder
             query = query.distance_type("cosine")  # type: ignore[attr-defined]
             query = tune_query(query, self.ann, candidates)
-            query = query.select([*METADATA_COLUMNS, "_distance"]).limit(limit)
+            query = query.select([*_stored(table, METADATA_COLUMNS), "_distance"]).limit(limit)
             if where_sql:
                 query = query.where(where_sql, prefilter=True)
             found = query.to_arrow()
@@ -317,7 +330,7 @@ class ChipIndex:
 
     def get(self, chip_ids: Sequence[str]) -> list[Chip]:
         """The chips with these ids, in the order given; unknown ids raise :class:`ChipIndexError`."""
-        found = self._rows_by_id(chip_ids, list(METADATA_COLUMNS))
+        found = self._rows_by_id(chip_ids, _stored(self._require_table(), METADATA_COLUMNS))
         by_id = {kw["chip_id"]: Chip(**kw) for kw in _chip_fields(found)}
         return [by_id[chip_id] for chip_id in chip_ids]
 
@@ -344,7 +357,7 @@ class ChipIndex:
         """Every chip matching the SQL ``where`` (all when None) and its float32 vector ``(N, D)``, read
         ``batch_size`` rows at a time. Thumbnails are not read (``b""``): a whole library's would not fit."""
         table = self._require_table()
-        columns = [name for name in METADATA_COLUMNS if name != "thumbnail"]
+        columns = [name for name in _stored(table, METADATA_COLUMNS) if name != "thumbnail"]
         for batch in table.to_lance().to_batches(
             columns=[*columns, "vector"], filter=where, batch_size=batch_size
         ):
@@ -533,10 +546,18 @@ def _store_error(exc: Exception) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
+def _stored(table: Table, columns: Sequence[str]) -> list[str]:
+    """The ``columns`` the table has (a library made before :data:`ITEM_FIELDS` lacks those until written)."""
+    names = set(table.schema.names)
+    return [name for name in columns if name in names]
+
+
 def _chip_fields(rows: pa.Table) -> list[dict[str, Any]]:
-    """Keyword arguments of :class:`Chip` for each row of ``rows`` (which holds ``METADATA_COLUMNS``)."""
+    """Keyword arguments of :class:`Chip` for each row of ``rows`` (which holds ``METADATA_COLUMNS``, or all
+    but :data:`ITEM_FIELDS`)."""
     footprints = shapely.from_wkb(rows["footprint"].to_numpy(zero_copy_only=False)) if rows.num_rows else []
-    chip_fields = [f.name for f in fields(Chip) if f.name not in ("bbox", "footprint")]
+    names = set(rows.schema.names)
+    chip_fields = [f.name for f in fields(Chip) if f.name not in ("bbox", "footprint") and f.name in names]
     return [
         {
             **{name: row[name] for name in chip_fields},

@@ -2,7 +2,10 @@
 
 This is the one contract between ingest (which writes the table) and search / the app (which read it).
 Columns are those of DESIGN.md plus ``pixel_space`` (footprint in pixel (col, row) space for images without a
-georeference; such chips never match an AOI) and ``centroid_lon`` / ``centroid_lat``.
+georeference; such chips never match an AOI) and ``centroid_lon`` / ``centroid_lat``, and the catalog item a
+scene came from (:data:`ITEM_FIELDS`, null for files ingested by path): libraries made before those columns
+get them, all null, on their next write (:meth:`tiles.index.chip_index.ChipIndex.upsert`), and are read
+without them until then.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +30,14 @@ DATA_STORAGE_VERSION = "2.1"
 #: hex digits kept from the BLAKE2b digests used as ids
 ID_HEX = 20
 
+#: the catalog item (STAC) a chip's scene came from: its id, collection, acquisition time (UTC) and the URL of
+#: the item itself (its ``self`` link), so a hit links back to it; null for scenes ingested by path
+ITEM_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("item_id", pa.string()),
+    pa.field("collection", pa.string()),
+    pa.field("datetime", pa.timestamp("us", tz="UTC")),
+    pa.field("item_url", pa.string()),
+)
 #: columns other than ``vector``, in table order
 METADATA_FIELDS: tuple[pa.Field, ...] = (
     pa.field("chip_id", pa.string(), nullable=False),
@@ -48,6 +60,7 @@ METADATA_FIELDS: tuple[pa.Field, ...] = (
     pa.field("centroid_lat", pa.float64()),
     pa.field("thumbnail", pa.binary()),
     pa.field("model_id", pa.string()),
+    *ITEM_FIELDS,
 )
 METADATA_COLUMNS: tuple[str, ...] = tuple(field.name for field in METADATA_FIELDS)
 
@@ -78,6 +91,18 @@ def chip_id_for(scene_id: str, window: ChipWindow) -> str:
 
 
 @dataclass(frozen=True)
+class SceneItem:
+    """The catalog item a scene came from (:data:`ITEM_FIELDS`)."""
+
+    item_id: str
+    collection: str | None
+    #: acquisition time, timezone-aware (UTC when the catalog gives none)
+    datetime: datetime | None
+    #: the item's own URL (its ``self`` link) or file
+    url: str | None
+
+
+@dataclass(frozen=True)
 class ChipRecord:
     """Everything about one chip except its vector: what ingest collects before encoding."""
 
@@ -88,6 +113,8 @@ class ChipRecord:
     #: source CRS as ``EPSG:n`` when it has a code, else WKT; None for images without a georeference
     crs: str | None
     thumbnail: bytes
+    #: the catalog item of the scene, None for a file ingested by path
+    item: SceneItem | None = None
 
 
 def metadata_table(records: Sequence[ChipRecord], model_id: str) -> pa.Table:
@@ -113,6 +140,10 @@ def metadata_table(records: Sequence[ChipRecord], model_id: str) -> pa.Table:
         "centroid_lat": [r.georef.centroid[1] for r in records],
         "thumbnail": [r.thumbnail for r in records],
         "model_id": [model_id] * len(records),
+        "item_id": [r.item.item_id if r.item else None for r in records],
+        "collection": [r.item.collection if r.item else None for r in records],
+        "datetime": [r.item.datetime if r.item else None for r in records],
+        "item_url": [r.item.url if r.item else None for r in records],
     }
     return pa.Table.from_pydict(columns, schema=pa.schema(METADATA_FIELDS))
 
