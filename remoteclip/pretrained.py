@@ -472,6 +472,11 @@ def file_sha256(path: Path) -> str:
 
 def check_weights(path: Path, entry: WeightsEntry | None = None) -> str:
     """Check a weights file against ``entry``'s expected size and SHA-256; return its SHA-256."""
+    if path.is_dir():
+        raise ModelNotFoundError(
+            f"{str(path)!r} is a folder, but {entry.name if entry else 'this model'} loads from one weights file; "
+            f"pass the file with --weights, or the folder itself as --model"
+        )
     if not path.is_file():
         raise ModelNotFoundError(
             f"weights file {str(path)!r} does not exist; pass an existing file with --weights"

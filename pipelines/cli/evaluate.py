@@ -342,3 +342,103 @@ def evaluate_feedback_command(
     if output_format != "json":
         for row in result["predictions"]:
             click.echo(f"  {row['class']}: " + " -> ".join(f"{v:.2f}" for v in row["precision_at_20"]))
+
+
+def _parse_models(ctx: click.Context, param: click.Parameter, value: str) -> list[Any]:
+    """``"A,B=weights.pt"`` -> model specs (a registry name, folder or file; ``=PATH``: its local weights)."""
+    from pipelines.evaluation.compare import ModelSpec
+
+    specs = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        name, _, weights = item.partition("=")
+        specs.append(ModelSpec(name.strip(), Path(weights.strip()).expanduser() if weights.strip() else None))
+    if not specs:
+        raise click.BadParameter("name at least one model, such as explorer-small,Git-RSCLIP")
+    return specs
+
+
+def _parse_compare_data(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> list[tuple[str, Path]]:
+    """``TASK=PATH`` (or ``PATH``: zero-shot) for each --data."""
+    from pipelines.evaluation.compare import COMPARE_TASKS
+
+    parsed = []
+    for item in value:
+        task, sep, path = item.partition("=")
+        task, path = (task.strip(), path) if sep else ("zero-shot", item)
+        if task not in COMPARE_TASKS:
+            raise click.BadParameter(f"{item!r}: the task must be one of {', '.join(COMPARE_TASKS)} (TASK=PATH)")
+        if not Path(path).expanduser().exists():
+            raise click.BadParameter(f"{item!r}: {path} does not exist")
+        parsed.append((task, Path(path).expanduser()))
+    return parsed
+
+
+@evaluate.command("compare")
+@click.option(
+    "--models",
+    "specs",
+    required=True,
+    callback=_parse_models,
+    help="Comma-separated models: registry names, model folders or weights files; NAME=PATH gives a model "
+    "its local weights (e.g. explorer-small,GeoRSCLIP-ViT-B-32=RS5M_ViT-B-32.pt,Git-RSCLIP=./Git-RSCLIP).",
+)
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    callback=_parse_compare_data,
+    help="TASK=PATH, repeatable: zero-shot=class folders, retrieval=captions (CSV/TSV, Karpathy JSON), "
+    "counting=images with boxes; a bare PATH is zero-shot.",
+)
+@click.option(
+    "--object", "object_name", default=None, help="Box label the counting data counts (default: the most common)."
+)
+@click.option(
+    "--chip-px", type=click.IntRange(min=8), default=None, help="Counting chips' side in pixels (default: whole images)."
+)
+@device_option
+@backend_option
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for compare.json (every result), compare.md and compare.csv (the table) and compare.png.",
+)
+@overwrite_option
+def evaluate_compare(
+    specs: list[Any],
+    data: list[tuple[str, Path]],
+    object_name: str | None,
+    chip_px: int | None,
+    device: str,
+    backend: str | None,
+    out_dir: Path,
+    overwrite: bool,
+) -> None:
+    """The same zero-shot, retrieval and counting tasks for each of --models: one table and one plot."""
+    from pipelines.evaluation.compare import (
+        FILES,
+        compare_models,
+        comparison_rows,
+        markdown_table,
+        write_comparison,
+    )
+
+    for name in FILES:
+        _check_output(out_dir / name, overwrite, "--out-dir")
+    jobs = [(task, read_task_data(task, path, object_name, chip_px)) for task, path in data]
+    results = compare_models(specs, jobs, lambda spec: _load(spec.name, spec.weights, device, backend))
+    argv = ["remoteclip-explorer", "evaluate", "compare", "--models",
+            ",".join(s.name if s.weights is None else f"{s.name}={s.weights}" for s in specs)]
+    for task, path in data:
+        argv += ["--data", f"{task}={path}"]
+    argv += [*(["--object", object_name] if object_name else []), *(["--chip-px", str(chip_px)] if chip_px else [])]
+    argv += ["--out-dir", str(out_dir)]
+    paths = write_comparison(results, out_dir, shlex.join(argv))
+    click.echo(markdown_table(comparison_rows(results)), nl=False)
+    click.echo(f"table: {paths['compare.md']}, plot: {paths['compare.png']}")

@@ -90,9 +90,10 @@ model_option = click.option(
 )
 weights_option = click.option(
     "--weights",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, path_type=Path),
     default=None,
-    help="Local weights file for --model (skips the Hub download).",
+    help="Local weights file for --model, or the folder of a Hub repo for a folder model such as Git-RSCLIP "
+    "(skips the download).",
 )
 aoi_option = click.option(
     "--aoi",
