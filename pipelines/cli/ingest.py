@@ -30,7 +30,8 @@ from remoteclip.locator import load_locator
 from remoteclip.prompts import plural
 from tiles.aoi import load_aoi
 from tiles.grid import ChipSpec
-from tiles.index.chip_index import ChipIndex
+from tiles.index.chip_index import index_for_model
+from tiles.index.schema import TABLE_NAME
 
 
 def _parse_levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -180,7 +181,14 @@ def ingest(
     spec = ChipSpec(chip_px=chip_size, overlap_px=overlap, levels=levels, min_valid=min_valid)
     model = load_model(model_name, weights=weights, device=device, backend=backend)
     locator = load_locator(model, locator_path) if nouns else None  # before the ingest: fail early
-    index = ChipIndex(db, storage_options=storage_options)
+    # a library embedded by another model: these vectors go into a table of their own beside the old one
+    index = index_for_model(db, model.model_id, storage_options)
+    if index.table_name != TABLE_NAME and index.table is None:
+        click.echo(
+            f"{db} holds another model's vectors: embedding with {model.model_id} into a new table "
+            f"{index.table_name} beside them (both stay; search with either model)",
+            err=True,
+        )
     if engine == "ray":
         from pipelines.ingest.ray_executor import ray_ingest_paths
 

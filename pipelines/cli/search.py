@@ -34,7 +34,7 @@ from pipelines.services.refine import refine_search
 from pipelines.services.search import search_like, search_text
 from remoteclip.factory import load_model
 from tiles.aoi import load_aoi
-from tiles.index.chip_index import ChipIndex, Hit
+from tiles.index.chip_index import ChipIndex, Hit, index_for_model
 
 
 def _table(hits: list[Hit]) -> str:
@@ -127,6 +127,7 @@ def search(
         asked, model_id = f"more like chip {like_chip}", index.model_id or ""
     else:
         model = load_model(model_name, weights=weights, device=device, backend=backend)
+        index = index_for_model(db, model.model_id, storage_options)  # the model's own table
         if positives or negatives:
             _, refined = refine_search(index, model, query or "", positives, negatives, k=k, aoi=area)
             # a refined hit's score is the probe's probability that it is right

@@ -515,6 +515,37 @@ class ChipIndex:
         return table.delete(where).num_deleted_rows  # type: ignore[attr-defined]
 
 
+def model_table_name(model_id: str) -> str:
+    """The chip table of ``model_id`` beside a library's first one: ``chips-<model id>`` (in LanceDB's characters)."""
+    return f"{TABLE_NAME}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', model_id)}"
+
+
+def index_for_model(
+    db: str | Path, model_id: str, storage_options: Mapping[str, str] | None = None
+) -> ChipIndex:
+    """The chip index of ``model_id``'s vectors in the library at ``db``: the ``chips`` table while it is empty
+    or holds them, else a table of the model's own beside it, so two models' vectors of one library coexist."""
+    first = ChipIndex(db, storage_options=storage_options)
+    if first.model_id in (None, model_id):
+        return first
+    return ChipIndex(db, table_name=model_table_name(model_id), storage_options=storage_options)
+
+
+def library_models(db: str | Path, storage_options: Mapping[str, str] | None = None) -> list[str]:
+    """The models whose vectors the library at ``db`` holds (the ``chips`` table's first, then the others')."""
+    first = ChipIndex(db, storage_options=storage_options)
+    names: list[str] = []
+    token: str | None = None
+    while True:
+        page = first.db.list_tables(page_token=token)
+        names += [name for name in page.tables if name.startswith(f"{TABLE_NAME}-")]
+        token = page.page_token
+        if not token:
+            break
+    indexes = [first, *(ChipIndex(db, table_name=name, storage_options=storage_options) for name in sorted(names))]
+    return [model for model in (index.model_id for index in indexes) if model is not None]
+
+
 def _model_id(table: Table) -> str | None:
     """The ``model_id`` of the table's first row (a table holds one model), None when it is empty."""
     rows = table.search().select(["model_id"]).limit(1).to_arrow()

@@ -18,6 +18,7 @@ import pyarrow as pa
 from lancedb.table import Table
 
 from tiles.index.chip_index import ChipIndex
+from tiles.index.schema import TABLE_NAME
 
 LOG_TABLE = "ingested_scenes"
 LOG_SCHEMA = pa.schema(
@@ -57,8 +58,10 @@ class SceneLog:
     def __init__(self, index: ChipIndex) -> None:
         self.index = index
         self._db = index.db
+        #: one log per chip table: a model's own table (``chips-<model id>``) has ``ingested_scenes-<model id>``
+        self.name = LOG_TABLE + index.table_name.removeprefix(TABLE_NAME)
         try:
-            self._table: Table | None = self._db.open_table(LOG_TABLE)
+            self._table: Table | None = self._db.open_table(self.name)
         except ValueError:  # no log yet
             self._table = None
         rows = self._table.to_arrow().to_pylist() if self._table is not None else []
@@ -99,7 +102,7 @@ class SceneLog:
         rows = pa.Table.from_pylist(logged, schema=LOG_SCHEMA)
         if self._table is None:
             # another ingest into this library may create it first: then this opens that one
-            self._table = self._db.create_table(LOG_TABLE, schema=LOG_SCHEMA, exist_ok=True)
+            self._table = self._db.create_table(self.name, schema=LOG_SCHEMA, exist_ok=True)
         self._table.merge_insert("scene_path").when_matched_update_all().when_not_matched_insert_all().execute(rows)
         self._logged.update((row["scene_path"], row) for row in logged)
 
