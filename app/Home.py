@@ -4,6 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from app import widgets
+
 # a local file: Streamlit fetches emoji and material favicons from the internet
 st.set_page_config(
     page_title="RemoteCLIP Explorer",
@@ -21,4 +23,6 @@ pages = st.navigation(
     ]
 )
 st.sidebar.caption("RemoteCLIP Explorer · search, count and label imagery in plain English")
+if widgets.model_picker() is None:
+    st.stop()
 pages.run()

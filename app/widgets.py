@@ -22,6 +22,7 @@ from pipelines.services.results import Bounds, pixel_map_footprint
 from pipelines.services.tile_server import SceneTiles, TileServer, serve_tiles
 from pipelines.services.uploads import Notice, ingest_notices
 from remoteclip.errors import ExplorerError
+from remoteclip.factory import LoadedModel
 from tiles.aoi import aoi_from_geojson
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import Chip, SceneSummary
@@ -201,6 +202,42 @@ def take_drawn_aoi(map_state: Mapping[str, Any], key: str) -> None:
         st.error(str(exc))
         return
     st.rerun()
+
+
+def model_picker() -> LoadedModel | None:
+    """The sidebar's model picker (the library's model pre-selected, the others marked cached / not cached) and,
+    when the chosen model has no vectors in the library, what to run to embed it for that model.
+
+    Returns the loaded model, or None (the reason shown) when it cannot be loaded.
+    """
+    options = {option.key: option for option in state.model_options()}
+    st.sidebar.selectbox(
+        "Model",
+        list(options),
+        index=list(options).index(state.default_model_key(list(options.values()))),
+        format_func=lambda key: options[key].label,
+        key=state.MODEL_KEY,
+        help="The model that embeds queries, uploads and new imagery. A library is searched with the model that "
+        "embedded it; another model needs the library embedded again (a table of its own beside the old).",
+    )
+    try:
+        model = state.get_model()
+    except ExplorerError as exc:
+        st.sidebar.error(f"This model cannot be loaded: {exc}")
+        return None
+    library = state.library_model_ids()
+    if library and model.model_id not in library:
+        option = state.chosen_option()
+        command = f"remoteclip-explorer ingest SCENES --db {state.settings().db_dir} --model {option.name or option.key}"
+        if option.weights is not None:
+            command += f" --weights {option.weights}"
+        st.warning(
+            f"This library was embedded by {', '.join(f'`{m}`' for m in library)}, not by `{model.model_id}`: "
+            f"its chips cannot be searched with this model until the library is embedded again for it. Run "
+            f"`{command}` (a new table beside the old one; both stay), or choose the library's model.",
+            icon=":material/sync_problem:",
+        )
+    return model
 
 
 def ingest_with_progress(

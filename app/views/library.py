@@ -36,7 +36,7 @@ fmap = maps.offline_map(
     online_basemap=st.sidebar.toggle("Online basemap (needs internet)", value=False),
 )
 maps.add_image_layers(fmap, widgets.imagery_layers(s.scene_path for s in scenes))
-extents = scene_outlines(index.uri, index.count_rows())
+extents = scene_outlines(f"{index.uri}#{index.table_name}", index.count_rows())
 maps.add_geojson_layer(
     fmap,
     extents,
