@@ -75,7 +75,7 @@ def models(output_format: str) -> None:
     for row in rows:
         name = f"{row['name']} ({row['alias']})" if row["alias"] else row["name"]
         click.echo(
-            f"{name:<32} {row['arch']:<16} {'cached' if row['cached'] else 'not cached':<11} {row['source']}"
+            f"{name:<32} {row['arch']:<26} {'cached' if row['cached'] else 'not cached':<11} {row['source']}"
         )
 
 
