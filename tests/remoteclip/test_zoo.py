@@ -146,6 +146,9 @@ def test_rs_m_clip_hub_folder_matches_open_clip(tmp_path: Path, monkeypatch: pyt
     assert_embeds(model, image_x, text_x)
     cloned = load_model("RS-M-CLIP", weights=snapshot, backend="torch")  # a `git clone` of the repo
     assert cloned.model_id == model.model_id
+    on_onnx = load_model("RS-M-CLIP", backend="onnx")  # the XLM-RoBERTa tower exports too
+    assert_embeds(on_onnx, image_x, text_x)
+    assert on_onnx.onnx is not None and not on_onnx.onnx.on_torch
 
 
 def test_git_rsclip_siglip_folder_matches_transformers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
