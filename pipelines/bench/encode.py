@@ -152,7 +152,7 @@ def _bench_model(arch: str, device: torch.device, model_precision: str, onnx: bo
         model = model.to(memory_format=torch.channels_last)  # as remoteclip.factory.load_model loads every model
         tokenizer = open_clip.get_tokenizer(arch)
         towers, weights = None, "random (seed 0)"
-    size = model.visual.image_size
+    size = model.visual.image_size  # type: ignore[union-attr]  # open_clip models only: no SigLIP is shipped
     size = size if isinstance(size, tuple) else (size, size)
     if onnx and towers is None:
         key = export_key(f"random-seed-0-{arch}", open_clip.get_model_config(arch), list(size), packages=False)
