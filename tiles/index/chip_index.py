@@ -182,7 +182,8 @@ class ChipIndex:
         if existing is not None and existing != model_id:
             raise ChipIndexError(
                 f"{self.uri} holds vectors of model {existing!r}, not {model_id!r}; use the model it was "
-                "built with (--model/--weights), or another --db"
+                "built with (--model/--weights), embed the library for this model with `remoteclip-explorer "
+                "ingest SCENES --db DB --model NAME` (a table beside the old), or use another --db"
             )
 
     def count_rows(self, where: str | None = None) -> int:
