@@ -23,7 +23,8 @@ from pipelines.training.heads import HeadsConfig, cache_features, train_heads
 @click.option("--datasets", default="", help="Comma-separated datasets of the trainset to train on (default all; "
                                             "for ablations).")
 @click.option("--views", type=click.IntRange(1), default=2, show_default=True,
-              help="Cached views per image: the plain image and views-1 random crops with flips and rotations.")
+              help="Cached views per image: the plain image, then random crops with flips and rotations, every second "
+                   "one also from coarser ground (2-6x fewer pixels).")
 @click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
 @click.option("--batch-size", type=click.IntRange(2), default=1024, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (AdamW, cosine).")

@@ -9,7 +9,9 @@ remote-sensing images: a linear probe on unseen NWPU-RESISC45 images reads 84 % 
 80 % from the trunk the earlier explorer-small had fine-tuned.
 
 Views: view 0 is the model's own preprocessing of the image; the others are random resized crops (scale
-0.35-1, so objects appear at other ground resolutions) with flips and 90-degree rotations.
+0.35-1, so objects appear at other ground resolutions) with flips and 90-degree rotations, and from view 2 on every
+second crop is also seen from coarser ground (:class:`CoarserGround`: 2-6x fewer pixels per side, then back), as a
+10 m sensor would show the scene of a 1 m one. A cache made with fewer views is completed, not recomputed.
 
 Loss: CLIP's symmetric contrastive loss in which every image whose captions are the same as the anchor's counts as
 a positive (UniCL, Yang et al. 2022): the images of one scene class share their captions, and treating them as
@@ -85,23 +87,50 @@ def read_pairs(trainset: Path) -> PairsTable:
     )
 
 
-def view_transform(image_px: int, mean: Sequence[float], std: Sequence[float]) -> Callable[[Image.Image], torch.Tensor]:
-    """An augmented view: random resized crop (scale 0.35-1), flips and right-angle rotations, normalised."""
+def view_kind(view: int) -> str:
+    """How view ``view`` of an image is made: ``plain`` (view 0), then ``crop`` and ``coarse`` in turn."""
+    if view == 0:
+        return "plain"
+    return "crop" if view % 2 else "coarse"
+
+
+class CoarserGround:
+    """The image as a coarser sensor would see it: resampled to 1/2-1/6 of its pixels per side and back up."""
+
+    def __init__(self, factors: tuple[float, float] = (2.0, 6.0)) -> None:
+        self.factors = factors
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        factor = random.uniform(*self.factors)
+        width, height = image.size
+        small = image.resize((max(8, round(width / factor)), max(8, round(height / factor))), Image.Resampling.BOX)
+        return small.resize((width, height), Image.Resampling.BICUBIC)
+
+
+def view_transform(image_px: int, mean: Sequence[float], std: Sequence[float],
+                   coarse: bool = False) -> Callable[[Image.Image], torch.Tensor]:
+    """An augmented view: random resized crop (scale 0.35-1), flips and right-angle rotations (and, with
+    ``coarse``, :class:`CoarserGround`), normalised."""
     from torchvision import transforms
 
     return transforms.Compose([
         transforms.RandomResizedCrop(image_px, scale=(0.35, 1.0), interpolation=transforms.InterpolationMode.BICUBIC),
         FlipsAndRightAngles(),
+        *([CoarserGround()] if coarse else []),
         transforms.ToTensor(),
         transforms.Normalize(mean, std),
     ])
 
 
-def _load_cache(cache: Path, meta: dict[str, object]) -> dict[str, object] | None:
+def _load_cache(cache: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The cache's index, if it was made the same way with the same views or the first of them."""
     if not (cache / CACHE_META).is_file():
         return None
-    stored: dict[str, object] = json.loads((cache / CACHE_META).read_text())
-    if stored["meta"] != meta:
+    stored: dict[str, Any] = json.loads((cache / CACHE_META).read_text())
+    kinds, stored_kinds = meta["view_kinds"], stored["meta"].get("view_kinds", [])
+    same = {k: v for k, v in stored["meta"].items() if k != "view_kinds"} == {
+        k: v for k, v in meta.items() if k != "view_kinds"}
+    if not same or stored_kinds != kinds[:len(stored_kinds)]:
         raise InputError(f"feature cache {cache} was made with {stored['meta']}, not {meta}; use another --cache")
     return stored
 
@@ -121,32 +150,45 @@ def cache_features(trainset: Path, cache: Path, views: int = 2, batch_size: int 
     model.eval().to(memory_format=torch.channels_last)
     cfg = model.visual.preprocess_cfg
     image_px = model.visual.image_size[0]
-    meta = {"views": views, "image_px": image_px, "seed": seed, "trunk": "efficientnet_lite0 ImageNet"}
+    kinds = [view_kind(view) for view in range(views)]
+    meta = {"view_kinds": kinds, "image_px": image_px, "seed": seed, "trunk": "efficientnet_lite0 ImageNet"}
     cache.mkdir(parents=True, exist_ok=True)
     stored = _load_cache(cache, meta)
-    done: list[str] = list(stored["images"]) if stored else []  # type: ignore[call-overload]
-    known: list[str] = list(stored["captions"]) if stored else []  # type: ignore[call-overload]
+    done: list[str] = list(stored["images"]) if stored else []
+    known: list[str] = list(stored["captions"]) if stored else []
+    cached_views = len(stored["meta"]["view_kinds"]) if stored else views
     seen = set(done)
     todo = [name for name in table.images if name not in seen]
     preprocess = open_clip.image_transform(image_px, is_train=False, mean=cfg["mean"], std=cfg["std"])
-    augment = view_transform(image_px, cfg["mean"], cfg["std"])
+    make_view = {"plain": preprocess, "crop": view_transform(image_px, cfg["mean"], cfg["std"]),
+                 "coarse": view_transform(image_px, cfg["mean"], cfg["std"], coarse=True)}
+    old = np.load(cache / IMAGE_FEATURES) if done else np.zeros((0, views, model.visual.trunk.num_features),
+                                                                 dtype=np.float16)
+    features = np.zeros((len(done) + len(todo), views, old.shape[2]), dtype=np.float16)
+    features[:len(done), :cached_views] = old
+    # (image index range, views to compute): the new views of cached images, then every view of new images
+    work = [(0, len(done), range(cached_views, views)), (len(done), len(todo), range(views))]
+    names_all = [*done, *todo]
     rng_state = random.getstate(), torch.random.get_rng_state()
-    new = np.zeros((len(todo), views, model.visual.trunk.num_features), dtype=np.float16)
     with torch.inference_mode():
-        for start in tqdm(range(0, len(todo), batch_size), desc="image features", unit="batch", disable=not progress):
-            names = todo[start:start + batch_size]
-            pictures = [Image.open(trainset / name).convert("RGB") for name in names]
-            for view in range(views):
-                seed_batch = int(hashlib.sha256(f"{seed}/{view}/{names[0]}".encode()).hexdigest()[:8], 16)
-                random.seed(seed_batch)
-                torch.manual_seed(seed_batch)
-                make = preprocess if view == 0 else augment
-                batch = torch.stack([make(p) for p in pictures]).contiguous(memory_format=torch.channels_last)
-                new[start:start + len(names), view] = model.visual.trunk(batch).numpy()
+        for first, count, todo_views in work:
+            if count == 0 or not todo_views:
+                continue
+            for start in tqdm(range(first, first + count, batch_size), desc="image features", unit="batch",
+                              disable=not progress):
+                names = names_all[start:min(start + batch_size, first + count)]
+                pictures = [Image.open(trainset / name).convert("RGB") for name in names]
+                for view in todo_views:
+                    seed_batch = int(hashlib.sha256(f"{seed}/{view}/{names[0]}".encode()).hexdigest()[:8], 16)
+                    random.seed(seed_batch)
+                    torch.manual_seed(seed_batch)
+                    make = make_view[kinds[view]]
+                    batch = torch.stack([make(p) for p in pictures]).contiguous(memory_format=torch.channels_last)
+                    features[start:start + len(names), view] = model.visual.trunk(batch).numpy()
     random.setstate(rng_state[0])
     torch.random.set_rng_state(rng_state[1])
-    if todo:
-        np.save(cache / IMAGE_FEATURES, np.concatenate([np.load(cache / IMAGE_FEATURES), new]) if done else new)
+    if todo or cached_views < views:
+        np.save(cache / IMAGE_FEATURES, features)
     known_set = set(known)
     new_captions = [c for c in table.captions if c not in known_set]
     if new_captions:

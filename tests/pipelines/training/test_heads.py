@@ -20,11 +20,15 @@ from pipelines.training.heads import (
     IMAGE_FEATURES,
     TEXT_FEATURES,
     TRAINED_PREFIXES,
+    CoarserGround,
+    cache_features,
     dataset_weights,
     multi_positive_loss,
     read_pairs,
+    view_kind,
 )
 from remoteclip.encode import encode_images, encode_texts
+from remoteclip.errors import InputError
 from remoteclip.factory import load_model
 
 SCENES = {"forest": (34, 110, 40), "sea": (20, 60, 160), "desert": (210, 180, 120)}
@@ -104,3 +108,32 @@ def test_train_heads_few_cpu_steps_give_weights_the_library_loads(scene_trainset
     again = CliRunner().invoke(train_heads_cmd, [*args[:5], str(tmp_path / "run2"), *args[6:]])
     assert again.exit_code == 0, again.output
     assert (cache / IMAGE_FEATURES).stat().st_mtime_ns == before
+
+
+def test_coarser_ground_keeps_the_size_and_removes_fine_detail() -> None:
+    stripes = np.zeros((96, 96, 3), dtype=np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: detail a sensor 2x coarser cannot show
+    coarse = np.asarray(CoarserGround()(Image.fromarray(stripes))).astype(float)
+    assert coarse.shape == stripes.shape
+    assert coarse.std() < 0.2 * stripes.astype(float).std()
+    assert abs(coarse.mean() - stripes.mean()) < 12  # the same ground, only blurred
+
+
+def test_view_kinds_alternate_crops_and_coarse_crops() -> None:
+    assert [view_kind(v) for v in range(5)] == ["plain", "crop", "coarse", "crop", "coarse"]
+
+
+def test_a_cache_with_fewer_views_is_completed_not_recomputed(scene_trainset: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache_features(scene_trainset, cache, views=2, progress=False)
+    two = np.load(cache / IMAGE_FEATURES)
+    cache_features(scene_trainset, cache, views=3, progress=False)
+    three = np.load(cache / IMAGE_FEATURES)
+    assert three.shape == (12, 3, 1280)
+    np.testing.assert_array_equal(three[:, :2], two)  # the first two views kept as they were
+    assert json.loads((cache / CACHE_META).read_text())["meta"]["view_kinds"] == ["plain", "crop", "coarse"]
+    fresh = tmp_path / "fresh"
+    cache_features(scene_trainset, fresh, views=3, progress=False)
+    np.testing.assert_array_equal(np.load(fresh / IMAGE_FEATURES), three)  # the same as made in one go
+    with pytest.raises(InputError, match="use another --cache"):
+        cache_features(scene_trainset, fresh, views=2, progress=False)
