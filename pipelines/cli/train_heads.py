@@ -22,7 +22,7 @@ from pipelines.training.heads import HeadsConfig, cache_features, train_heads
               show_default=True, help="Run folder (new or empty): model.pt, weights.safetensors, loss.csv/png.")
 @click.option("--datasets", default="", help="Comma-separated datasets of the trainset to train on (default all; "
                                             "for ablations).")
-@click.option("--views", type=click.IntRange(1), default=2, show_default=True,
+@click.option("--views", type=click.IntRange(1), default=3, show_default=True,
               help="Cached views per image: the plain image, then random crops with flips and rotations, every second "
                    "one also from coarser ground (2-6x fewer pixels).")
 @click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
@@ -36,7 +36,8 @@ def train_heads_cmd(trainset: Path, cache: Path, out: Path, datasets: str, views
     """Train explorer-small's projection heads on its frozen package towers (no GPU needed)."""
     cache_features(trainset, cache, views=views, seed=seed)
     cfg = HeadsConfig(trainset=trainset, cache=cache, out=out, datasets=tuple(d for d in datasets.split(",") if d),
-                      epochs=epochs, batch_size=batch_size, lr=lr, balance=balance, seed=seed)
+                      views=views, epochs=epochs, batch_size=batch_size, lr=lr, balance=balance,
+                      seed=seed)
     model_file = train_heads(cfg)
     click.echo(f"checkpoint {model_file} (official OpenCLIP state_dict), shippable weights "
                f"{out / 'weights.safetensors'}, loss curve {out / 'loss.png'}")

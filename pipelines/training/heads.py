@@ -11,7 +11,8 @@ remote-sensing images: a linear probe on unseen NWPU-RESISC45 images reads 84 % 
 Views: view 0 is the model's own preprocessing of the image; the others are random resized crops (scale
 0.35-1, so objects appear at other ground resolutions) with flips and 90-degree rotations, and from view 2 on every
 second crop is also seen from coarser ground (:class:`CoarserGround`: 2-6x fewer pixels per side, then back), as a
-10 m sensor would show the scene of a 1 m one. A cache made with fewer views is completed, not recomputed.
+10 m sensor would show the scene of a 1 m one. A cache made with fewer views is completed, not recomputed; one
+with more is used as it is, and training reads its first ``views``.
 
 Loss: CLIP's symmetric contrastive loss in which every image whose captions are the same as the anchor's counts as
 a positive (UniCL, Yang et al. 2022): the images of one scene class share their captions, and treating them as
@@ -123,19 +124,20 @@ def view_transform(image_px: int, mean: Sequence[float], std: Sequence[float],
 
 
 def _load_cache(cache: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
-    """The cache's index, if it was made the same way with the same views or the first of them."""
+    """The cache's index, if it was made the same way, with the same first views."""
     if not (cache / CACHE_META).is_file():
         return None
     stored: dict[str, Any] = json.loads((cache / CACHE_META).read_text())
     kinds, stored_kinds = meta["view_kinds"], stored["meta"].get("view_kinds", [])
     same = {k: v for k, v in stored["meta"].items() if k != "view_kinds"} == {
         k: v for k, v in meta.items() if k != "view_kinds"}
-    if not same or stored_kinds != kinds[:len(stored_kinds)]:
+    shared = min(len(kinds), len(stored_kinds))
+    if not same or stored_kinds[:shared] != kinds[:shared]:
         raise InputError(f"feature cache {cache} was made with {stored['meta']}, not {meta}; use another --cache")
     return stored
 
 
-def cache_features(trainset: Path, cache: Path, views: int = 2, batch_size: int = 64, seed: int = 0,
+def cache_features(trainset: Path, cache: Path, views: int = 3, batch_size: int = 64, seed: int = 0,
                    progress: bool = True) -> None:
     """Compute (or complete) the frozen towers' features of every image view and caption of ``trainset``.
 
@@ -150,21 +152,24 @@ def cache_features(trainset: Path, cache: Path, views: int = 2, batch_size: int 
     model.eval().to(memory_format=torch.channels_last)
     cfg = model.visual.preprocess_cfg
     image_px = model.visual.image_size[0]
-    kinds = [view_kind(view) for view in range(views)]
-    meta = {"view_kinds": kinds, "image_px": image_px, "seed": seed, "trunk": "efficientnet_lite0 ImageNet"}
+    meta = {"view_kinds": [view_kind(view) for view in range(views)], "image_px": image_px, "seed": seed,
+            "trunk": "efficientnet_lite0 ImageNet"}
     cache.mkdir(parents=True, exist_ok=True)
     stored = _load_cache(cache, meta)
+    cached_views = len(stored["meta"]["view_kinds"]) if stored else 0
+    views = max(views, cached_views)  # a cache keeps every view it has, and new images get as many
+    kinds = [view_kind(view) for view in range(views)]
+    meta["view_kinds"] = kinds
     done: list[str] = list(stored["images"]) if stored else []
     known: list[str] = list(stored["captions"]) if stored else []
-    cached_views = len(stored["meta"]["view_kinds"]) if stored else views
     seen = set(done)
     todo = [name for name in table.images if name not in seen]
     preprocess = open_clip.image_transform(image_px, is_train=False, mean=cfg["mean"], std=cfg["std"])
     make_view = {"plain": preprocess, "crop": view_transform(image_px, cfg["mean"], cfg["std"]),
                  "coarse": view_transform(image_px, cfg["mean"], cfg["std"], coarse=True)}
-    old = np.load(cache / IMAGE_FEATURES) if done else np.zeros((0, views, model.visual.trunk.num_features),
-                                                                 dtype=np.float16)
-    features = np.zeros((len(done) + len(todo), views, old.shape[2]), dtype=np.float16)
+    width = model.visual.trunk.num_features
+    old = np.load(cache / IMAGE_FEATURES) if done else np.zeros((0, cached_views, width), dtype=np.float16)
+    features = np.zeros((len(done) + len(todo), views, width), dtype=np.float16)
     features[:len(done), :cached_views] = old
     # (image index range, views to compute): the new views of cached images, then every view of new images
     work = [(0, len(done), range(cached_views, views)), (len(done), len(todo), range(views))]
@@ -225,6 +230,8 @@ class HeadsConfig:
     out: Path
     #: train on these datasets only (all if empty): the ablations
     datasets: tuple[str, ...] = ()
+    #: train on the first ``views`` cached views of each image (:func:`view_kind`)
+    views: int = 3
     epochs: int = 40
     batch_size: int = 1024
     lr: float = 1e-3
@@ -273,7 +280,8 @@ def train_heads(cfg: HeadsConfig, progress: bool = True) -> Path:
     if not keep.any():
         raise InputError(f"no images of datasets {list(cfg.datasets)} in {cfg.trainset}")
     picked = np.flatnonzero(keep)
-    features = torch.from_numpy(np.load(cfg.cache / IMAGE_FEATURES)[[row[table.images[i]] for i in picked]])
+    features = torch.from_numpy(
+        np.load(cfg.cache / IMAGE_FEATURES)[[row[table.images[i]] for i in picked], :cfg.views])
     caption_row = {c: i for i, c in enumerate(stored["captions"])}
     text_features = torch.from_numpy(np.load(cfg.cache / TEXT_FEATURES))
     image_captions = [[caption_row[table.captions[c]] for c in table.image_captions[i]] for i in picked]

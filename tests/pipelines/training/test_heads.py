@@ -135,5 +135,12 @@ def test_a_cache_with_fewer_views_is_completed_not_recomputed(scene_trainset: Pa
     fresh = tmp_path / "fresh"
     cache_features(scene_trainset, fresh, views=3, progress=False)
     np.testing.assert_array_equal(np.load(fresh / IMAGE_FEATURES), three)  # the same as made in one go
+    cache_features(scene_trainset, fresh, views=2, progress=False)  # fewer views asked: the cache is kept whole
+    np.testing.assert_array_equal(np.load(fresh / IMAGE_FEATURES), three)
+
+
+def test_a_cache_made_otherwise_is_refused(scene_trainset: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache_features(scene_trainset, cache, views=2, progress=False)
     with pytest.raises(InputError, match="use another --cache"):
-        cache_features(scene_trainset, fresh, views=2, progress=False)
+        cache_features(scene_trainset, cache, views=2, seed=1, progress=False)
