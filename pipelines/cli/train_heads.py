@@ -30,11 +30,12 @@ from pipelines.training.heads import HeadsConfig, cache_features, train_heads
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (AdamW, cosine).")
 @click.option("--balance", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Draw a dataset of n images with weight n**balance (0: datasets alike, 1: as they are).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the training draws (the cached views are drawn once, with seed 0, and shared by every run).")
 def train_heads_cmd(trainset: Path, cache: Path, out: Path, datasets: str, views: int, epochs: int, batch_size: int,
                     lr: float, balance: float, seed: int) -> None:
     """Train explorer-small's projection heads on its frozen package towers (no GPU needed)."""
-    cache_features(trainset, cache, views=views, seed=seed)
+    cache_features(trainset, cache, views=views)
     cfg = HeadsConfig(trainset=trainset, cache=cache, out=out, datasets=tuple(d for d in datasets.split(",") if d),
                       views=views, epochs=epochs, batch_size=batch_size, lr=lr, balance=balance,
                       seed=seed)
