@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 import click
+from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
 from tqdm import tqdm
 
 from pipelines.cli.options import (
@@ -24,6 +26,7 @@ from pipelines.cli.options import (
 from pipelines.ingest.local import COMMIT_ROWS, ingest_paths
 from pipelines.ingest.objects import run_scenes
 from pipelines.ingest.read import DEFAULT_WORKERS
+from pipelines.ingest.stac import stac_scenes
 from pipelines.services.object_store import object_name, store_objects
 from remoteclip.factory import load_model
 from remoteclip.locator import load_locator
@@ -56,6 +59,19 @@ def _report_failure(path: str, reason: str) -> None:
     tqdm.write(f"failed: {path}: {reason}", file=sys.stderr)
 
 
+def _parse_bbox(ctx: click.Context, param: click.Parameter, value: str | None) -> BaseGeometry | None:
+    """``"W,S,E,N"`` (EPSG:4326 degrees) -> a box."""
+    if value is None:
+        return None
+    try:
+        west, south, east, north = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not W,S,E,N in degrees, such as 32.5,0.2,32.7,0.4") from None
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        raise click.BadParameter(f"{value!r} is not W,S,E,N with W < E in [-180, 180] and S < N in [-90, 90]")
+    return box(west, south, east, north)
+
+
 def _read_path_list(ctx: click.Context, param: click.Parameter, value: Path | None) -> tuple[str, ...]:
     """The paths and URLs of a text file, one a line (blank lines and ``#`` comments left out)."""
     if value is None:
@@ -74,11 +90,45 @@ def _read_path_list(ctx: click.Context, param: click.Parameter, value: Path | No
     help="A text file of more PATHs or URLs, one a line.",
 )
 @click.option(
+    "--stac",
+    metavar="URL_OR_FILE",
+    default=None,
+    help="Ingest the items of a STAC API (searched) or static catalog (walked): each item's RGB COG.",
+)
+@click.option(
+    "--collection",
+    "collections",
+    multiple=True,
+    help="With --stac: only items of this collection (repeatable).",
+)
+@click.option(
+    "--datetime",
+    "datetime_range",
+    metavar="RANGE",
+    default=None,
+    help="With --stac: only items acquired in RANGE (2020-01-01/2020-12-31, 2021-06, ../2022-01-01).",
+)
+@click.option(
+    "--asset",
+    default=None,
+    help="With --stac: the asset to ingest (default: 'visual', else the RGB one, else the first COG).",
+)
+@click.option(
+    "--max-items", type=click.IntRange(min=1), default=None, help="With --stac: at most this many items."
+)
+@click.option(
     "--aoi",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="GeoJSON file (EPSG:4326): ingest only the chips meeting this area (of a remote file, only they are "
-    "fetched).",
+    "fetched; with --stac, only the items meeting it).",
+)
+@click.option(
+    "--bbox",
+    metavar="W,S,E,N",
+    default=None,
+    callback=_parse_bbox,
+    help="The area as a box in degrees instead of --aoi.",
 )
 @db_option
 @storage_options_option
@@ -148,7 +198,13 @@ def _read_path_list(ctx: click.Context, param: click.Parameter, value: Path | No
 def ingest(
     paths: tuple[str, ...],
     listed: tuple[str, ...],
+    stac: str | None,
+    collections: tuple[str, ...],
+    datetime_range: str | None,
+    asset: str | None,
+    max_items: int | None,
     aoi: Path | None,
+    bbox: BaseGeometry | None,
     db: Path | str,
     storage_options: dict[str, str],
     chip_size: int,
@@ -170,14 +226,33 @@ def ingest(
     output_format: str,
 ) -> None:
     """Ingest PATH... (files, folders, globs: GeoTIFF, COG, VRT, JPEG, PNG; or COG URLs: https://, s3://,
-    gs://) into the chip index at --db.
+    gs://) and the items of --stac into the chip index at --db.
 
     Exits 1 if any file failed; the others are ingested all the same.
     """
-    paths = (*paths, *listed)
-    if not paths:
-        raise click.UsageError("give at least one PATH (or --paths-from FILE)")
-    area = load_aoi(aoi) if aoi is not None else None
+    if aoi is not None and bbox is not None:
+        raise click.UsageError("give --aoi or --bbox, not both")
+    if stac is None and (collections or datetime_range or asset or max_items):
+        raise click.UsageError("--collection, --datetime, --asset and --max-items choose items of --stac URL")
+    area = load_aoi(aoi) if aoi is not None else bbox
+    sources: list[str | Path] = [*paths, *listed]
+    items = None
+    if stac is not None:
+        found = stac_scenes(
+            stac,
+            collections=collections,
+            aoi=area,
+            datetime_range=datetime_range,
+            asset=asset,
+            max_items=max_items,
+        )
+        for item, reason in found.skipped:
+            click.echo(f"skipped: {item}: {reason}", err=True)
+        sources += [scene.source for scene in found.scenes]
+        items = found.items()
+        click.echo(f"{len(found.scenes)} items found in {stac}", err=True)
+    elif not sources:
+        raise click.UsageError("give at least one PATH, --paths-from FILE or --stac URL")
     spec = ChipSpec(chip_px=chip_size, overlap_px=overlap, levels=levels, min_valid=min_valid)
     model = load_model(model_name, weights=weights, device=device, backend=backend)
     locator = load_locator(model, locator_path) if nouns else None  # before the ingest: fail early
@@ -193,7 +268,7 @@ def ingest(
         from pipelines.ingest.ray_executor import ray_ingest_paths
 
         summary = ray_ingest_paths(
-            paths,
+            sources,
             index,
             model,
             model_name,
@@ -204,10 +279,11 @@ def ingest(
             address=ray_address,
             on_failure=_report_failure,
             aoi=area,
+            items=items,
         )
     else:
         summary = ingest_paths(
-            paths,
+            sources,
             index,
             model,
             spec,
@@ -216,10 +292,11 @@ def ingest(
             commit_rows=commit_rows,
             on_failure=_report_failure,
             aoi=area,
+            items=items,
         )
     stored: dict[str, int] = {}
     if locator is not None:
-        stored = store_objects(index, model, locator, nouns, run_scenes(index, paths))
+        stored = store_objects(index, model, locator, nouns, run_scenes(index, sources))
     if output_format == "json":
         extra = {"objects": stored} if nouns else {}
         echo_json({"db": str(db), "model_id": model.model_id, **summary.to_dict(), **extra})

@@ -35,6 +35,7 @@ from pipelines.services.search import search_like, search_text
 from remoteclip.factory import load_model
 from tiles.aoi import load_aoi
 from tiles.index.chip_index import ChipIndex, Hit, index_for_model
+from tiles.index.dates import datetime_where
 
 
 def _table(hits: list[Hit]) -> str:
@@ -90,6 +91,14 @@ def _table(hits: list[Hit]) -> str:
 @storage_options_option
 @click.option("-k", "k", type=click.IntRange(min=1), default=20, show_default=True, help="Number of results.")
 @aoi_option
+@click.option(
+    "--datetime",
+    "datetime_range",
+    metavar="RANGE",
+    default=None,
+    help="Only chips of scenes acquired in RANGE (2020-01-01/2020-12-31, 2021-06, ../2022-01-01): those "
+    "ingested from a STAC catalog.",
+)
 @model_option
 @weights_option
 @device_option
@@ -106,6 +115,7 @@ def search(
     storage_options: dict[str, str],
     k: int,
     aoi: Path | None,
+    datetime_range: str | None,
     model_name: str | None,
     weights: Path | None,
     device: str,
@@ -119,11 +129,14 @@ def search(
         raise click.UsageError("give either a QUERY or --like CHIP_ID")
     if (positives or negatives) and query is None:
         raise click.UsageError("--positive and --negative refine a text QUERY; give one")
+    if datetime_range is not None and (positives or negatives):
+        raise click.UsageError("--datetime filters a search, not a refined one (--positive / --negative)")
     check_export_out(output_format, out, overwrite)
     index = ChipIndex(db, storage_options=storage_options)
     area = load_aoi(aoi) if aoi is not None else None
+    where = datetime_where(datetime_range) if datetime_range is not None else None
     if like_chip is not None:
-        hits = search_like(index, like_chip, k=k, aoi=area)
+        hits = search_like(index, like_chip, k=k, aoi=area, where=where)
         asked, model_id = f"more like chip {like_chip}", index.model_id or ""
     else:
         model = load_model(model_name, weights=weights, device=device, backend=backend)
@@ -134,7 +147,7 @@ def search(
             hits = [replace(r.hit, score=r.probability) for r in refined]
             asked = f"{query} (refined: {len(positives)} right, {len(negatives)} wrong)"
         else:
-            hits = search_text(index, model, query or "", k=k, aoi=area)
+            hits = search_text(index, model, query or "", k=k, aoi=area, where=where)
             asked = query or ""
         model_id = model.model_id
     if output_format == "json":

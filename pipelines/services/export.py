@@ -318,7 +318,14 @@ def hits_table(hits: Sequence[Hit], ratings: Sequence[tuple[float, str]] | None 
 
 
 def hit_record(hit: Hit, rank: int) -> dict[str, Any]:
-    """A JSON-ready dict of one hit (no thumbnail bytes; footprint as a GeoJSON geometry)."""
+    """A JSON-ready dict of one hit (no thumbnail bytes; footprint as a GeoJSON geometry; for a scene from a
+    STAC catalog, its ``item``: id, collection, datetime and URL)."""
+    item = {
+        "id": hit.item_id,
+        "collection": hit.collection,
+        "datetime": hit.datetime.isoformat() if hit.datetime else None,
+        "url": hit.item_url,
+    }
     return {
         "rank": rank,
         "score": round(hit.score, 6),
@@ -332,6 +339,7 @@ def hit_record(hit: Hit, rank: int) -> dict[str, Any]:
         "pixel_space": hit.pixel_space,
         "bbox": list(hit.bbox),
         "footprint": mapping(hit.footprint),
+        **({"item": item} if hit.item_id is not None else {}),
     }
 
 

@@ -47,19 +47,28 @@ EXAMPLE_QUERIES: tuple[str, ...] = (
 
 
 def search_text(
-    index: ChipIndex, model: LoadedModel, query: str, k: int = 20, aoi: BaseGeometry | None = None
+    index: ChipIndex,
+    model: LoadedModel,
+    query: str,
+    k: int = 20,
+    aoi: BaseGeometry | None = None,
+    where: str | None = None,
 ) -> list[Hit]:
-    """The ``k`` chips that best match a plain-English ``query`` (cosine similarity), within ``aoi``."""
+    """The ``k`` chips that best match a plain-English ``query`` (cosine similarity), within ``aoi``, among the
+    chips the SQL ``where`` keeps (e.g. :func:`tiles.index.dates.datetime_where`)."""
     if not query.strip():
         raise InputError('the search text is empty; type what to look for, e.g. "ships in harbor"')
     index.check_model(model.model_id)
-    return index.search(encode_texts(model, [query])[0], k=k, aoi=aoi)
+    return index.search(encode_texts(model, [query])[0], k=k, aoi=aoi, where=where)
 
 
-def search_like(index: ChipIndex, chip_id: str, k: int = 20, aoi: BaseGeometry | None = None) -> list[Hit]:
-    """The ``k`` chips that look most like chip ``chip_id`` (itself left out), within ``aoi`` if given."""
+def search_like(
+    index: ChipIndex, chip_id: str, k: int = 20, aoi: BaseGeometry | None = None, where: str | None = None
+) -> list[Hit]:
+    """The ``k`` chips that look most like chip ``chip_id`` (itself left out), within ``aoi`` if given, among
+    the chips the SQL ``where`` keeps."""
     vector = index.vectors([chip_id])[0]
-    return [hit for hit in index.search(vector, k=k + 1, aoi=aoi) if hit.chip_id != chip_id][:k]
+    return [hit for hit in index.search(vector, k=k + 1, aoi=aoi, where=where) if hit.chip_id != chip_id][:k]
 
 
 @dataclass(frozen=True)
