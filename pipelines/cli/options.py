@@ -112,13 +112,15 @@ device_option = click.option(
     "--device", default="cpu", show_default=True, help="Torch device for the model: cpu, cuda, cuda:1."
 )
 #: what runs the model's embedding towers (as ``remoteclip.onnx_backend.BACKENDS``, not imported: it loads torch)
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 backend_option = click.option(
     "--backend",
     type=click.Choice(BACKENDS),
     default=None,
     help="What runs the model's image and text towers: auto (ONNX Runtime on the CPU, PyTorch on CUDA), "
-    "torch or onnx; the vectors are the same (to 1e-5) [default: $REMOTECLIP_BACKEND, else auto].",
+    "torch or onnx; the vectors are the same (to 1e-5). onnx-int8: the image tower quantised to int8, "
+    "calibrated on the images of $REMOTECLIP_INT8_CALIBRATION; close to, not equal to, fp32's vectors "
+    "[default: $REMOTECLIP_BACKEND, else auto].",
 )
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 export_out_option = click.option(
