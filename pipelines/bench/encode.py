@@ -6,7 +6,10 @@ Random weights for open_clip architectures (nothing is downloaded); the project'
 ``torch.inference_mode``; on CUDA channels-last inputs and ``torch.cuda.synchronize`` around the timed loop.
 The ``onnx`` backend (CPU only) is each tower exported once (:mod:`remoteclip.onnx_backend`, cached) and run by
 ONNX Runtime with as many intra-op threads as PyTorch uses; each row says how far its vectors are from
-PyTorch's. Batch sizes whose one batch would take longer than ``--max-seconds`` (estimated from the previous
+PyTorch's. ``onnx-int8`` (asked for by name) is the image tower quantised to int8, calibrated on the images of
+``REMOTECLIP_INT8_CALIBRATION``; its rows add the mean cosine of its vectors to the first backend's. Every
+row gives wall images/s and the process's CPU ms per image (on a shared machine the CPU time swings less).
+Batch sizes whose one batch would take longer than ``--max-seconds`` (estimated from the previous
 batch size) are skipped and reported, so CPU runs stay short.
 """
 
@@ -26,11 +29,18 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.model import CLIP, CustomTextCLIP
+from open_clip.transform import PreprocessCfg, image_transform_v2
 
 from pipelines.bench.common import write_result
 from pipelines.cli.options import parse_int_list
 from remoteclip.factory import _export_samples, load_model, quiet_open_clip
-from remoteclip.onnx_backend import OnnxTowers, export_key
+from remoteclip.onnx_backend import (
+    ENV_INT8_CALIBRATION,
+    ONNX_BACKENDS,
+    OnnxTowers,
+    export_key,
+    int8_calibration,
+)
 from remoteclip.pretrained import REGISTRY
 
 #: precision -> (open_clip model precision, autocast dtype or None)
@@ -40,7 +50,7 @@ PRECISIONS: dict[str, tuple[str, torch.dtype | None]] = {
     "fp16": ("fp16", None),
     "bf16": ("bf16", None),
 }
-BENCH_BACKENDS = ("torch", "onnx")
+BENCH_BACKENDS = ("torch", "onnx", "onnx-int8")
 #: the query whose text encoding is timed (tokenizer and text tower, one text)
 QUERY = "a satellite photo of many cars parked in a parking lot"
 #: timed text encodings per backend (fewer if --max-seconds runs out)
@@ -91,9 +101,9 @@ def time_encoder(
     max_seconds: float,
     max_iters: int,
     forward: Callable[[torch.Tensor], object] | None = None,
-) -> tuple[int, float]:
+) -> tuple[int, float, float]:
     """Run ``forward`` (default ``model.encode_image``) ``warmup`` times, then until ``max_seconds`` or
-    ``max_iters``: (iterations, s)."""
+    ``max_iters``: (iterations, wall s, this process's CPU s)."""
     device = batch.device
     run = forward or model.encode_image
     autocast = (
@@ -105,12 +115,12 @@ def time_encoder(
         for _ in range(warmup):
             run(batch)
         _sync(device)
-        iterations, started = 0, time.perf_counter()
+        iterations, started, cpu_started = 0, time.perf_counter(), time.process_time()
         while iterations < max_iters and (iterations == 0 or time.perf_counter() - started < max_seconds):
             run(batch)
             iterations += 1
         _sync(device)
-    return iterations, time.perf_counter() - started
+    return iterations, time.perf_counter() - started, time.process_time() - cpu_started
 
 
 @dataclass
@@ -123,11 +133,16 @@ class _Bench:
     size: tuple[int, int]
     onnx: OnnxTowers | None
     weights: str
+    #: the towers with the image tower in int8 (``onnx-int8``)
+    int8: OnnxTowers | None = None
+
+    def towers(self, backend: str) -> OnnxTowers | None:
+        return self.int8 if backend == "onnx-int8" else self.onnx if backend == "onnx" else None
 
     def forward(self, backend: str, tower: str) -> Callable[[torch.Tensor], torch.Tensor]:
         if backend == "torch":
             return self.model.encode_image if tower == "image" else self.model.encode_text
-        towers = self.onnx
+        towers = self.towers(backend)
         assert towers is not None
 
         def run(batch: torch.Tensor) -> torch.Tensor:
@@ -139,8 +154,9 @@ class _Bench:
         return run
 
 
-def _bench_model(arch: str, device: torch.device, model_precision: str, onnx: bool) -> _Bench:
+def _bench_model(arch: str, device: torch.device, model_precision: str, backends: list[str]) -> _Bench:
     """The shipped model with its weights (``explorer-small``), else the architecture with random weights."""
+    onnx = any(backend in ONNX_BACKENDS for backend in backends)
     entry = REGISTRY.get(arch)
     if entry is not None and isinstance(entry.source, str):  # shipped in a package: no download
         loaded = load_model(arch, device=str(device), precision=model_precision, backend="onnx" if onnx else "torch")
@@ -157,7 +173,11 @@ def _bench_model(arch: str, device: torch.device, model_precision: str, onnx: bo
     if onnx and towers is None:
         key = export_key(f"random-seed-0-{arch}", open_clip.get_model_config(arch), list(size), packages=False)
         towers = OnnxTowers(model, f"bench-{arch}", key, _export_samples(model, tokenizer, size))
-    return _Bench(arch, model, tokenizer, size, towers, weights)
+    int8 = None
+    if "onnx-int8" in backends and towers is not None:
+        preprocess = image_transform_v2(PreprocessCfg(**open_clip.get_model_preprocess_cfg(model)), is_train=False)
+        int8 = OnnxTowers(model, towers.name, towers.key, towers.samples, int8=int8_calibration(preprocess))
+    return _Bench(arch, model, tokenizer, size, towers, weights, int8)
 
 
 def bench_arch(
@@ -173,7 +193,7 @@ def bench_arch(
     (measured rows, skipped rows, text rows)."""
     backends = backends or ["torch"]
     model_precision, autocast_dtype = PRECISIONS[precision]
-    bench = _bench_model(arch, device, model_precision, "onnx" in backends)
+    bench = _bench_model(arch, device, model_precision, backends)
     input_dtype = open_clip.get_input_dtype(model_precision) or torch.float32
     params_m = sum(p.numel() for p in bench.model.visual.parameters()) / 1e6
     rows: list[dict[str, Any]] = []
@@ -194,15 +214,16 @@ def bench_arch(
                          "estimated_s": round(estimate_s, 1)}
                     )
                     click.echo(
-                        f"{arch:<14} {backend:<5} batch {batch_size:>4}: skipped "
+                        f"{arch:<14} {backend:<9} batch {batch_size:>4}: skipped "
                         f"(about {estimate_s:.0f} s > --max-seconds)"
                     )
                     continue
             forward = bench.forward(backend, "image")
             inputs = batch.to(memory_format=torch.channels_last) if backend == "torch" else batch.contiguous()
-            if backend == "onnx" and bench.onnx is not None:
-                bench.onnx.session("image")  # exported (or read from the cache) before the clock starts
-            iterations, seconds = time_encoder(
+            towers = bench.towers(backend)
+            if towers is not None:
+                towers.session("image")  # exported (or read from the cache, or quantised) before the clock starts
+            iterations, seconds, cpu_seconds = time_encoder(
                 bench.model, inputs, autocast_dtype, warmup, max_seconds, max_iters, forward
             )
             images_per_s = iterations * batch_size / seconds
@@ -211,6 +232,7 @@ def bench_arch(
                 "backend": backend,
                 "batch_size": batch_size,
                 "images_per_s": round(images_per_s, 2),
+                "cpu_ms_per_image": round(cpu_seconds * 1000 / (iterations * batch_size), 3),
                 "iterations": iterations,
                 "seconds": round(seconds, 3),
                 "vision_params_m": round(params_m, 1),
@@ -224,13 +246,21 @@ def bench_arch(
                 reference = vectors
             else:
                 row["max_abs_diff"] = float(f"{float((vectors - reference).abs().max()):.2e}")
+            if backend == "onnx-int8":
+                row["int8"] = bool(towers is not None and towers.image_int8)
+                row["mean_cosine"] = round(float((vectors * reference).sum(dim=-1).mean()), 5)
             rows.append(row)
             click.echo(
-                f"{arch:<14} {backend:<5} batch {batch_size:>4}: {images_per_s:10.1f} images/s "
-                f"({iterations} x {seconds / iterations * 1000:.1f} ms)"
+                f"{arch:<14} {backend:<9} batch {batch_size:>4}: {images_per_s:10.1f} images/s "
+                f"({iterations} x {seconds / iterations * 1000:.1f} ms), "
+                f"{row['cpu_ms_per_image']:.2f} CPU ms/image"
                 + (f", max |Δ| vs {backends[0]} {row['max_abs_diff']:.1e}" if "max_abs_diff" in row else "")
+                + (f", mean cosine {row['mean_cosine']:.4f}" if "mean_cosine" in row else "")
             )
-    text_rows = [_time_text(bench, backend, device, max_seconds) for backend in backends]
+    # onnx-int8's text tower is onnx's (fp32): timed once
+    text_rows = [
+        _time_text(bench, backend, device, max_seconds) for backend in backends if backend != "onnx-int8"
+    ]
     del bench
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -250,7 +280,7 @@ def _time_text(bench: _Bench, backend: str, device: torch.device, max_seconds: f
             _sync(device)
             times.append(time.perf_counter() - start)
     text_ms = statistics.median(times) * 1000
-    click.echo(f"{bench.arch:<14} {backend:<5} one query's text: {text_ms:8.1f} ms (median of {len(times)})")
+    click.echo(f"{bench.arch:<14} {backend:<9} one query's text: {text_ms:8.1f} ms (median of {len(times)})")
     return {"arch": bench.arch, "backend": backend, "text_ms_p50": round(text_ms, 2), "runs": len(times)}
 
 
@@ -277,6 +307,30 @@ def compare(rows: list[dict[str, Any]], text_rows: list[dict[str, Any]]) -> list
     return out
 
 
+def compare_int8(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The int8 image tower against the fp32 one in ONNX Runtime per architecture and batch size."""
+    by_key = {(row["arch"], row["batch_size"], row["backend"]): row for row in rows}
+    out = []
+    for (arch, batch_size, backend), row in by_key.items():
+        fp32 = by_key.get((arch, batch_size, "onnx"))
+        if backend != "onnx-int8" or fp32 is None:
+            continue
+        out.append(
+            {
+                "arch": arch,
+                "batch_size": batch_size,
+                "int8": row.get("int8"),
+                "onnx_images_per_s": fp32["images_per_s"],
+                "int8_images_per_s": row["images_per_s"],
+                "images_per_s_ratio": round(row["images_per_s"] / fp32["images_per_s"], 2),
+                "onnx_cpu_ms_per_image": fp32["cpu_ms_per_image"],
+                "int8_cpu_ms_per_image": row["cpu_ms_per_image"],
+                "cpu_time_ratio": round(row["cpu_ms_per_image"] / fp32["cpu_ms_per_image"], 2),
+            }
+        )
+    return out
+
+
 @click.command()
 @click.option(
     "--arch",
@@ -297,7 +351,8 @@ def compare(rows: list[dict[str, Any]], text_rows: list[dict[str, Any]]) -> list
     "backends",
     default=None,
     callback=lambda ctx, param, value: None if value is None else _backends(ctx, param, value),
-    help="Comma-separated backends timed side by side: torch, onnx (ONNX Runtime, CPU only) "
+    help="Comma-separated backends timed side by side: torch, onnx (ONNX Runtime, CPU only), onnx-int8 "
+    "(the image tower in int8, calibrated on $REMOTECLIP_INT8_CALIBRATION) "
     "[default: torch,onnx on the CPU, torch on CUDA].",
 )
 @click.option(
@@ -330,13 +385,14 @@ def encode(
     max_iters: int,
 ) -> None:
     """Image-encoder throughput (and one query's text encoding) per backend; writes
-    benchmarks/results/encode_<device>*.json."""
+    benchmarks/results/encode_<device>*.json (encode_cpu_int8*.json with onnx-int8)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise click.BadParameter("no CUDA GPU is available here; use --device cpu", param_hint="--device")
     backends = backends or (["torch", "onnx"] if device == "cpu" and precision == "fp32" else ["torch"])
-    if "onnx" in backends and (device != "cpu" or precision != "fp32"):
-        raise click.BadParameter("the onnx backend runs fp32 on the CPU", param_hint="--backend")
+    onnx = [backend for backend in backends if backend in ONNX_BACKENDS]
+    if onnx and (device != "cpu" or precision != "fp32"):
+        raise click.BadParameter(f"the {onnx[0]} backend runs fp32 on the CPU", param_hint="--backend")
     arch_list = [arch.strip() for arch in archs.split(",") if arch.strip()]
     unknown = [arch for arch in arch_list if arch not in open_clip.list_models()]
     if unknown:
@@ -357,7 +413,16 @@ def encode(
             f"{entry['arch']:<14} batch {entry['batch_size']:>4}: ONNX Runtime {entry['speedup']:.2f}x PyTorch "
             f"({entry['onnx_images_per_s']:.1f} vs {entry['torch_images_per_s']:.1f} images/s)"
         )
+    int8 = compare_int8(results)
+    for entry in int8:
+        click.echo(
+            f"{entry['arch']:<14} batch {entry['batch_size']:>4}: int8 {entry['images_per_s_ratio']:.2f}x fp32 "
+            f"images/s, {entry['cpu_time_ratio']:.2f}x its CPU time per image "
+            f"({entry['int8_cpu_ms_per_image']:.2f} vs {entry['onnx_cpu_ms_per_image']:.2f} ms)"
+        )
     name = f"encode_{device}" if precision == "fp32" else f"encode_{device}_{precision}"
+    if "onnx-int8" in backends:  # kept apart from the fp32 runs' file
+        name += "_int8"
     if device == "cpu" and torch.get_num_threads() != (os.cpu_count() or 1):  # OMP_NUM_THREADS set
         name += f"_{torch.get_num_threads()}threads"
     path = write_result(
@@ -367,7 +432,8 @@ def encode(
             "precision": precision,
             "backends": backends,
             "torch": torch.__version__,
-            "onnxruntime": _onnxruntime_version() if "onnx" in backends else None,
+            "onnxruntime": _onnxruntime_version() if onnx else None,
+            "int8_calibration": os.environ.get(ENV_INT8_CALIBRATION) if "onnx-int8" in backends else None,
             "threads": torch.get_num_threads(),
             "max_seconds": budget,
             # CPU figures are only comparable on an otherwise idle machine: this says how idle it was
@@ -377,6 +443,7 @@ def encode(
             "skipped": skipped,
             "text": text,
             "comparison": comparison,
+            **({"int8_comparison": int8} if "onnx-int8" in backends else {}),
         },
     )
     click.echo(f"wrote {path}")
