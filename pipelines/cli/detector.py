@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 from tabulate import tabulate
 
+from pipelines.cli.model_table import library_index, stored_model_id, stored_model_option
 from pipelines.cli.options import (
     aoi_option,
     backend_option,
@@ -90,8 +91,8 @@ def save(
     backend: str | None,
 ) -> None:
     """Fit a probe on QUERY and the marked chips of --db and save it as NAME (replacing one of that name)."""
-    index = ChipIndex(db, storage_options=storage_options)
     model = load_model(model_name, weights=weights, device=device, backend=backend)
+    index = library_index(db, model.model_id, storage_options)
     probe = fit_library_probe(index, model, query, positives, negatives)
     saved = make_detector(name, query, probe, positives, negatives, model.model_id, threshold)
     save_detector(index, saved)
@@ -192,6 +193,8 @@ def _scene_ids(index: ChipIndex, names: tuple[str, ...]) -> list[str]:
 @click.option("--new", "new_scenes", is_flag=True, help="Only the scenes ingested since the detector was saved.")
 @click.option("--scene", "scenes", multiple=True, metavar="PATH|ID",
               help="Only this scene of the library, by its path or id (repeatable).")
+@stored_model_option("the detector's model")
+@weights_option
 @output_format_option("table", "json", *(f.name for f in FORMATS))
 @export_out_option
 @overwrite_option
@@ -203,15 +206,18 @@ def apply(
     threshold: float | None,
     new_scenes: bool,
     scenes: tuple[str, ...],
+    model_name: str | None,
+    weights: Path | None,
     output_format: str,
     out: Path | None,
     overwrite: bool,
 ) -> None:
     """Every chip of --db (inside --aoi, of --scene or --new scenes) that detector NAME finds, most probable
-    first."""
+    first; in a library two models embedded, among the vectors of --model (default: the detector's model)."""
     check_export_out(output_format, out, overwrite)
-    index = ChipIndex(db, storage_options=storage_options)
-    found = get_detector(index, name)
+    found = get_detector(ChipIndex(db, storage_options=storage_options), name)
+    model_id = stored_model_id(db, model_name, weights, storage_options) or found.model_id
+    index = library_index(db, model_id, storage_options)
     area = load_aoi(aoi) if aoi is not None else None
     scene_ids = _scene_ids(index, scenes) if scenes else None
     if new_scenes:

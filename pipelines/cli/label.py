@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 from tabulate import tabulate
 
+from pipelines.cli.model_table import library_index, stored_model_id
 from pipelines.cli.options import (
     aoi_option,
     backend_option,
@@ -28,6 +29,7 @@ from pipelines.cli.options import (
     storage_options_option,
     weights_option,
 )
+from pipelines.services.detectors import get_detector
 from pipelines.services.label_layer import LabelLayer, label_library, layer_classes
 from remoteclip.factory import load_model
 from tiles.aoi import load_aoi
@@ -114,12 +116,21 @@ def label(
     out: Path | None,
     overwrite: bool,
 ) -> None:
-    """Label every chip of --db (inside --aoi) from its stored embedding; print chips and km² per class."""
+    """Label every chip of --db (inside --aoi) from its stored embedding; print chips and km² per class.
+
+    In a library two models embedded, the chips are those of --model's table; with saved detectors alone,
+    --model may also be a model id the library holds (default: the first detector's model).
+    """
     export_format = _out_format(out, overwrite)
     classes = layer_classes(classes_text, detector_names)
-    index = ChipIndex(db, storage_options=storage_options)
     area = load_aoi(aoi) if aoi is not None else None
     model = load_model(model_name, weights=weights, device=device, backend=backend) if classes else None
+    if model is not None:
+        model_id = model.model_id
+    else:  # detectors alone: no model to load
+        first = get_detector(ChipIndex(db, storage_options=storage_options), detector_names[0])
+        model_id = stored_model_id(db, model_name, weights, storage_options) or first.model_id
+    index = library_index(db, model_id, storage_options)
     layer = label_library(index, classes, detector_names, model=model, aoi=area)
     if output_format == "json":
         echo_json(

@@ -6,33 +6,43 @@ from pathlib import Path
 
 import click
 
+from pipelines.cli.model_table import library_index, stored_model_id, stored_model_option
 from pipelines.cli.options import (
     db_option,
     echo_json,
     min_valid_option,
     output_format_option,
     storage_options_option,
+    weights_option,
 )
 from pipelines.ingest.plan import skip_reasons_text
 from pipelines.ingest.prune import prune_empty_chips
-from tiles.index.chip_index import ChipIndex
 
 
 @click.command("prune-empty")
 @db_option
 @storage_options_option
 @min_valid_option
+@stored_model_option("the library's first model")
+@weights_option
 @click.option("--dry-run", is_flag=True, help="Only report the empty chips; delete nothing.")
 @output_format_option("table", "json")
 def prune_empty(
-    db: Path | str, storage_options: dict[str, str], min_valid: float, dry_run: bool, output_format: str
+    db: Path | str,
+    storage_options: dict[str, str],
+    min_valid: float,
+    model_name: str | None,
+    weights: Path | None,
+    dry_run: bool,
+    output_format: str,
 ) -> None:
     """Delete the chips of the library at --db that are empty by ingest's rule: mostly nodata, a black or
-    white border without a nodata flag, or flat.
+    white border without a nodata flag, or flat. In a library two models embedded, the chips of --model's table.
 
     Each scene's chips are read again from its file; scenes whose file is gone or changed are not checked.
     """
-    report = prune_empty_chips(ChipIndex(db, storage_options=storage_options), min_valid, dry_run=dry_run)
+    index = library_index(db, stored_model_id(db, model_name, weights, storage_options), storage_options)
+    report = prune_empty_chips(index, min_valid, dry_run=dry_run)
     if output_format == "json":
         echo_json({"db": str(db), **report.to_dict()})
         return
