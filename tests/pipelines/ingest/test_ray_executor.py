@@ -1,4 +1,5 @@
-"""``ingest --engine ray`` on a local Ray instance: the same rows as the local engine, failures, resume, redo."""
+"""``ingest --engine ray`` on a local Ray instance: the same rows as the local engine, failures, resume, redo, a
+second model's vectors in a table of their own."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import pytest
 
 from pipelines.ingest.local import ingest_paths
 from pipelines.ingest.ray_executor import ray_ingest_paths
+from remoteclip.factory import load_model
 from tests.index_rows import assert_same_rows
+from tests.remoteclip.zoo_checkpoints import write_siglip
 from tiles.grid import ChipSpec
-from tiles.index.chip_index import ChipIndex
+from tiles.index.chip_index import ChipIndex, index_for_model, library_models, model_table_name
 from tiles.index.schema import DATA_STORAGE_VERSION
 
 pytestmark = pytest.mark.slow
@@ -70,3 +73,25 @@ def test_ray_engine_writes_the_local_engines_rows(
     redone = ray_ingest_paths(redo, on_ray, tiny_model, str(tiny_checkpoint), spec=other_spec)
     assert (redone.scenes, redone.unchanged, redone.failed) == (1, 0, [])
     assert_same_rows(on_ray, local, atol=1e-5)
+
+
+def test_ray_engine_writes_a_second_models_vectors_into_its_own_table(
+    tmp_path: Path, tiny_model, local_ray
+) -> None:
+    paths, siglip = [RASTERS / "rgb_4326.tif"], tmp_path / "tiny-siglip"
+    write_siglip(siglip)
+    second = load_model(siglip, backend="torch")
+    first = ChipIndex(tmp_path / "db")
+    ingest_paths(paths, first, tiny_model, SPEC, workers=0, progress=False)
+    local = ChipIndex(tmp_path / "local")
+    expected = ingest_paths(paths, local, second, SPEC, workers=0, progress=False)
+
+    own = index_for_model(tmp_path / "db", second.model_id)
+    summary = ray_ingest_paths(paths, own, second, str(siglip), spec=SPEC, batch_size=8)
+    assert (summary.scenes, summary.chips) == (1, expected.chips)
+    assert own.table_name == model_table_name(second.model_id)
+    assert library_models(tmp_path / "db") == [tiny_model.model_id, second.model_id]
+    assert_same_rows(own, local, atol=1e-5)
+    assert first.count_rows() == expected.chips and first.model_id == tiny_model.model_id
+    # its own finished-scenes log: a rerun reads nothing
+    assert ray_ingest_paths(paths, own, second, str(siglip), spec=SPEC).unchanged == 1
