@@ -8,6 +8,9 @@ scenes grow. Model-only throughput is timed on chips of the same scene already i
 in batches), so ``ingest chips/s ÷ model-only chips/s`` says how busy the pipeline keeps the model.
 ``--model tiny`` uses a random 64-px ViT (runs in minutes on a CPU); any other value goes to ``load_model``.
 
+``--remote`` compares instead one COG (the first ``--sizes`` side) read from disk and over HTTP, whole and for
+an AOI of a tenth of it: chips/s and the bytes fetched (:mod:`pipelines.bench.ingest_remote`).
+
 ``--small-scenes N`` adds the other shape of input: a folder of N one-chip GeoTIFFs (UAV frames, image chips),
 ingested with small scenes grouped into shared commits (the default) and with a commit per scene
 (``commit_rows=1``), against model-only throughput on the same chips.
@@ -32,6 +35,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from pipelines.bench.common import scratch_dir, workdir_option, write_result
+from pipelines.bench.ingest_remote import bench_remote
 from pipelines.cli.options import device_option, echo_json, output_format_option, parse_int_list
 from pipelines.ingest.local import COMMIT_ROWS, ingest_paths
 from pipelines.ingest.read import DEFAULT_WORKERS
@@ -308,6 +312,11 @@ def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
     show_default=True,
     help="Also ingest a folder of this many one-chip GeoTIFFs (0: skip).",
 )
+@click.option(
+    "--remote",
+    is_flag=True,
+    help="Only compare one COG (the first --sizes side) on disk and over HTTP (whole, and an AOI of a tenth).",
+)
 @workdir_option
 @output_format_option("table", "json")
 def ingest(
@@ -319,12 +328,16 @@ def ingest(
     batch_size: int,
     workers: int,
     small_scenes: int,
+    remote: bool,
     workdir: Path | None,
     output_format: str,
 ) -> None:
     """Ingest chips/s, model-only chips/s and peak memory on synthetic COGs of each --sizes side, per backend."""
     chosen = _backend_list(backends, device)
     spec = ChipSpec(chip_px=chip_size)
+    if remote:
+        _bench_remote(sizes[0], model_name, device, chosen[0], spec, batch_size, workdir, output_format)
+        return
     rows: list[dict[str, object]] = []
     small_rows: list[dict[str, object]] = []
     with scratch_dir("ingest", workdir) as tmp:
@@ -380,6 +393,51 @@ def ingest(
             f"({entry['onnx_chips_per_s']} vs {entry['torch_chips_per_s']})"
         )
     click.echo(f"-> {path}")
+
+
+def _bench_remote(
+    side_px: int,
+    model_name: str,
+    device: str,
+    backend: str,
+    spec: ChipSpec,
+    batch_size: int,
+    workdir: Path | None,
+    output_format: str,
+) -> None:
+    """``--remote``: one ``side_px``² COG from disk and over HTTP (:func:`pipelines.bench.ingest_remote.bench_remote`)."""
+    with scratch_dir("ingest-remote", workdir) as tmp:
+        model = tiny_model(tmp / "tiny", device, backend) if model_name == "tiny" else load_model(
+            model_name, device=device, backend=backend
+        )
+        warm_up(model)
+        cog = write_synthetic_cog(tmp / f"cog_{side_px}.tif", side_px)
+        figures = bench_remote(cog, tmp, model, spec, batch_size)
+    result = {
+        "model": model_name,
+        "model_id": model.model_id,
+        "backend": model.backend,
+        "device": device,
+        "chip_px": spec.chip_px,
+        "side_px": side_px,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        **figures,
+    }
+    path = write_result(f"ingest_remote_{model_name.replace('/', '_')}_{device.replace(':', '')}", result)
+    if output_format == "json":
+        echo_json({**result, "result_file": str(path)})
+        return
+    for name in ("local", "http", "http_aoi"):
+        run = figures[name]
+        click.echo(
+            f"{name:<8} {run['chips']:>6} chips  {run['chips_per_s']:>8} chips/s  "
+            f"{run['bytes'] / 1e6:>8.2f} MB read ({run['bytes_per_file']:.3f} x the file)"
+        )
+    met = "met" if figures["aoi_target_met"] else "NOT met"
+    click.echo(
+        f"AOI of {figures['aoi_share']:.0%} of the scene fetched {figures['aoi_fetched_per_file']:.3f} x the "
+        f"{figures['file_mb']} MB file (target < {figures['aoi_target']}: {met}) -> {path}"
+    )
 
 
 def _backend_list(value: str | None, device: str) -> list[str]:

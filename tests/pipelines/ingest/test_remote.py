@@ -92,13 +92,17 @@ def test_an_aoi_ingest_fetches_only_part_of_the_file(
 
 
 def test_bad_urls_fail_one_line_each_and_the_rest_of_the_batch_lands(
-    tmp_path: Path, cogs: list[Path], server: RangeServer, tiny_checkpoint: Path
+    tmp_path: Path, cogs: list[Path], tiny_checkpoint: Path
 ) -> None:
     forbidden = write_cog(cogs[0].parent / "forbidden.tif", seed=5)
     dropped = write_cog(cogs[0].parent / "dropped.tif", seed=6)
-    server.faults["/forbidden.tif"] = 403
-    server.faults["/dropped.tif"] = DROP
-    good = f"{server.url}/{cogs[1].name}"
+    with serving(cogs[0].parent, faults={"/forbidden.tif": 403, "/dropped.tif": DROP}) as server:
+        check_bad_urls(tmp_path, server, forbidden, dropped, f"{server.url}/{cogs[1].name}", tiny_checkpoint)
+
+
+def check_bad_urls(
+    tmp_path: Path, server: RangeServer, forbidden: Path, dropped: Path, good: str, tiny_checkpoint: Path
+) -> None:
     bad = {
         f"{server.url}/missing.tif": "HTTP 404",
         f"{server.url}/{forbidden.name}": "HTTP 403",

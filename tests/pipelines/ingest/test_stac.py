@@ -17,7 +17,7 @@ from shapely.geometry import box, mapping, shape
 from pipelines.cli.main import cli
 from pipelines.ingest.stac import pick_asset, stac_scenes
 from remoteclip.errors import InputError
-from tests.remote_server import RangeServer, serving, write_cog
+from tests.remote_server import RangeServer, started, write_cog
 from tiles.index.chip_index import ChipIndex
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
@@ -46,28 +46,29 @@ def served(tmp_path: Path):
     """COGs of the items served over HTTP, a static catalog of them in ``catalog/``, and a STAC API at /api."""
     root = tmp_path / "served"
     root.mkdir()
-    with serving(root) as server:
-        items = []
-        for i, (item_id, collection, when) in enumerate(ITEMS):
-            cog = write_cog(root / f"{item_id}.tif", seed=i, side_px=512, west=500_000.0 + 300 * i)
-            items.append(make_item(item_id, collection, when, cog, f"{server.url}/{item_id}.tif"))
-        catalog = pystac.Catalog("kampala", "Test scenes")
-        for name in ("drone", "satellite"):
-            members = [item for item in items if item.collection_id == name]
-            extent = pystac.Extent(pystac.SpatialExtent([[-180, -90, 180, 90]]),
-                                   pystac.TemporalExtent([[None, None]]))
-            collection = pystac.Collection(name, f"{name} scenes", extent)
-            collection.add_items(members)
-            catalog.add_child(collection)
-        catalog.normalize_hrefs(str(root / "catalog"))
-        catalog.save(pystac.CatalogType.SELF_CONTAINED)
-        searches = add_stac_api(server, [item.to_dict() for item in items])
-        yield server, root / "catalog" / "catalog.json", searches
+    server = RangeServer(root)
+    items = []
+    for i, (item_id, collection, when) in enumerate(ITEMS):
+        cog = write_cog(root / f"{item_id}.tif", seed=i, side_px=512, west=500_000.0 + 300 * i)
+        items.append(make_item(item_id, collection, when, cog, f"{server.url}/{item_id}.tif"))
+    catalog = pystac.Catalog("kampala", "Test scenes")
+    for name in ("drone", "satellite"):
+        members = [item for item in items if item.collection_id == name]
+        extent = pystac.Extent(pystac.SpatialExtent([[-180, -90, 180, 90]]),
+                               pystac.TemporalExtent([[None, None]]))
+        collection = pystac.Collection(name, f"{name} scenes", extent)
+        collection.add_items(members)
+        catalog.add_child(collection)
+    catalog.normalize_hrefs(str(root / "catalog"))
+    catalog.save(pystac.CatalogType.SELF_CONTAINED)
+    add_stac_api(server, [item.to_dict() for item in items])
+    with started(server):
+        yield server, root / "catalog" / "catalog.json"
 
 
-def add_stac_api(server: RangeServer, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def add_stac_api(server: RangeServer, items: list[dict[str, Any]]) -> None:
     """A STAC API stub at /api: landing page, conformance and an item search (collections, datetime,
-    intersects, limit) over ``items``; returns the list every search's parameters are added to."""
+    intersects, limit) over ``items``."""
     api = f"{server.url}/api"
     landing = {
         "type": "Catalog", "id": "api", "description": "stub", "stac_version": "1.0.0",
@@ -78,14 +79,12 @@ def add_stac_api(server: RangeServer, items: list[dict[str, Any]]) -> list[dict[
             {"rel": "search", "href": f"{api}/search", "type": "application/geo+json", "method": "POST"},
         ],
     }
-    searches: list[dict[str, Any]] = []
 
     def reply(body: dict[str, Any]) -> tuple[int, str, bytes]:
         return 200, "application/json", json.dumps(body).encode()
 
     def search(query: dict[str, list[str]], payload: Any) -> tuple[int, str, bytes]:
         asked = payload or {key: values[0] for key, values in query.items()}
-        searches.append(asked)
         found = []
         for item in items:
             if asked.get("collections") and item["collection"] not in asked["collections"]:
@@ -105,7 +104,6 @@ def add_stac_api(server: RangeServer, items: list[dict[str, Any]]) -> list[dict[
     server.routes["/api"] = lambda query, payload: reply(landing)
     server.routes["/api/conformance"] = lambda query, payload: reply({"conformsTo": landing["conformsTo"]})
     server.routes["/api/search"] = search
-    return searches
 
 
 def invoke(*args: str) -> Any:
@@ -113,9 +111,9 @@ def invoke(*args: str) -> Any:
 
 
 def test_a_static_catalog_is_walked_filtered_and_skipped_on_a_rerun(
-    tmp_path: Path, served: tuple[RangeServer, Path, list[dict[str, Any]]], tiny_checkpoint: Path
+    tmp_path: Path, served: tuple[RangeServer, Path], tiny_checkpoint: Path
 ) -> None:
-    server, catalog, _ = served
+    server, catalog = served
     db = str(tmp_path / "db")
     args = ["ingest", "--stac", str(catalog), "--collection", "drone", "--datetime", "2021", "--db", db,
             "--model", str(tiny_checkpoint), *CHIP_ARGS]
@@ -145,9 +143,9 @@ def test_a_static_catalog_is_walked_filtered_and_skipped_on_a_rerun(
 
 
 def test_a_stac_api_is_searched_on_the_server(
-    tmp_path: Path, served: tuple[RangeServer, Path, list[dict[str, Any]]], tiny_checkpoint: Path
+    tmp_path: Path, served: tuple[RangeServer, Path], tiny_checkpoint: Path
 ) -> None:
-    server, _, searches = served
+    server, _ = served
     with rasterio.open(tmp_path / "served" / "kampala-2021-06.tif") as src:
         west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
     middle = f"{west + (east - west) * 0.4},{south},{west + (east - west) * 0.6},{north}"
@@ -156,7 +154,8 @@ def test_a_stac_api_is_searched_on_the_server(
                     "2021-06-01/2021-06-30", "--collection", "drone", "--db", db, "--model", str(tiny_checkpoint),
                     *CHIP_ARGS)
     assert result.exit_code == 0, result.output
-    (asked,) = searches
+    (search,) = server.requests("/api/search")
+    asked = search["body"]
     assert asked["collections"] == ["drone"] and asked["datetime"].startswith("2021-06-01")
     index = ChipIndex(db)
     assert [scene.scene_path for scene in index.scenes()] == [f"{server.url}/kampala-2021-06.tif"]
@@ -166,8 +165,8 @@ def test_a_stac_api_is_searched_on_the_server(
     assert {chip.item_url for chip in chips} == {f"{server.url}/api/items/kampala-2021-06"}
 
 
-def test_max_items_and_unusable_items(served: tuple[RangeServer, Path, list[dict[str, Any]]]) -> None:
-    server, catalog, _ = served
+def test_max_items_and_unusable_items(served: tuple[RangeServer, Path]) -> None:
+    server, catalog = served
     assert len(stac_scenes(str(catalog), max_items=2).scenes) == 2
     chosen = stac_scenes(str(catalog), asset="thumbnail")
     assert {str(scene.source).rsplit(".", 1)[-1] for scene in chosen.scenes} == {"png"}
