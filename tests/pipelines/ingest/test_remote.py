@@ -152,3 +152,27 @@ def test_s3_cog_ingests_through_vsis3(
     ingest_paths([cogs[0]], local, tiny_model, SPEC, workers=0, progress=False)
     assert_same_content(remote, local)
     assert [s.scene_path for s in remote.scenes()] == ["s3://chips/imagery/scene_0.tif"]
+
+
+@pytest.mark.slow
+def test_the_ray_engine_reads_remote_cogs_as_the_local_engine(
+    tmp_path: Path, cogs: list[Path], server: RangeServer, tiny_model, tiny_checkpoint: Path
+) -> None:
+    import ray
+
+    from pipelines.ingest.ray_executor import ray_ingest_paths
+
+    urls = [f"{server.url}/{cog.name}" for cog in cogs]
+    local = ChipIndex(tmp_path / "local")
+    ingest_paths(urls, local, tiny_model, SPEC, workers=0, progress=False)
+    on_ray = ChipIndex(tmp_path / "ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        summary = ray_ingest_paths([*urls, f"{server.url}/missing.tif"], on_ray, tiny_model, str(tiny_checkpoint),
+                                   spec=SPEC)
+    finally:
+        ray.shutdown()
+    assert summary.scenes == 2 and [reason for _, reason in summary.failed] == ["HTTP 404 Not Found"]
+    got, want = sorted_rows(on_ray), sorted_rows(local)
+    assert got.drop_columns(["vector"]).equals(want.drop_columns(["vector"]))  # URLs and ids too
+    np.testing.assert_allclose(vector_matrix(got), vector_matrix(want), atol=1e-5)
