@@ -12,9 +12,9 @@ import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
-from pipelines.bench.range_server import DROP, RangeServer
+from pipelines.bench.range_server import DROP, STALL, RangeServer
 
-__all__ = ["DROP", "SIDE_PX", "RangeServer", "serving", "started", "write_cog"]
+__all__ = ["DROP", "SIDE_PX", "STALL", "RangeServer", "serving", "started", "write_cog"]
 
 #: side of the test COGs, in pixels
 SIDE_PX = 1024

@@ -82,6 +82,15 @@ def remote_gdal_options() -> dict[str, str]:
     return {key: value for key, value in REMOTE_GDAL_OPTIONS.items() if key not in os.environ}
 
 
+def http_timeouts() -> tuple[float, float]:
+    """(connect, read) seconds of this module's own requests: GDAL's (``GDAL_HTTP_CONNECTTIMEOUT``,
+    ``GDAL_HTTP_TIMEOUT``) when set in the environment, else :data:`CONNECT_TIMEOUT_S`, :data:`READ_TIMEOUT_S`."""
+    return (
+        float(os.environ.get("GDAL_HTTP_CONNECTTIMEOUT", CONNECT_TIMEOUT_S)),
+        float(os.environ.get("GDAL_HTTP_TIMEOUT", READ_TIMEOUT_S)),
+    )
+
+
 @dataclass(frozen=True)
 class RemoteStat:
     """What the server says of a remote file, without sending any of it."""
@@ -114,8 +123,7 @@ def stat_remote(url: str) -> RemoteStat:
     session.mount("https://", HTTPAdapter(max_retries=retry))
     try:
         with session:
-            timeout = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
-            response = session.head(http_url, allow_redirects=True, timeout=timeout)
+            response = session.head(http_url, allow_redirects=True, timeout=http_timeouts())
     except requests.RequestException as exc:
         raise RasterReadError(f"{url}: cannot reach the server ({_first_reason(exc)})") from exc
     if response.status_code >= 400:
@@ -141,9 +149,8 @@ def remote_failure(url: str) -> str | None:
             return str(exc).removeprefix(f"{url}: ")
         return None
     headers = {"Range": f"bytes=0-{PROBE_BYTES - 1}"}
-    timeout = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
     try:
-        with requests.get(url, headers=headers, stream=True, timeout=timeout) as got:
+        with requests.get(url, headers=headers, stream=True, timeout=http_timeouts()) as got:
             if got.status_code >= 400:
                 return f"HTTP {got.status_code} {got.reason}"
             expected = int(got.headers.get("Content-Length") or 0)
@@ -174,8 +181,8 @@ def _stat_s3(url: str, rest: str) -> RemoteStat:
     config = Config(
         signature_version=UNSIGNED if unsigned else None,
         s3={"addressing_style": "virtual" if virtual else "path"},
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
+        connect_timeout=http_timeouts()[0],
+        read_timeout=http_timeouts()[1],
         retries={"max_attempts": HTTP_RETRIES + 1, "mode": "standard"},
     )
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"

@@ -2,9 +2,9 @@
 
 :class:`RangeServer` serves the files of a folder on 127.0.0.1 (HEAD and GET, single ``Range: bytes=a-b``
 requests, an ETag and Last-Modified like a static web server or an object store), counts the body bytes it
-sends per path, and can be told to misbehave for one path: a status code, or a dropped connection half-way
-through a body. ``routes`` answer other paths (a STAC API stub) from Python. It runs in a daemon thread on an
-ephemeral port. ``bench ingest --remote`` measures bytes fetched with it; ``tests/`` use it as the network.
+sends per path, and can be told to misbehave for one path: a status code, a dropped connection half-way
+through a body, or no answer at all. ``routes`` answer other paths (a STAC API stub) from Python. It runs in a
+child process on an ephemeral port. ``bench ingest --remote`` measures bytes fetched with it; ``tests/`` use it as the network.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from urllib.parse import parse_qs, urlsplit
 
 #: a route: (query parameters, JSON body or None) -> (status, content type, body)
 Route = Callable[[dict[str, list[str]], Any], tuple[int, str, bytes]]
-#: what a faulty path does: an HTTP status, or "drop" (headers sent, then half the body, then the socket closed)
+#: what a faulty path does: an HTTP status, "drop" (headers sent, then half the body, then the socket closed),
+#: or "stall" (a HEAD is answered; a GET never is, until the server stops)
 DROP = "drop"
+STALL = "stall"
 
 
 #: the path that answers this server's own figures (JSON), for the process that started it
@@ -52,6 +54,7 @@ class RangeServer:
         self._bytes: Counter[str] = Counter()
         self._gets: Counter[str] = Counter()
         self._log: list[dict[str, Any]] = []
+        self._stopping = threading.Event()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
@@ -135,6 +138,9 @@ def _handler(server: RangeServer) -> type[BaseHTTPRequestHandler]:
             fault = server.faults.get(url.path)
             if not file.is_file() or isinstance(fault, int):
                 self._plain(fault if isinstance(fault, int) else 404)
+                return
+            if fault == STALL and body:
+                server._stopping.wait()  # the child is terminated first: the client gets no answer
                 return
             data = file.read_bytes()
             stat = file.stat()

@@ -15,7 +15,7 @@ from shapely.geometry import box
 from pipelines.cli.main import cli
 from pipelines.ingest.local import ingest_paths
 from tests.index_rows import sorted_rows, vector_matrix
-from tests.remote_server import DROP, SIDE_PX, RangeServer, serving, write_cog
+from tests.remote_server import DROP, SIDE_PX, STALL, RangeServer, serving, write_cog
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
 
@@ -122,6 +122,20 @@ def check_bad_urls(
     index = ChipIndex(tmp_path / "db")
     assert [s.scene_path for s in index.scenes()] == [good]
     assert index.count_rows() == (SIDE_PX // 128) ** 2
+
+
+def test_a_server_that_stops_answering_times_out_in_one_line(
+    tmp_path: Path, cogs: list[Path], tiny_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "1")  # GDAL's and the probe's read time-out, from the environment
+    monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")
+    with serving(cogs[0].parent, faults={"/scene_0.tif": STALL}) as server:
+        urls = [f"{server.url}/{cog.name}" for cog in cogs]
+        index = ChipIndex(tmp_path / "db")
+        summary = ingest_paths(urls, index, tiny_model, SPEC, workers=0, progress=False)
+    (failed,) = summary.failed
+    assert failed[0] == urls[0] and failed[1].startswith("timed out (")
+    assert [s.scene_path for s in index.scenes()] == [urls[1]]
 
 
 def test_s3_cog_ingests_through_vsis3(
