@@ -18,7 +18,7 @@ DEFAULT_DB = Path("data/library")
 ENV_DB = "REMOTECLIP_DB"
 ENV_MODEL = "REMOTECLIP_MODEL"
 ENV_WEIGHTS = "REMOTECLIP_WEIGHTS"
-#: what runs the model's towers (auto, torch, onnx); ``remoteclip.load_model`` reads it as its default backend
+#: what runs the model's towers (auto, torch, onnx, onnx-int8); ``remoteclip.load_model`` reads it as its default backend
 ENV_BACKEND = "REMOTECLIP_BACKEND"
 ENV_UPLOADS = "REMOTECLIP_UPLOADS"
 #: where the map tile server listens (host, port: 0 is any free port) and the base URL browsers reach it at
