@@ -14,6 +14,7 @@ from typing import Any
 import click
 from tabulate import tabulate
 
+from pipelines.cli.model_table import library_index
 from pipelines.cli.options import (
     aoi_option,
     backend_option,
@@ -34,7 +35,7 @@ from pipelines.services.refine import refine_search
 from pipelines.services.search import search_like, search_text
 from remoteclip.factory import load_model
 from tiles.aoi import load_aoi
-from tiles.index.chip_index import ChipIndex, Hit, index_for_model
+from tiles.index.chip_index import ChipIndex, Hit
 from tiles.index.dates import datetime_where
 
 
@@ -140,7 +141,7 @@ def search(
         asked, model_id = f"more like chip {like_chip}", index.model_id or ""
     else:
         model = load_model(model_name, weights=weights, device=device, backend=backend)
-        index = index_for_model(db, model.model_id, storage_options)  # the model's own table
+        index = library_index(db, model.model_id, storage_options)  # the model's own table; refused if none
         if positives or negatives:
             _, refined = refine_search(index, model, query or "", positives, negatives, k=k, aoi=area)
             # a refined hit's score is the probe's probability that it is right

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
-from pipelines.cli.main import cli
+from pipelines.cli.main import cli, main
 from tests.app_data import write_scene
 from tests.remoteclip.zoo_checkpoints import write_siglip
 from tiles.index.chip_index import ChipIndex, index_for_model, library_models, model_table_name
@@ -45,3 +46,17 @@ def test_a_second_model_embeds_beside_the_first(tmp_path: Path, tiny_checkpoint:
     # each table keeps its own finished-scenes log: a rerun with either model reads nothing again
     assert _ingest(scene, db, tiny_checkpoint)["unchanged"] == 1
     assert _ingest(scene, db, siglip)["unchanged"] == 1
+
+
+def test_search_with_a_model_the_library_lacks_is_refused(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture
+) -> None:
+    scene, db, siglip = write_scene(tmp_path / "scene.tif"), tmp_path / "db", tmp_path / "tiny-siglip"
+    write_siglip(siglip)
+    first = _ingest(scene, db, tiny_checkpoint)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", "a field", "--db", str(db), "--model", str(siglip), "--backend", "torch"])
+    assert exit_info.value.code == 1
+    message = capsys.readouterr().err
+    assert f"holds vectors of model {first['model_id']!r}" in message and "ingest" in message
+    assert library_models(db) == [first["model_id"]]  # nothing was created for the other model
