@@ -55,6 +55,19 @@ def _parse_nouns(ctx: click.Context, param: click.Parameter, value: str | None) 
     return nouns
 
 
+def _check_ray_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--ray-address``: ``auto`` or ``HOST:PORT`` (the head's GCS address); a ``ray://`` address is refused."""
+    if value is not None:
+        from pipelines.ingest.ray_executor import check_ray_address
+        from remoteclip.errors import InputError
+
+        try:
+            check_ray_address(value)
+        except InputError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return value
+
+
 def _report_failure(path: str, reason: str) -> None:
     tqdm.write(f"failed: {path}: {reason}", file=sys.stderr)
 
@@ -172,7 +185,9 @@ def _read_path_list(ctx: click.Context, param: click.Parameter, value: Path | No
     "--ray-address",
     default=None,
     envvar="RAY_ADDRESS",
-    help="Ray cluster to run --engine ray on (e.g. ray://head:10001 or auto; default: a local instance).",
+    callback=_check_ray_address,
+    help="Ray cluster to run --engine ray on, from one of its nodes: auto or the head's HOST:PORT (6379 unless "
+    "`ray start --head --port` said otherwise); not ray:// (default: a local instance).",
 )
 @click.option(
     "--ray-encoders",

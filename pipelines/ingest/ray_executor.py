@@ -8,15 +8,18 @@ the ``chips`` table in one commit. Which scenes to do comes from :mod:`pipelines
 local engine.
 
 Where it runs: a local Ray instance by default (``ray.init()``, every core); an existing cluster when
-``address`` (or the ``RAY_ADDRESS`` environment variable) names it, e.g. ``ray://head:10001`` or ``auto``. The
-index must then live on a filesystem every node mounts or in an object store (``s3://``, ``gs://``,
-``az://``). Rows of a scene that fails while it is read are deleted right after the commit (a second commit),
-and finished scenes are logged for resume as in the local engine. The read stage reports failed scenes and each
+``address`` (or the ``RAY_ADDRESS`` environment variable) names it: ``auto`` (the cluster this node belongs to)
+or the head's GCS address ``HOST:PORT`` (``ray start --head`` prints it; 6379 by default). This process is then
+the Ray Data driver, so it runs on a node of the cluster; a Ray Client address (``ray://HEAD:10001``) is refused
+(:func:`check_ray_address`). The index must then live on a filesystem every node mounts or in an object store
+(``s3://``, ``gs://``, ``az://``). Rows of a scene that fails while it is read are deleted right after the
+commit (a second commit), and finished scenes are logged for resume as in the local engine. The read stage reports failed scenes and each
 scene's empty windows (by reason) to one actor, so the summary counts them as the local engine's does.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -61,6 +64,20 @@ class _ReadReport:
     def get(self) -> tuple[list[tuple[int, str]], dict[int, dict[str, int]]]:
         """(scene number, reason) of every failure so far, and each scene's empty windows by reason."""
         return self.failed, self.skipped
+
+
+def check_ray_address(address: str | None) -> None:
+    """Refuse a Ray Client address (``ray://...``): ingest is a Ray Data driver, which must run on the cluster.
+
+    Through Ray Client the pipeline's write stage fails (``lance_ray.write_lance``: the client has no core
+    worker), and Ray Client needs ``ray[client]``, which the pinned requirements leave out.
+    """
+    if address is not None and address.strip().lower().startswith("ray://"):
+        raise InputError(
+            f"{address} is a Ray Client address, which ingest cannot use (Ray Data runs its driver on the "
+            "cluster, and Ray Client needs ray[client]): run ingest on a node of the cluster with "
+            "--ray-address auto, or with the head's GCS address HEAD:6379 (the address `ray start --head` prints)"
+        )
 
 
 def chip_rows(
@@ -140,13 +157,15 @@ def ray_ingest_paths(
         batch_size: chips per encoder call.
         thumb_px: longest side of the stored thumbnails.
         encoders: model actors (each takes one GPU when the cluster has GPUs).
-        address: Ray cluster to join (``None``: ``RAY_ADDRESS`` if set, else a new local instance).
+        address: Ray cluster to join: ``auto`` or the head's GCS address ``HOST:PORT``, from a node of the
+            cluster (``None``: ``RAY_ADDRESS`` if set, else a new local instance; ``ray://``: refused).
         on_failure: called with (path, reason) for each file that fails.
         aoi: only the chips meeting this EPSG:4326 area are read and stored.
         items: the catalog item of scenes by path or URL, kept with their chips.
     """
     import ray
 
+    check_ray_address(address if address is not None else os.environ.get("RAY_ADDRESS"))
     if encoders < 1 or batch_size < 1:
         raise InputError(f"encoders ({encoders}) and batch size ({batch_size}) must be at least 1")
     index.check_model(model.model_id)
@@ -162,12 +181,18 @@ def ray_ingest_paths(
     skipped: dict[int, dict[str, int]] = {}
     started_here = bool(plan.jobs) and not ray.is_initialized()
     if started_here:
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        try:
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        except ConnectionError as exc:  # no cluster there, or one that refuses this process's token
+            raise InputError(
+                f"{exc}: is the cluster up there, and do every node and this command share its token "
+                "(RAY_AUTH_MODE=token, the token in ~/.ray/auth_token or RAY_AUTH_TOKEN)?"
+            ) from exc
     try:
         if plan.jobs:
             failed, skipped = _run_pipeline(
