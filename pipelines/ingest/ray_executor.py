@@ -20,6 +20,7 @@ scene's empty windows (by reason) to one actor, so the summary counts them as th
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -66,8 +67,13 @@ class _ReadReport:
         return self.failed, self.skipped
 
 
+#: seconds to wait for the head's GCS port to answer before ingest gives up on a cluster address
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
 def check_ray_address(address: str | None) -> None:
-    """Refuse a Ray Client address (``ray://...``): ingest is a Ray Data driver, which must run on the cluster.
+    """Refuse a Ray Client address (``ray://...``): ingest is a Ray Data driver, which must run on the cluster;
+    and a ``HOST:PORT`` nothing answers at, within :data:`RAY_CONNECT_TIMEOUT_S`.
 
     Through Ray Client the pipeline's write stage fails (``lance_ray.write_lance``: the client has no core
     worker), and Ray Client needs ``ray[client]``, which the pinned requirements leave out.
@@ -78,6 +84,18 @@ def check_ray_address(address: str | None) -> None:
             "cluster, and Ray Client needs ray[client]): run ingest on a node of the cluster with "
             "--ray-address auto, or with the head's GCS address HEAD:6379 (the address `ray start --head` prints)"
         )
+    if address is None or address.strip().lower() in ("", "auto", "local"):
+        return
+    host, _, port = address.strip().rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--ray-address {address!r} is not auto or HOST:PORT (the head's GCS address, HEAD:6379)")
+    try:  # Ray itself retries an address nobody answers at for minutes
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise InputError(
+            f"nothing answers at the Ray address {address} ({exc}): start the cluster's head there "
+            "(`ray start --head --port=PORT`), or run ingest on a node of the cluster with --ray-address auto"
+        ) from None
 
 
 def chip_rows(

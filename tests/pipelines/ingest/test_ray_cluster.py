@@ -259,3 +259,16 @@ def test_a_ray_client_address_is_refused_in_one_line(tmp_path: Path) -> None:
     error = run.stderr.strip().splitlines()[-1]
     assert error.startswith("Error: Invalid value for '--ray-address': ray://127.0.0.1:10001 is a Ray Client")
     assert "--ray-address auto" in error and "HEAD:6379" in error
+
+
+def test_an_address_nobody_answers_at_is_refused_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = [sys.executable, "-m", "pipelines", "ingest", str(RASTERS / SCENES[0]), "--db", str(tmp_path / "db"),
+            "--engine", "ray", "--ray-address", f"127.0.0.1:{port}"]
+    run = subprocess.run(args, check=False, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    error = run.stderr.strip().splitlines()[-1]
+    assert f"nothing answers at the Ray address 127.0.0.1:{port}" in error and "ray start --head" in error
+    assert not (tmp_path / "db").exists()  # refused before anything was written
