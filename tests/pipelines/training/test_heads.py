@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import random
 from pathlib import Path
 
 import numpy as np
@@ -111,12 +112,14 @@ def test_train_heads_few_cpu_steps_give_weights_the_library_loads(scene_trainset
 
 
 def test_coarser_ground_keeps_the_size_and_removes_fine_detail() -> None:
-    stripes = np.zeros((96, 96, 3), dtype=np.uint8)
-    stripes[:, ::2] = 255  # one-pixel stripes: detail a sensor 2x coarser cannot show
-    coarse = np.asarray(CoarserGround()(Image.fromarray(stripes))).astype(float)
-    assert coarse.shape == stripes.shape
-    assert coarse.std() < 0.2 * stripes.astype(float).std()
-    assert abs(coarse.mean() - stripes.mean()) < 12  # the same ground, only blurred
+    random.seed(0)
+    noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)  # detail at every pixel
+    for _ in range(5):
+        coarse = np.asarray(CoarserGround()(Image.fromarray(noise))).astype(float)
+        assert coarse.shape == noise.shape
+        # at 2-6x fewer pixels per side the pixel-to-pixel detail averages out (its spread falls by 2x or more)
+        assert coarse.std() < 0.6 * noise.astype(float).std()
+        assert abs(coarse.mean() - noise.mean()) < 12  # the same ground, only blurred
 
 
 def test_view_kinds_alternate_crops_and_coarse_crops() -> None:
