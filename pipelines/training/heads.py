@@ -167,6 +167,23 @@ def cache_features(trainset: Path, cache: Path, views: int = 3, batch_size: int 
     preprocess = open_clip.image_transform(image_px, is_train=False, mean=cfg["mean"], std=cfg["std"])
     make_view = {"plain": preprocess, "crop": view_transform(image_px, cfg["mean"], cfg["std"]),
                  "coarse": view_transform(image_px, cfg["mean"], cfg["std"], coarse=True)}
+    if todo or cached_views < views:  # a complete cache is not read here: training reads it
+        _compute_views(model, trainset, cache, done, todo, cached_views, kinds, make_view, batch_size, seed,
+                       progress)
+    known_set = set(known)
+    new_captions = [c for c in table.captions if c not in known_set]
+    if new_captions:
+        text = _text_features(model, new_captions, progress)
+        np.save(cache / TEXT_FEATURES, np.concatenate([np.load(cache / TEXT_FEATURES), text]) if known else text)
+    (cache / CACHE_META).write_text(json.dumps({"meta": meta, "images": [*done, *todo],
+                                                "captions": [*known, *new_captions]}))
+
+
+def _compute_views(model: Any, trainset: Path, cache: Path, done: list[str], todo: list[str], cached_views: int,
+                   kinds: list[str], make_view: dict[str, Callable[[Image.Image], torch.Tensor]], batch_size: int,
+                   seed: int, progress: bool) -> None:
+    """Write ``image_features.npy``: the cached images' missing views, then every view of the new images."""
+    views = len(kinds)
     width = model.visual.trunk.num_features
     old = np.load(cache / IMAGE_FEATURES) if done else np.zeros((0, cached_views, width), dtype=np.float16)
     features = np.zeros((len(done) + len(todo), views, width), dtype=np.float16)
@@ -187,20 +204,12 @@ def cache_features(trainset: Path, cache: Path, views: int = 3, batch_size: int 
                     seed_batch = int(hashlib.sha256(f"{seed}/{view}/{names[0]}".encode()).hexdigest()[:8], 16)
                     random.seed(seed_batch)
                     torch.manual_seed(seed_batch)
-                    make = make_view[kinds[view]]
-                    batch = torch.stack([make(p) for p in pictures]).contiguous(memory_format=torch.channels_last)
-                    features[start:start + len(names), view] = model.visual.trunk(batch).numpy()
+                    batch = torch.stack([make_view[kinds[view]](p) for p in pictures])
+                    features[start:start + len(names), view] = model.visual.trunk(
+                        batch.contiguous(memory_format=torch.channels_last)).numpy()
     random.setstate(rng_state[0])
     torch.random.set_rng_state(rng_state[1])
-    if todo or cached_views < views:
-        np.save(cache / IMAGE_FEATURES, features)
-    known_set = set(known)
-    new_captions = [c for c in table.captions if c not in known_set]
-    if new_captions:
-        text = _text_features(model, new_captions, progress)
-        np.save(cache / TEXT_FEATURES, np.concatenate([np.load(cache / TEXT_FEATURES), text]) if known else text)
-    (cache / CACHE_META).write_text(json.dumps({"meta": meta, "images": [*done, *todo],
-                                                "captions": [*known, *new_captions]}))
+    np.save(cache / IMAGE_FEATURES, features)
 
 
 def _text_features(model: torch.nn.Module, captions: Sequence[str], progress: bool,
