@@ -7,11 +7,14 @@ listing, no sidecar probing, retries with back-off, time-outs, a cache of fetche
 :func:`tiles.reader.gdal_env` applies them, and a variable of the same name in the environment wins.
 :func:`stat_remote` asks the server for the file's size, ETag and date with one HEAD request, so planning an
 ingest reads no pixels, and an unreachable or refused URL fails with one line naming it and the HTTP status.
+:func:`list_objects` expands a glob of ``s3://`` or ``gs://`` URLs by listing the bucket.
 
 Object stores use GDAL's own variables: ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (or
 ``AWS_NO_SIGN_REQUEST=YES``), ``AWS_REGION``, and for an S3-compatible server ``AWS_S3_ENDPOINT`` (host:port),
-``AWS_HTTPS=NO``, ``AWS_VIRTUAL_HOSTING=FALSE``; ``gs://`` objects are public ones (``GS_NO_SIGN_REQUEST=YES``
-by default here), at ``CPL_GS_ENDPOINT`` when set.
+``AWS_HTTPS=NO``, ``AWS_VIRTUAL_HOSTING=FALSE``. ``gs://`` objects are read signed with an HMAC key pair when
+``GS_ACCESS_KEY_ID`` and ``GS_SECRET_ACCESS_KEY`` are set, else as public ones (``GS_NO_SIGN_REQUEST=YES``), at
+``CPL_GS_ENDPOINT`` when set. The HEAD and the listing of either store go through boto3 (:func:`object_store_client`),
+to Google's S3-compatible XML API for ``gs://``.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from fnmatch import fnmatchcase
 from http import HTTPStatus
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -29,10 +34,17 @@ from urllib3.util.retry import Retry
 
 from tiles.errors import RasterReadError
 
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
 #: URL scheme -> GDAL virtual file system
 VSI_PREFIXES: dict[str, str] = {"http": "/vsicurl/", "https": "/vsicurl/", "s3": "/vsis3/", "gs": "/vsigs/"}
+#: object stores (schemes) read with boto3 as well as GDAL
+OBJECT_STORES = ("s3", "gs")
 #: the public Google Cloud Storage endpoint (GDAL's default ``CPL_GS_ENDPOINT``)
 GS_ENDPOINT = "https://storage.googleapis.com/"
+#: characters that make a path a glob pattern
+GLOB_CHARS = frozenset("*?[")
 #: seconds to wait for a connection, and for each read, of an HTTP request
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 30
@@ -59,7 +71,6 @@ REMOTE_GDAL_OPTIONS: dict[str, str] = {
     "CPL_VSIL_CURL_CACHE_SIZE": str(64 * 1024 * 1024),
     "VSI_CACHE": "TRUE",
     "VSI_CACHE_SIZE": str(16 * 1024 * 1024),
-    "GS_NO_SIGN_REQUEST": "YES",
 }
 
 
@@ -78,8 +89,19 @@ def gdal_path(url: str) -> str:
 
 
 def remote_gdal_options() -> dict[str, str]:
-    """:data:`REMOTE_GDAL_OPTIONS` less those set in the environment (GDAL reads those itself)."""
-    return {key: value for key, value in REMOTE_GDAL_OPTIONS.items() if key not in os.environ}
+    """:data:`REMOTE_GDAL_OPTIONS`, and ``GS_NO_SIGN_REQUEST=YES`` unless :func:`gs_hmac_keys` are set, less
+    those set in the environment (GDAL reads those itself)."""
+    options = dict(REMOTE_GDAL_OPTIONS)
+    if gs_hmac_keys() is None:
+        options["GS_NO_SIGN_REQUEST"] = "YES"
+    return {key: value for key, value in options.items() if key not in os.environ}
+
+
+def gs_hmac_keys() -> tuple[str, str] | None:
+    """The HMAC key pair of Google Cloud Storage (``GS_ACCESS_KEY_ID``, ``GS_SECRET_ACCESS_KEY``: GDAL's names),
+    or None unless both are set."""
+    access, secret = os.environ.get("GS_ACCESS_KEY_ID"), os.environ.get("GS_SECRET_ACCESS_KEY")
+    return (access, secret) if access and secret else None
 
 
 def http_timeouts() -> tuple[float, float]:
@@ -109,12 +131,8 @@ def stat_remote(url: str) -> RemoteStat:
     Raises :class:`~tiles.errors.RasterReadError` naming the URL and the HTTP status (or the network error).
     """
     scheme, _, rest = url.partition("://")
-    if scheme.lower() == "s3":
-        return _stat_s3(url, rest)
-    if scheme.lower() in ("http", "https"):
-        http_url = url
-    else:
-        http_url = os.environ.get("CPL_GS_ENDPOINT", GS_ENDPOINT) + rest
+    if scheme.lower() in OBJECT_STORES:
+        return _stat_object(url, scheme.lower(), rest)
     session = requests.Session()
     retry = Retry(
         total=HTTP_RETRIES, backoff_factor=RETRY_DELAY_S, status_forcelist=(429, 500, 502, 503, 504)
@@ -123,7 +141,7 @@ def stat_remote(url: str) -> RemoteStat:
     session.mount("https://", HTTPAdapter(max_retries=retry))
     try:
         with session:
-            response = session.head(http_url, allow_redirects=True, timeout=http_timeouts())
+            response = session.head(url, allow_redirects=True, timeout=http_timeouts())
     except requests.RequestException as exc:
         raise RasterReadError(f"{url}: cannot reach the server ({_first_reason(exc)})") from exc
     if response.status_code >= 400:
@@ -164,20 +182,30 @@ def remote_failure(url: str) -> str | None:
     return None
 
 
-def _stat_s3(url: str, rest: str) -> RemoteStat:
-    """HEAD of an S3 object, configured from the same variables GDAL's ``/vsis3/`` reads."""
+def object_store_client(scheme: str) -> Any:
+    """A boto3 S3 client for ``s3://`` or ``gs://`` objects, configured from the variables GDAL's ``/vsis3/`` or
+    ``/vsigs/`` reads: for ``gs://``, Google's XML API at ``CPL_GS_ENDPOINT``, signed with :func:`gs_hmac_keys`
+    when set (and ``GS_NO_SIGN_REQUEST`` is not ``YES``), unsigned otherwise, never with AWS credentials."""
     import boto3
     from botocore import UNSIGNED
     from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket, _, key = rest.partition("/")
-    endpoint = os.environ.get("AWS_S3_ENDPOINT")
-    if endpoint and "://" not in endpoint:
-        https = os.environ.get("AWS_HTTPS", "YES").upper() not in ("NO", "FALSE")
-        endpoint = ("https://" if https else "http://") + endpoint
-    unsigned = os.environ.get("AWS_NO_SIGN_REQUEST", "NO").upper() in ("YES", "TRUE")
-    virtual = os.environ.get("AWS_VIRTUAL_HOSTING", "TRUE").upper() in ("YES", "TRUE")
+    keys: dict[str, str] = {}
+    if scheme == "gs":
+        endpoint: str | None = os.environ.get("CPL_GS_ENDPOINT", GS_ENDPOINT).rstrip("/")
+        hmac = gs_hmac_keys()
+        unsigned = hmac is None or os.environ.get("GS_NO_SIGN_REQUEST", "NO").upper() in ("YES", "TRUE")
+        virtual, region = False, "auto"
+        if hmac is not None:
+            keys = {"aws_access_key_id": hmac[0], "aws_secret_access_key": hmac[1]}
+    else:
+        endpoint = os.environ.get("AWS_S3_ENDPOINT")
+        if endpoint and "://" not in endpoint:
+            https = os.environ.get("AWS_HTTPS", "YES").upper() not in ("NO", "FALSE")
+            endpoint = ("https://" if https else "http://") + endpoint
+        unsigned = os.environ.get("AWS_NO_SIGN_REQUEST", "NO").upper() in ("YES", "TRUE")
+        virtual = os.environ.get("AWS_VIRTUAL_HOSTING", "TRUE").upper() in ("YES", "TRUE")
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     config = Config(
         signature_version=UNSIGNED if unsigned else None,
         s3={"addressing_style": "virtual" if virtual else "path"},
@@ -185,21 +213,62 @@ def _stat_s3(url: str, rest: str) -> RemoteStat:
         read_timeout=http_timeouts()[1],
         retries={"max_attempts": HTTP_RETRIES + 1, "mode": "standard"},
     )
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return boto3.client("s3", endpoint_url=endpoint or None, region_name=region, config=config, **keys)
+
+
+def list_objects(pattern: str) -> list[str]:
+    """The URLs of the objects whose keys match the glob ``pattern`` (``s3://bucket/scenes/*.tif``), in key
+    order: the bucket listed from the part of the key before the first wildcard, each key matched with
+    :func:`fnmatch.fnmatchcase` (so ``*`` matches ``/`` too).
+
+    Raises :class:`~tiles.errors.RasterReadError` naming the pattern: for a URL that cannot be listed (HTTP), a
+    wildcard in the bucket name, or the HTTP status (or network error) of a refused listing.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    scheme, _, rest = pattern.partition("://")
+    if scheme.lower() not in OBJECT_STORES:
+        raise RasterReadError(f"{pattern}: an HTTP server cannot be listed, so its URLs cannot be globs; name each file")
+    bucket, _, key_pattern = rest.partition("/")
+    if GLOB_CHARS & set(bucket):
+        raise RasterReadError(f"{pattern}: wildcards match object names, not buckets")
+    prefix = key_pattern[: min((key_pattern.index(c) for c in GLOB_CHARS if c in key_pattern), default=None)]
+    urls: list[str] = []
     try:
-        client = boto3.client("s3", endpoint_url=endpoint or None, region_name=region, config=config)
-        head = client.head_object(Bucket=bucket, Key=key)
+        pages = object_store_client(scheme.lower()).get_paginator("list_objects_v2")
+        for page in pages.paginate(Bucket=bucket, Prefix=prefix):
+            keys = (item["Key"] for item in page.get("Contents", []))
+            urls += [f"{scheme}://{bucket}/{key}" for key in keys if fnmatchcase(key, key_pattern)]
     except ClientError as exc:
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if not code or code == str(status):  # a HEAD's error has no body: only the status
-            code = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
-        raise RasterReadError(f"{url}: HTTP {status} {code}".rstrip()) from exc
+        raise RasterReadError(f"{pattern}: {_client_error_status(exc)}") from exc
+    except BotoCoreError as exc:
+        raise RasterReadError(f"{pattern}: cannot reach the object store ({exc})") from exc
+    return urls
+
+
+def _stat_object(url: str, scheme: str, rest: str) -> RemoteStat:
+    """HEAD of an ``s3://`` or ``gs://`` object through :func:`object_store_client`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, _, key = rest.partition("/")
+    try:
+        head = object_store_client(scheme).head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        raise RasterReadError(f"{url}: {_client_error_status(exc)}") from exc
     except BotoCoreError as exc:
         raise RasterReadError(f"{url}: cannot reach the object store ({exc})") from exc
     modified = head.get("LastModified")
     mtime_ns = int(modified.timestamp() * 1e9) if modified is not None else 0
     return RemoteStat(url, int(head["ContentLength"]), head.get("ETag"), mtime_ns)
+
+
+def _client_error_status(exc: ClientError) -> str:
+    """``HTTP 404 Not Found`` (``HTTP 404 NoSuchBucket``) from a botocore ``ClientError``."""
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    if not code or code == str(status):  # a HEAD's error has no body: only the status
+        code = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+    return f"HTTP {status} {code}".rstrip()
 
 
 def _http_date_ns(value: str | None) -> int:

@@ -1,6 +1,7 @@
 """Planning an ingest, shared by both engines: which files the paths name, which scenes still need ingesting.
 
-:func:`expand_paths` turns files, folders and globs into raster files; :func:`plan_scenes` skips the files the
+:func:`expand_paths` turns files, folders and globs into raster files (:func:`expand_sources` also URLs, and globs
+of ``s3://`` / ``gs://`` URLs by listing the bucket); :func:`plan_scenes` skips the files the
 scene log (:mod:`tiles.index.scene_log`) says are finished with the same settings and model, and gives each
 other file a :class:`~pipelines.ingest.read.SceneJob`. :class:`IngestSummary` is what either engine reports.
 """
@@ -11,7 +12,7 @@ import glob
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from shapely.geometry.base import BaseGeometry
 
@@ -23,10 +24,8 @@ from tiles.index.chip_index import ChipIndex
 from tiles.index.scene_log import SceneLog, SceneStamp
 from tiles.index.schema import SceneItem, remote_scene_id, scene_id_for
 from tiles.reader import RASTER_SUFFIXES
-from tiles.remote import is_remote, stat_remote
+from tiles.remote import GLOB_CHARS, OBJECT_STORES, is_remote, list_objects, stat_remote
 
-#: characters that make a path a glob pattern
-GLOB_CHARS = frozenset("*?[")
 #: how :meth:`IngestSummary.skipped_text` names each :class:`tiles.chips.SkipReason`
 SKIP_WORDS: dict[str, str] = {
     SkipReason.NODATA: "nodata",
@@ -120,18 +119,39 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[st
 
 
 def expand_sources(paths: Iterable[str | Path]) -> tuple[list[Path | str], list[tuple[str, str]]]:
-    """:func:`expand_paths`, with remote rasters' URLs (:func:`tiles.remote.is_remote`) kept as they are (each
-    once, in the order given)."""
+    """:func:`expand_paths`, with remote rasters' URLs (:func:`tiles.remote.is_remote`) kept as they are and
+    globs of ``s3://`` / ``gs://`` URLs expanded to the rasters they match (:func:`tiles.remote.list_objects`),
+    each once, in the order given. An ``http(s)://`` URL with a ``*`` is refused: a web server cannot be listed.
+    """
     sources: dict[Path | str, None] = {}
     missing: list[tuple[str, str]] = []
     for raw in paths:
-        if is_remote(raw):
-            sources[str(raw)] = None
-        else:
+        url = str(raw)
+        if not is_remote(url):
             files, not_found = expand_paths([raw])
             sources.update(dict.fromkeys(files))
             missing.extend(not_found)
+        elif _is_url_glob(url):
+            try:
+                matches = list_objects(url)
+            except RasterReadError as exc:
+                missing.append((url, str(exc).removeprefix(f"{url}: ")))
+                continue
+            rasters = [m for m in matches if PurePosixPath(m).suffix.lower() in RASTER_SUFFIXES]
+            if not rasters:
+                missing.append((url, "no raster files found there"))
+            sources.update(dict.fromkeys(rasters))
+        else:
+            sources[url] = None
     return list(sources), missing
+
+
+def _is_url_glob(url: str) -> bool:
+    """Whether a URL is a glob: any of :data:`GLOB_CHARS` in an object store's, a ``*`` in a web server's (where
+    ``?`` starts the query)."""
+    if url.partition("://")[0].lower() in OBJECT_STORES:
+        return bool(GLOB_CHARS & set(url))
+    return "*" in url
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from pipelines.ingest.plan import IngestSummary, expand_paths, plan_scenes
+from pipelines.ingest.plan import IngestSummary, expand_paths, expand_sources, plan_scenes
 from tiles.chips import SkipReason
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
@@ -26,6 +26,18 @@ def test_expand_paths_takes_files_folders_and_globs(tmp_path: Path) -> None:
     assert [f.relative_to(tmp_path).as_posix() for f in files] == ["sub/b.TIF", "sub/c.png", "a.tif", "sub/notes.txt"]
     assert [(Path(p).name, reason) for p, reason in missing] == [("nope.tif", "no such file or folder"),
                                                                   ("*.jp2", "no raster files found there")]
+
+
+def test_expand_sources_keeps_urls_and_refuses_globs_that_cannot_be_listed(tmp_path: Path) -> None:
+    (tmp_path / "a.tif").write_bytes(b"x")
+    signed = "https://host/scenes/b.tif?X-Amz-Signature=abc"  # a '?' of an http(s) URL starts its query
+    sources, missing = expand_sources([signed, tmp_path / "a.tif", "https://host/scenes/*.tif", "s3://buck*/c.tif",
+                                       "gs://bucket/d.tif", signed])
+    assert sources == [signed, tmp_path / "a.tif", "gs://bucket/d.tif"]
+    assert missing == [
+        ("https://host/scenes/*.tif", "an HTTP server cannot be listed, so its URLs cannot be globs; name each file"),
+        ("s3://buck*/c.tif", "wildcards match object names, not buckets"),
+    ]
 
 
 def test_plan_skips_scenes_logged_with_the_same_settings_and_model(tmp_path: Path) -> None:

@@ -1,13 +1,22 @@
-"""Ingest of remote COGs over HTTP and S3: a real Range-honouring server on 127.0.0.1 and moto's S3 server."""
+"""Ingest of remote COGs over HTTP, S3 and GCS: a real Range-honouring server on 127.0.0.1, and moto's S3 server
+(also standing in for Google's S3-compatible XML API at ``CPL_GS_ENDPOINT``)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
 import rasterio
+import requests
 from click.testing import CliRunner
 from rasterio.warp import transform_bounds
 from shapely.geometry import box
@@ -16,12 +25,16 @@ from pipelines.cli.main import cli
 from pipelines.ingest.local import ingest_paths
 from tests.index_rows import sorted_rows, vector_matrix
 from tests.remote_server import DROP, SIDE_PX, STALL, RangeServer, serving, write_cog
+from tiles.errors import RasterReadError
 from tiles.grid import ChipSpec
 from tiles.index.chip_index import ChipIndex
+from tiles.remote import remote_gdal_options, stat_remote
 
 SPEC = ChipSpec(chip_px=128)
 #: columns that name the file (path, and the ids derived from it) rather than what was read from it
 NAMING = ["chip_id", "scene_id", "scene_path"]
+#: the HMAC key pair of the GCS tests (moto takes any key)
+GS_KEY, GS_SECRET = "GOOG1TESTKEY", "gs-test-secret"
 pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
 
 
@@ -36,6 +49,47 @@ def cogs(tmp_path: Path) -> list[Path]:
 def server(cogs: list[Path]):
     with serving(cogs[0].parent) as running:
         yield running
+
+
+@pytest.fixture
+def bucket(s3_server: dict[str, str]) -> Any:
+    """A boto3 client of moto's S3 server, whose bucket ``chips`` the tests upload to."""
+    import boto3
+
+    return boto3.client(
+        "s3", endpoint_url=s3_server["aws_endpoint"], aws_access_key_id=s3_server["aws_access_key_id"],
+        aws_secret_access_key=s3_server["aws_secret_access_key"], region_name=s3_server["aws_region"],
+    )
+
+
+@pytest.fixture
+def s3_env(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """GDAL's (and so boto3's) S3 variables for moto's server."""
+    for name, value in {
+        "AWS_S3_ENDPOINT": s3_server["aws_endpoint"].removeprefix("http://"),
+        "AWS_HTTPS": "NO",
+        "AWS_VIRTUAL_HOSTING": "FALSE",
+        "AWS_ACCESS_KEY_ID": s3_server["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": s3_server["aws_secret_access_key"],
+        "AWS_REGION": s3_server["aws_region"],
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+@contextmanager
+def recorded(endpoint: str) -> Iterator[list[dict[str, Any]]]:
+    """The requests moto's server at ``endpoint`` gets inside the block, as its recorder logs them (method, url,
+    headers), filled in at the end; the recorder writes to ``moto_recording`` in the current folder."""
+    recorder = f"{endpoint}/moto-api/recorder"
+    requests.post(f"{recorder}/reset-recording", timeout=10)
+    requests.post(f"{recorder}/start-recording", timeout=10)
+    seen: list[dict[str, Any]] = []
+    try:
+        yield seen
+    finally:
+        requests.post(f"{recorder}/stop-recording", timeout=10)
+        log = requests.get(f"{recorder}/download-recording", timeout=10).text
+        seen += [json.loads(line) for line in log.splitlines() if line.strip()]
 
 
 @pytest.fixture(autouse=True)
@@ -139,24 +193,9 @@ def test_a_server_that_stops_answering_times_out_in_one_line(
 
 
 def test_s3_cog_ingests_through_vsis3(
-    tmp_path: Path, cogs: list[Path], s3_server: dict[str, str], tiny_model, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, cogs: list[Path], bucket: Any, s3_env: None, tiny_model
 ) -> None:
-    import boto3
-
-    endpoint = s3_server["aws_endpoint"]
-    boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id=s3_server["aws_access_key_id"],
-        aws_secret_access_key=s3_server["aws_secret_access_key"], region_name=s3_server["aws_region"],
-    ).upload_file(str(cogs[0]), "chips", "imagery/scene_0.tif")
-    for name, value in {
-        "AWS_S3_ENDPOINT": endpoint.removeprefix("http://"),
-        "AWS_HTTPS": "NO",
-        "AWS_VIRTUAL_HOSTING": "FALSE",
-        "AWS_ACCESS_KEY_ID": s3_server["aws_access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": s3_server["aws_secret_access_key"],
-        "AWS_REGION": s3_server["aws_region"],
-    }.items():
-        monkeypatch.setenv(name, value)
+    bucket.upload_file(str(cogs[0]), "chips", "imagery/scene_0.tif")
     remote = ChipIndex(tmp_path / "remote")
     summary = ingest_paths(["s3://chips/imagery/scene_0.tif", "s3://chips/imagery/nope.tif"], remote, tiny_model,
                            SPEC, workers=0, progress=False)
@@ -166,6 +205,76 @@ def test_s3_cog_ingests_through_vsis3(
     ingest_paths([cogs[0]], local, tiny_model, SPEC, workers=0, progress=False)
     assert_same_content(remote, local)
     assert [s.scene_path for s in remote.scenes()] == ["s3://chips/imagery/scene_0.tif"]
+
+
+def test_a_glob_of_s3_urls_ingests_the_objects_it_matches(
+    tmp_path: Path, cogs: list[Path], bucket: Any, s3_env: None, tiny_model
+) -> None:
+    for key, cog in [("globs/a_0.tif", cogs[0]), ("globs/a_1.tif", cogs[1]), ("globs/b_0.tif", cogs[0])]:
+        bucket.upload_file(str(cog), "chips", key)
+    bucket.put_object(Bucket="chips", Key="globs/a_notes.txt", Body=b"not a raster")
+    remote = ChipIndex(tmp_path / "remote")
+    summary = ingest_paths(["s3://chips/globs/a_*", "s3://chips/globs/c_*.tif", "s3://chips/nobucket*/x.tif"],
+                           remote, tiny_model, SPEC, workers=0, progress=False)
+    assert summary.scenes == 2
+    assert sorted(s.scene_path for s in remote.scenes()) == ["s3://chips/globs/a_0.tif", "s3://chips/globs/a_1.tif"]
+    assert summary.failed == [("s3://chips/globs/c_*.tif", "no raster files found there"),
+                              ("s3://chips/nobucket*/x.tif", "no raster files found there")]
+    local = ChipIndex(tmp_path / "local")
+    ingest_paths(cogs, local, tiny_model, SPEC, workers=0, progress=False)
+    assert_same_content(remote, local)
+    missing = ingest_paths(["s3://no-such-bucket/*.tif"], remote, tiny_model, SPEC, workers=0, progress=False)
+    assert missing.failed == [("s3://no-such-bucket/*.tif", "HTTP 404 NoSuchBucket")]
+
+
+@pytest.mark.parametrize("signed", [True, False], ids=["hmac-keys", "public"])
+def test_gs_objects_are_read_signed_with_hmac_keys_and_unsigned_without(
+    tmp_path: Path, cogs: list[Path], bucket: Any, s3_server: dict[str, str], tiny_model,
+    monkeypatch: pytest.MonkeyPatch, signed: bool,
+) -> None:
+    folder = "private-gs" if signed else "public-gs"  # other objects for each: GDAL caches what it fetched
+    for i, cog in enumerate(cogs):  # moto refuses unsigned requests for private objects (403)
+        bucket.upload_file(str(cog), "chips", f"{folder}/scene_{i}.tif",
+                           ExtraArgs={"ACL": "private" if signed else "public-read"})
+    endpoint = s3_server["aws_endpoint"]
+    monkeypatch.setenv("CPL_GS_ENDPOINT", f"{endpoint}/")
+    for name in ("GS_NO_SIGN_REQUEST", "GS_ACCESS_KEY_ID", "GS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    if signed:
+        monkeypatch.setenv("GS_ACCESS_KEY_ID", GS_KEY)
+        monkeypatch.setenv("GS_SECRET_ACCESS_KEY", GS_SECRET)
+    assert ("GS_NO_SIGN_REQUEST" in remote_gdal_options()) is not signed
+    monkeypatch.chdir(tmp_path)  # moto's recorder file
+    index = ChipIndex(tmp_path / "remote")
+    with recorded(endpoint) as seen:
+        summary = ingest_paths([f"gs://chips/{folder}/*.tif"], index, tiny_model, SPEC, workers=0, progress=False)
+    urls = [f"gs://chips/{folder}/scene_{i}.tif" for i in range(len(cogs))]
+    assert (summary.scenes, summary.failed) == (2, [])
+    assert sorted(s.scene_path for s in index.scenes()) == urls
+    local = ChipIndex(tmp_path / "local")
+    ingest_paths(cogs, local, tiny_model, SPEC, workers=0, progress=False)
+    assert_same_content(index, local)
+
+    listing = [r for r in seen if r["method"] == "GET" and "list-type=2" in r["url"]]
+    heads = [r for r in seen if r["method"] == "HEAD"]
+    reads = [r for r in seen if r["method"] == "GET" and r not in listing]
+    assert len(listing) == 1 and len(heads) == 2 and reads
+    authorization = [r["headers"].get("Authorization") for r in seen]
+    if not signed:
+        assert authorization == [None] * len(seen)
+        return
+    # boto3 (the listing and the HEADs) signs with AWS signature V4, as Google's XML API accepts HMAC keys
+    assert all(r["headers"]["Authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={GS_KEY}/")
+               for r in [*listing, *heads])
+    # GDAL signs its range reads GOOG1 (HMAC-SHA1 of verb, date and resource); moto checks no signature: we do
+    for read in reads:
+        resource = "/" + read["url"].split("://", 1)[1].split("/", 1)[1]
+        to_sign = f"GET\n\n\n{read['headers']['Date']}\n{resource}"
+        digest = hmac.new(GS_SECRET.encode(), to_sign.encode(), hashlib.sha1).digest()
+        assert read["headers"]["Authorization"] == f"GOOG1 {GS_KEY}:{base64.b64encode(digest).decode()}"
+    monkeypatch.delenv("GS_SECRET_ACCESS_KEY")  # without the keys, the private objects are refused
+    with pytest.raises(RasterReadError, match="HTTP 403 Forbidden"):
+        stat_remote(urls[0])
 
 
 @pytest.mark.slow
