@@ -23,6 +23,7 @@ from shapely.geometry import box
 
 from pipelines.cli.main import cli
 from pipelines.ingest.local import ingest_paths
+from pipelines.ingest.objects import run_scenes
 from tests.index_rows import sorted_rows, vector_matrix
 from tests.remote_server import DROP, SIDE_PX, STALL, RangeServer, serving, write_cog
 from tiles.errors import RasterReadError
@@ -225,6 +226,22 @@ def test_a_glob_of_s3_urls_ingests_the_objects_it_matches(
     assert_same_content(remote, local)
     missing = ingest_paths(["s3://no-such-bucket/*.tif"], remote, tiny_model, SPEC, workers=0, progress=False)
     assert missing.failed == [("s3://no-such-bucket/*.tif", "HTTP 404 NoSuchBucket")]
+
+
+def test_objects_of_remote_scenes_run_over_the_scenes_stored_under_their_url(
+    tmp_path: Path, cogs: list[Path], bucket: Any, s3_env: None, tiny_model
+) -> None:
+    urls = [f"s3://chips/objects/scene_{i}.tif" for i in range(len(cogs))]
+    for url, cog in zip(urls, cogs, strict=True):
+        bucket.upload_file(str(cog), "chips", url.removeprefix("s3://chips/"))
+    index = ChipIndex(tmp_path / "db")
+    ingest_paths([urls[0], cogs[1]], index, tiny_model, SPEC, workers=0, progress=False)
+    (scene,) = run_scenes(index, [urls[0]])  # the scenes ingest --objects locates objects in
+    assert scene.scene_path == urls[0] and scene.chips == (SIDE_PX // 128) ** 2
+    assert index.count_rows(f"scene_id = '{scene.scene_id}'") == scene.chips
+    both = run_scenes(index, ["s3://chips/objects/*.tif", cogs[1]])
+    assert sorted(s.scene_path for s in both) == sorted([urls[0], str(cogs[1].resolve())])
+    assert run_scenes(index, [urls[1], "s3://chips/objects/nope.tif"]) == []  # not in the library
 
 
 @pytest.mark.parametrize("signed", [True, False], ids=["hmac-keys", "public"])
