@@ -7,6 +7,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,3 +151,28 @@ def s3_server() -> Iterator[dict[str, str]]:
     ).create_bucket(Bucket="chips")
     yield options
     server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server: dict[str, str]) -> Any:
+    """A boto3 client of moto's S3 server, whose bucket ``chips`` the tests upload to."""
+    import boto3
+
+    return boto3.client(
+        "s3", endpoint_url=s3_server["aws_endpoint"], aws_access_key_id=s3_server["aws_access_key_id"],
+        aws_secret_access_key=s3_server["aws_secret_access_key"], region_name=s3_server["aws_region"],
+    )
+
+
+@pytest.fixture
+def s3_env(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """GDAL's (and so boto3's) S3 variables for moto's server."""
+    for name, value in {
+        "AWS_S3_ENDPOINT": s3_server["aws_endpoint"].removeprefix("http://"),
+        "AWS_HTTPS": "NO",
+        "AWS_VIRTUAL_HOSTING": "FALSE",
+        "AWS_ACCESS_KEY_ID": s3_server["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": s3_server["aws_secret_access_key"],
+        "AWS_REGION": s3_server["aws_region"],
+    }.items():
+        monkeypatch.setenv(name, value)

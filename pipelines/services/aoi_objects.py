@@ -19,7 +19,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -213,7 +212,7 @@ def locate_in_aoi(
         found = [AoiObject(o.scene_id, o.scene_path, o.col, o.row, o.score, o.lon, o.lat) for o in stored]
     for scene in scenes if stored is None else ():
         try:
-            image = locate_objects(model, locator, Path(scene.scene_path), query, span_px=span_px, aoi=aoi)
+            image = locate_objects(model, locator, scene.scene_path, query, span_px=span_px, aoi=aoi)
         except RasterReadError as exc:
             failed.append((scene.scene_path, str(exc)))
             continue

@@ -86,7 +86,7 @@ class FoundObject:
 class ImageObjects:
     """The objects found in one image file."""
 
-    path: Path
+    path: Path | str
     objects: list[FoundObject] = field(default_factory=list)
 
     @property
@@ -134,14 +134,14 @@ def object_query(
 def locate_objects(
     model: LoadedModel,
     locator: ObjectLocator,
-    path: Path,
+    path: Path | str,
     query: ObjectQuery,
     *,
     span_px: int | None = None,
     aoi: BaseGeometry | None = None,
     batch_size: int = 16,
 ) -> ImageObjects:
-    """Every ``query`` object in the image at ``path`` (inside ``aoi`` when given), each counted once.
+    """Every ``query`` object in the image at ``path`` (a file or a raster URL; inside ``aoi`` when given), each counted once.
 
     ``span_px`` (source pixels a chip spans) defaults to :func:`default_span` of the image.
     """

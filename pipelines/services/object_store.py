@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 from shapely.geometry.base import BaseGeometry
@@ -66,7 +65,7 @@ def store_objects(
         for scene in scenes:
             if scene.pixel_space:
                 continue
-            found = locate_objects(model, locator, Path(scene.scene_path), query, span_px=span_px)
+            found = locate_objects(model, locator, scene.scene_path, query, span_px=span_px)
             rows = [
                 ObjectPoint(o.col, o.row, o.lon, o.lat, o.score)
                 for o in found.objects

@@ -52,31 +52,6 @@ def server(cogs: list[Path]):
         yield running
 
 
-@pytest.fixture
-def bucket(s3_server: dict[str, str]) -> Any:
-    """A boto3 client of moto's S3 server, whose bucket ``chips`` the tests upload to."""
-    import boto3
-
-    return boto3.client(
-        "s3", endpoint_url=s3_server["aws_endpoint"], aws_access_key_id=s3_server["aws_access_key_id"],
-        aws_secret_access_key=s3_server["aws_secret_access_key"], region_name=s3_server["aws_region"],
-    )
-
-
-@pytest.fixture
-def s3_env(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """GDAL's (and so boto3's) S3 variables for moto's server."""
-    for name, value in {
-        "AWS_S3_ENDPOINT": s3_server["aws_endpoint"].removeprefix("http://"),
-        "AWS_HTTPS": "NO",
-        "AWS_VIRTUAL_HOSTING": "FALSE",
-        "AWS_ACCESS_KEY_ID": s3_server["aws_access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": s3_server["aws_secret_access_key"],
-        "AWS_REGION": s3_server["aws_region"],
-    }.items():
-        monkeypatch.setenv(name, value)
-
-
 @contextmanager
 def recorded(endpoint: str) -> Iterator[list[dict[str, Any]]]:
     """The requests moto's server at ``endpoint`` gets inside the block, as its recorder logs them (method, url,

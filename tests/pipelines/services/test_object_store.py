@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -125,6 +126,32 @@ def test_cli_ingest_objects(tmp_path: Path, scene: Path, disk_locator: ObjectLoc
     assert again.exit_code == 0, again.output
     assert "stored in the objects table" in again.stdout
     assert table.count_rows() == sum(report["objects"].values())
+
+
+def test_cli_ingest_objects_of_a_remote_scene(
+    tmp_path: Path, scene: Path, disk_locator: ObjectLocator, default_model: LoadedModel, bucket: Any,
+    s3_env: None,
+) -> None:
+    """``ingest URL --objects`` locates in the scene read over S3 what it finds in the same file on disk, and the
+    Count page's on-demand path (another chip span than stored) reads the remote scene too."""
+    url = "s3://chips/disk-objects/disks.tif"
+    bucket.upload_file(str(scene), "chips", url.removeprefix("s3://chips/"))
+    weights = tmp_path / "disks.safetensors"
+    disk_locator.save(weights)
+    found: dict[str, list[tuple[float, float, float]]] = {}
+    for name, source in (("local", str(scene)), ("remote", url)):
+        db = tmp_path / name
+        result = CliRunner().invoke(cli, ["ingest", source, "--db", str(db), "--chip-size", "128", "--workers",
+                                          "0", "--objects", DISK_NOUN, "--locator", str(weights)])
+        assert result.exit_code == 0, result.output
+        rows = ObjectTable(ChipIndex(db)).in_aoi(NOUN, box(-180, -90, 180, 90))
+        found[name] = sorted((round(o.col, 3), round(o.row, 3), round(o.score, 5)) for o in rows)
+    assert found["remote"] == found["local"] and found["local"]
+    remote = ChipIndex(tmp_path / "remote")
+    assert [s.scene_path for s in remote.scenes()] == [url]
+    on_demand = locate_in_aoi(remote, default_model, disk_locator, NOUN, box(*remote.scenes()[0].extent),
+                              min_score=0.2, span_px=SPAN)
+    assert on_demand.total(0.2) == len(CENTRES)
 
 
 def test_cli_ingest_objects_needs_a_locator(tmp_path: Path, tiny_checkpoint: Path, scene: Path) -> None:
