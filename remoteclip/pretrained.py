@@ -241,7 +241,7 @@ REGISTRY: dict[str, WeightsEntry] = {
             description="project model: frozen ImageNet EfficientNet-Lite0 + MiniLM-L6 towers, trained heads",
             source=f"{PKG_SCHEME}remoteclip/weights/explorer-small.safetensors",
             size_bytes=4_065_722,
-            sha256="df242ec106cf0f2c5ac7d0339eeb67a73d60c0470f5e5179b7029365c2b96838",
+            sha256="2fd5a2a1d67dbbd2630d9abefbebfc4e26a380820770caea7863d44656df92d2",
             frozen_from_package=FROZEN_PACKAGE_TOWERS,
         ),
         *_PEERS,

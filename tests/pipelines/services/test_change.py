@@ -51,7 +51,9 @@ def test_planted_cells_rank_first(planted: PlantedPair, default_model: object) -
 def test_a_query_prefers_the_planted_kind(planted: PlantedPair, default_model: object) -> None:
     for query, wanted, other in (
         ("ships in a harbor", planted.harbor, planted.forest),
-        ("trees and forest", planted.forest, planted.harbor),
+        # "a forest", not "trees and forest": the shipped heads move that wording away from this drone forest
+        # (model card, "Behaviour that changed with these heads")
+        ("a forest", planted.forest, planted.harbor),
     ):
         report = compare_dates([planted.before], [planted.after], default_model, query=query)
         assert report.direction is Direction.APPEARED

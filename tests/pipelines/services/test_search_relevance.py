@@ -69,11 +69,23 @@ def test_a_real_query_gets_strong_matches(
     assert [r.relevance for r in rated] == pytest.approx(expected[:, 0].tolist(), rel=1e-5)
 
 
-@pytest.mark.parametrize("query", ["asdfghjkl qwerty", "a purple elephant on the moon", "how to file taxes"])
-def test_nonsense_matches_nothing(
-    library: ChipIndex, default_model: object, scale: object, query: str
-) -> None:
-    hits = search_text(library, default_model, query, k=20)
-    assert len(hits) == 20  # the index always has k closest chips ...
-    rated = rate_hits(library, default_model, query, hits, scale)
-    assert {r.band for r in rated} == {NO_MATCH}  # ... but none of them matches
+#: queries about nothing a satellite sees
+NONSENSE = [
+    "asdfghjkl qwerty", "a purple elephant on the moon", "how to file taxes", "a recipe for chocolate cake",
+    "the french revolution", "my password is hunter2", "a violin concerto in d minor",
+    "quantum chromodynamics lecture notes", "zxcvbnm poiuy", "a cat sleeping on a sofa", "happy birthday to you",
+    "the stock market closed higher today",
+]
+
+
+def test_nonsense_matches_nothing(library: ChipIndex, default_model: object, scale: object) -> None:
+    """No nonsense query reaches a strong match, and at most one of twelve a weak one: the weak cut-off is the
+    95th percentile of the null captions' best relevance, so about one in twenty is its designed false alarm."""
+    weak = []
+    for query in NONSENSE:
+        hits = search_text(library, default_model, query, k=20)
+        assert len(hits) == 20  # the index always has k closest chips ...
+        bands = {r.band for r in rate_hits(library, default_model, query, hits, scale)}
+        assert STRONG not in bands, query  # ... but none of them matches strongly
+        weak += [query] if bands != {NO_MATCH} else []
+    assert len(weak) <= 1, weak
