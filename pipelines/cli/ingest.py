@@ -241,7 +241,7 @@ def ingest(
     output_format: str,
 ) -> None:
     """Ingest PATH... (files, folders, globs: GeoTIFF, COG, VRT, JPEG, PNG; or COG URLs: https://, s3://,
-    gs://) and the items of --stac into the chip index at --db.
+    gs://, and quoted globs of s3:// and gs:// URLs) and the items of --stac into the chip index at --db.
 
     Exits 1 if any file failed; the others are ingested all the same.
     """
