@@ -88,13 +88,13 @@ def chosen_option() -> ModelOption:
 def get_model() -> LoadedModel:
     """The chosen model, loaded once per server process."""
     option = chosen_option()
-    return _model(option.name, None if option.weights is None else str(option.weights))
+    return _model(option.name, None if option.weights is None else str(option.weights), settings().backend)
 
 
 @st.cache_resource(show_spinner="Loading the model…")
-def _model(name: str | None, weights: str | None) -> LoadedModel:
-    """``load_model`` cached under its arguments."""
-    return load_model(name, weights=Path(weights) if weights else None)
+def _model(name: str | None, weights: str | None, backend: str | None) -> LoadedModel:
+    """``load_model`` cached under its arguments (``backend`` None: ``load_model``'s default)."""
+    return load_model(name, weights=Path(weights) if weights else None, backend=backend)
 
 
 def library_model_ids() -> list[str]:

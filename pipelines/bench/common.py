@@ -54,3 +54,14 @@ def scratch_dir(benchmark: str, workdir: Path | None) -> Iterator[Path]:
     prefix = f"bench-{benchmark}-"
     with tempfile.TemporaryDirectory(prefix=prefix, dir=workdir, ignore_cleanup_errors=True) as tmp:
         yield Path(tmp)
+
+
+def backend_list(value: str | None, device: str) -> list[str]:
+    """The backends of a ``--backend`` option (comma-separated among auto, torch, onnx), each once; by default
+    torch and onnx side by side on the CPU, torch on CUDA."""
+    if value is None:
+        return ["torch", "onnx"] if device == "cpu" else ["torch"]
+    names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+    if not names or any(name not in ("auto", "torch", "onnx") for name in names):
+        raise click.BadParameter(f"{value!r} must list backends among auto, torch, onnx", param_hint="--backend")
+    return names

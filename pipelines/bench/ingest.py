@@ -34,7 +34,7 @@ from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from pipelines.bench.common import scratch_dir, workdir_option, write_result
+from pipelines.bench.common import backend_list, scratch_dir, workdir_option, write_result
 from pipelines.bench.ingest_remote import bench_remote
 from pipelines.cli.options import device_option, echo_json, output_format_option, parse_int_list
 from pipelines.ingest.local import COMMIT_ROWS, ingest_paths
@@ -333,7 +333,7 @@ def ingest(
     output_format: str,
 ) -> None:
     """Ingest chips/s, model-only chips/s and peak memory on synthetic COGs of each --sizes side, per backend."""
-    chosen = _backend_list(backends, device)
+    chosen = backend_list(backends, device)
     spec = ChipSpec(chip_px=chip_size)
     if remote:
         _bench_remote(sizes[0], model_name, device, chosen[0], spec, batch_size, workdir, output_format)
@@ -438,15 +438,6 @@ def _bench_remote(
         f"AOI of {figures['aoi_share']:.0%} of the scene fetched {figures['aoi_fetched_per_file']:.3f} x the "
         f"{figures['file_mb']} MB file (target < {figures['aoi_target']}: {met}) -> {path}"
     )
-
-
-def _backend_list(value: str | None, device: str) -> list[str]:
-    if value is None:
-        return ["torch", "onnx"] if device == "cpu" else ["torch"]
-    names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
-    if not names or any(name not in ("auto", "torch", "onnx") for name in names):
-        raise click.BadParameter(f"{value!r} must list backends among auto, torch, onnx", param_hint="--backend")
-    return names
 
 
 def _compare(rows: list[dict[str, object]]) -> list[dict[str, object]]:
