@@ -71,7 +71,8 @@ def test_near_misses_are_the_unmarked_hits_above_the_deepest_right_mark() -> Non
 
 def test_near_misses_steer_the_probe_off_a_distractor_cluster() -> None:
     """The text points at a distractor cluster more than at the wanted one; two right marks and no wrong ones:
-    the hits the analyst looked past, taken as weak negatives, rank the wanted cluster first."""
+    the hits the analyst looked past, taken as weak negatives, turn the probe away from the distractor and rank
+    the wanted cluster first, at least as well as the right marks alone."""
     for seed in range(3):
         rng = np.random.default_rng(seed)
         vectors = unit(rng.normal(size=(400, 32)))
@@ -89,7 +90,8 @@ def test_near_misses_steer_the_probe_off_a_distractor_cluster() -> None:
         plain = fit_probe(prior, marked, np.zeros((0, 32)), background)
         mined = fit_probe(prior, marked, np.zeros((0, 32)), background, near_misses=vectors[[int(c) for c in near]])
         precision = [float(labels[np.argsort(-(vectors @ p.direction))[:30]].mean()) for p in (mined, plain)]
-        assert precision[0] >= 0.8 > precision[1] + 0.2
+        assert precision[0] >= max(0.8, precision[1])
+        assert mined.direction @ distractor < plain.direction @ distractor - 0.05
 
 
 def test_wrong_marks_alone_step_away_from_a_distractor() -> None:
