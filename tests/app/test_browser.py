@@ -184,7 +184,7 @@ def test_no_request_leaves_localhost(requests_made: list[str]) -> None:
     assert any("/app/static/vendor/leaflet/leaflet.js" in url for url in requests_made)
 
 
-def test_marking_hits_refines_and_saves_a_detector(page: object, app_url: str) -> None:
+def test_marking_hits_refines_and_saves_a_detector(page: object, app_url: str, shots: Path) -> None:
     page.goto(app_url)
     wait_idle(page)
     with rerun(page):
@@ -201,6 +201,7 @@ def test_marking_hits_refines_and_saves_a_detector(page: object, app_url: str) -
         page.get_by_role("button", name="Refine with 3 marks").click()
     expect(page.get_by_text(re.compile(r"right with probability \d\.\d\d")).first).to_be_visible()
     expect(page.get_by_text(re.compile(r"^At probability 0\.50 this detector accepts \d+ chips in the library"))).to_be_visible()
+    page.screenshot(path=shots / "refine.png", full_page=True)
     page.get_by_label("Detector name").fill("houses, refined")
     with rerun(page):
         page.get_by_role("button", name="Save as detector").click()
