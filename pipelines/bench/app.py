@@ -91,6 +91,24 @@ def time_refine(page: Any, query: str) -> float:
 def time_queries(
     settings: AppSettings, index: ChipIndex, model: LoadedModel, queries: tuple[str, ...], k: int
 ) -> dict[str, list[float]]:
+    """:func:`_time_page_runs` with the app's settings in the environment, as ``remoteclip-explorer app`` passes
+    them, and the environment as it was afterwards (the next backend's run, or whatever runs next here)."""
+    env = settings.to_env()
+    before = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        return _time_page_runs(index, model, queries, k)
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _time_page_runs(
+    index: ChipIndex, model: LoadedModel, queries: tuple[str, ...], k: int
+) -> dict[str, list[float]]:
     """Seconds of each Search page run showing a new query's hits, and of its encoding and search alone.
 
     The page runs first (after warm-up runs that load the model and measure the library's relevance scale,
@@ -100,7 +118,6 @@ def time_queries(
     """
     from streamlit.testing.v1 import AppTest
 
-    os.environ.update(settings.to_env())
     page = AppTest.from_file(str(home_script().parent / "views" / "search.py"), default_timeout=600)
     page.run()
     page.sidebar.slider[0].set_value(k)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from pipelines.cli.main import cli
+from pipelines.services.settings import ENV_BACKEND
 from remoteclip.model_configs import register_config
 
 
@@ -83,8 +85,10 @@ def test_bench_app_times_the_search_page_on_a_synthetic_library(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     args = ["bench", "app", "--rows", "1000", "-k", "5", "--model", str(tiny_checkpoint), "--format", "json"]
+    backend = os.environ.get(ENV_BACKEND)
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    assert os.environ.get(ENV_BACKEND) == backend  # each backend's run set it for the page, then put it back
     record = json.loads((tmp_path / "benchmarks/results/app_1000.json").read_text())
     assert record["rows"] == 1000 and record["queries"] > 0
     assert [run["backend"] for run in record["runs"]] == ["torch", "onnx"]  # the page with each, side by side
