@@ -30,9 +30,10 @@ from tiles.index.chip_index import ChipIndex, Hit
 #: WRONG_PULL times the mean of those marked wrong and NEAR_MISS_PULL times the mean of the near-misses. Chosen by
 #: the simulated analyst of ``evaluate feedback`` on RESISC45-12 ``train/`` (150 images per class; never in the
 #: shipped model's training, and not the ``test/`` split it is evaluated on): mean precision@20 after rounds
-#: 1 / 2 / 3 0.550 / 0.604 / 0.721 at 1 / 1, against 0.488 / 0.587 / 0.692 for the logistic probe this replaced
-#: (at 1 / 1 with Rocchio also when nothing is marked right 0.588 / 0.692 / 0.792; prior weight 1.5 or a wrong
-#: pull of 0.75 did less well). Used once a chip is marked right; before, see WRONG_ONLY_PULL
+#: 1 / 2 / 3 0.550 / 0.604 / 0.721 at 1 / 1 (with the fixed step the rounds with nothing marked right then took;
+#: 0.571 / 0.712 / 0.779 with WRONG_ONLY_PULL's), against 0.488 / 0.587 / 0.692 for the logistic probe this
+#: replaced (prior weight 1.5 or a wrong pull of 0.75 did less well). Used once a chip is marked right; before,
+#: see WRONG_ONLY_PULL
 RIGHT_PULL = 1.0
 WRONG_PULL = 1.0
 #: a round with marks but none right steps from the prior away from the wrong marks' mean, put on the prior's
