@@ -224,11 +224,7 @@ class ChipIndex:
         if table is None:
             if not rows.num_rows:
                 return None
-            # empty, and opened instead when another writer has just created it
-            self._table = self.db.create_table(
-                self.table_name, schema=chips_schema(dim), exist_ok=True, data_storage_version=DATA_STORAGE_VERSION
-            )
-            table = self._table
+            table = self._create_empty(dim)
         elif missing := [f for f in ITEM_FIELDS if f.name not in table.schema.names]:
             table.add_columns(missing)  # a library made before these columns: all null for its chips
         if models:
@@ -236,6 +232,13 @@ class ChipIndex:
         if rows.num_rows and dim != self.dim:
             raise ChipIndexError(f"{self.uri} holds {self.dim}-d vectors, these rows have {dim}-d vectors")
         return table
+
+    def _create_empty(self, dim: int) -> Table:
+        """Create the table empty, or open it when another writer has just created it."""
+        self._table = self.db.create_table(
+            self.table_name, schema=chips_schema(dim), exist_ok=True, data_storage_version=DATA_STORAGE_VERSION
+        )
+        return self._table
 
     def create(self, rows: pa.Table | pa.RecordBatchReader) -> Table:
         """Create the table from ``rows`` in one commit (for bulk loads; it must not exist yet)."""
@@ -247,17 +250,19 @@ class ChipIndex:
     def append_dataset(self, dataset: Dataset, dim: int) -> None:
         """Append a Ray dataset of ``chips_schema(dim)`` rows in one commit, written by the Ray workers.
 
-        The table is created, in format :data:`DATA_STORAGE_VERSION`, when it does not exist yet. The rows are
-        not checked against the table's model: call :meth:`check_model` first.
+        The table is created first, empty, when it does not exist yet, so that another writer creating it
+        meanwhile cannot make this commit fail at the end of the run. The rows are not checked against the
+        table's model: call :meth:`check_model` first.
         """
         import lance_ray  # only the Ray engine needs it
 
+        if self.table is None:
+            self._create_empty(dim)
         lance_ray.write_lance(
             dataset,
             f"{self.uri}/{self.table_name}.lance",
             schema=chips_schema(dim),
-            mode="create" if self.table is None else "append",
-            data_storage_version=DATA_STORAGE_VERSION,
+            mode="append",
             storage_options=self.storage_options or None,
         )
         # written around LanceDB: open the table again and forget what was read from it
