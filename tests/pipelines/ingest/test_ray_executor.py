@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -121,17 +122,19 @@ def test_a_ray_ingest_beside_a_local_one_into_a_new_library_keeps_every_chip_onc
             summary = ingest_paths([path], ChipIndex(db), tiny_model, APP_SPEC, workers=0, progress=False)
             local_runs.append((time.monotonic(), summary))
 
-    writer = threading.Thread(target=local_writer)
-    writer.start()
-    while not local_runs:  # the library exists and the local engine is committing before Ray starts
-        time.sleep(0.05)
-    ray_started = time.monotonic()
-    try:
-        on_ray = ray_ingest_paths(ray_paths, ChipIndex(db), tiny_model, str(tiny_checkpoint), spec=APP_SPEC)
-    finally:
-        ray_ended = time.monotonic()
-        stop.set()
-        writer.join(timeout=300)
+    with ThreadPoolExecutor(1) as pool:
+        writer = pool.submit(local_writer)
+        while not local_runs and not writer.done():  # the library exists, the local engine committing, before Ray
+            time.sleep(0.05)
+        ray_started = time.monotonic()
+        try:
+            on_ray = ray_ingest_paths(ray_paths, ChipIndex(db), tiny_model, str(tiny_checkpoint), spec=APP_SPEC)
+        finally:
+            ray_ended, done_by_then = time.monotonic(), len(local_runs)
+            while len(local_runs) < done_by_then + 2 and not writer.done():  # two local commits after Ray's
+                time.sleep(0.05)
+            stop.set()
+        writer.result(timeout=300)  # raises what the local engine raised
     assert sum(ray_started < done < ray_ended for done, _ in local_runs) >= 2  # committed while Ray ran
     # Ray's one commit (all its chips at once) has local commits on both sides of it
     rows = [int(version["metadata"]["total_rows"]) for version in ChipIndex(db).table.list_versions()]
