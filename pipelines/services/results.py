@@ -16,7 +16,7 @@ from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
 from pipelines.services.export import feature, feature_collection, scene_name
-from tiles.index.chip_index import Chip, ChipIndex, Hit, SceneSummary
+from tiles.index.chip_index import Chip, ChipIndex, Hit, SceneSummary, sql_str
 
 #: (minx, miny, maxx, maxy)
 Bounds = tuple[float, float, float, float]
@@ -93,12 +93,16 @@ def scenes_geojson(scenes: Sequence[SceneSummary], index: ChipIndex | None = Non
     read in one query per level; without it (or for a scene with no such chips), its bbox.
     """
     located = [scene for scene in scenes if not scene.pixel_space]
+    table = index.table if index is not None else None
     outlines: dict[str, BaseGeometry] = {}
-    if index is not None:
+    if table is not None:
         for level in sorted({max(scene.levels) for scene in located}):
-            found = index.chip_footprints([s.scene_id for s in located if max(s.levels) == level], level)
-            if not found.num_rows:
+            ids = ", ".join(sql_str(scene.scene_id) for scene in located if max(scene.levels) == level)
+            where = f"level = {level} AND scene_id IN ({ids})"
+            chips = table.count_rows(where)
+            if not chips:
                 continue
+            found = table.search().where(where).select(["scene_id", "footprint"]).limit(chips).to_arrow()
             footprints = shapely.from_wkb(found["footprint"].to_numpy(zero_copy_only=False))
             grown = shapely.buffer(footprints, MERGE_TOLERANCE_DEG / 2, join_style="mitre")
             scene_ids = found["scene_id"].to_numpy(zero_copy_only=False)

@@ -392,15 +392,6 @@ class ChipIndex:
             raise ChipIndexError(f"chip ids not in {self.uri}: {sorted(missing)[:5]}")
         return found
 
-    def chip_footprints(self, scene_ids: Sequence[str], level: int) -> pa.Table:
-        """``scene_id`` and ``footprint`` (EPSG:4326 WKB) of every chip at ``level`` of these scenes, in one query."""
-        table = self.table
-        if table is None or not scene_ids:
-            return pa.table({"scene_id": pa.array([], pa.string()), "footprint": pa.array([], pa.binary())})
-        where = f"level = {int(level)} AND scene_id IN ({_sql_list(scene_ids)})"
-        chips = table.count_rows(where)
-        return table.search().where(where).select(["scene_id", "footprint"]).limit(max(chips, 1)).to_arrow()
-
     def chips_per_scene(self) -> dict[str, int]:
         """How many chips each scene id has in the index (one read of the ``scene_id`` column)."""
         table = self.table

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
-import shapely
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from shapely.geometry import Polygon
@@ -190,15 +188,6 @@ def test_scenes_summarise_each_scene(index: ChipIndex) -> None:
     assert a.gsd_m == pytest.approx((along_row + along_column) / 2, rel=0.01)
     assert scenes["c"].pixel_space and scenes["c"].gsd_m is None and scenes["c"].extent == (0, 0, 64, 64)
     assert index.chips_per_scene() == {"a": 20, "b": 20, "c": 20}
-
-
-def test_chip_footprints_are_those_of_the_scenes_chips_at_the_level(index: ChipIndex) -> None:
-    found = index.chip_footprints(["a", "b"], level=2)
-    assert sorted(set(found["scene_id"].to_pylist())) == ["a", "b"]
-    assert found.num_rows == 8  # a 64 px scene has 4 chips of 32 px at level 2
-    union = shapely.union_all(shapely.from_wkb(found.filter(pc.equal(found["scene_id"], "a"))["footprint"]))
-    assert union.bounds == pytest.approx((10.0, 49.936, 10.064, 50.0))
-    assert index.chip_footprints(["a"], level=4).num_rows == 0 and index.chip_footprints([], level=1).num_rows == 0
 
 
 def test_model_id_is_read_again_after_a_drop_even_at_the_same_version(index: ChipIndex) -> None:
