@@ -3,19 +3,13 @@ second model's vectors in a table of their own."""
 
 from __future__ import annotations
 
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pyarrow.compute as pc
 import pytest
 
 from pipelines.ingest.local import ingest_paths
 from pipelines.ingest.ray_executor import ray_ingest_paths
 from remoteclip.factory import load_model
-from tests.app_data import SPEC as APP_SPEC
-from tests.app_data import write_scene
 from tests.index_rows import assert_same_rows
 from tests.remoteclip.zoo_checkpoints import write_siglip
 from tiles.grid import ChipSpec
@@ -102,52 +96,3 @@ def test_ray_engine_writes_a_second_models_vectors_into_its_own_table(
     # its own finished-scenes log: a rerun reads nothing
     assert ray_ingest_paths(paths, own, second, str(siglip), spec=SPEC).unchanged == 1
 
-
-def test_a_ray_ingest_beside_a_local_one_into_a_new_library_keeps_every_chip_once(
-    tmp_path: Path, tiny_model, tiny_checkpoint: Path, local_ray
-) -> None:
-    """The local engine commits scene after scene, from before the Ray run starts until after it ends, so Ray's
-    commit lands among the local engine's: both runs' chips must all be there, once each."""
-    ray_folder, local_folder, db = tmp_path / "ray", tmp_path / "local", tmp_path / "db"
-    ray_folder.mkdir()
-    local_folder.mkdir()
-    ray_paths = [write_scene(ray_folder / f"{i}.tif", seed=i, origin=(300000.0 + 6000 * i, 2800000.0))
-                 for i in range(3)]
-    stop, local_runs = threading.Event(), []
-
-    def local_writer() -> None:
-        while not stop.is_set():
-            i = len(local_runs)
-            path = write_scene(local_folder / f"{i}.tif", seed=1000 + i, origin=(300000.0 + 6000 * i, 2900000.0))
-            summary = ingest_paths([path], ChipIndex(db), tiny_model, APP_SPEC, workers=0, progress=False)
-            local_runs.append((time.monotonic(), summary))
-
-    with ThreadPoolExecutor(1) as pool:
-        writer = pool.submit(local_writer)
-        while not local_runs and not writer.done():  # the library exists, the local engine committing, before Ray
-            time.sleep(0.05)
-        ray_started = time.monotonic()
-        try:
-            on_ray = ray_ingest_paths(ray_paths, ChipIndex(db), tiny_model, str(tiny_checkpoint), spec=APP_SPEC)
-        finally:
-            ray_ended, done_by_then = time.monotonic(), len(local_runs)
-            while len(local_runs) < done_by_then + 2 and not writer.done():  # two local commits after Ray's
-                time.sleep(0.05)
-            stop.set()
-        writer.result(timeout=300)  # raises what the local engine raised
-    assert sum(ray_started < done < ray_ended for done, _ in local_runs) >= 2  # committed while Ray ran
-    # Ray's one commit (all its chips at once) has local commits on both sides of it
-    rows = [int(version["metadata"]["total_rows"]) for version in ChipIndex(db).table.list_versions()]
-    ray_commit = [v for v in range(1, len(rows)) if rows[v] - rows[v - 1] == on_ray.chips]
-    assert len(ray_commit) == 1 and 1 < ray_commit[0] < len(rows) - 1, rows
-    assert (on_ray.scenes, on_ray.failed) == (3, [])
-    assert all((run.scenes, run.failed) == (1, []) for _, run in local_runs)
-
-    index = ChipIndex(db)
-    chip_ids = index.table.to_arrow()["chip_id"]
-    expected = on_ray.chips + sum(run.chips for _, run in local_runs)
-    assert len(pc.unique(chip_ids)) == len(chip_ids) == expected
-    assert len(index.scenes()) == 3 + len(local_runs)
-    # both engines' scenes are in the finished-scenes log: a rerun over both folders reads nothing
-    again = ingest_paths([ray_folder, local_folder], ChipIndex(db), tiny_model, APP_SPEC, workers=0, progress=False)
-    assert (again.scenes, again.unchanged) == (0, 3 + len(local_runs))
