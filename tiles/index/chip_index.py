@@ -235,8 +235,9 @@ class ChipIndex:
 
     def _create_empty(self, dim: int) -> Table:
         """Create the table empty, or open it when another writer has just created it."""
-        schema, version = chips_schema(dim), DATA_STORAGE_VERSION
-        self._table = self.db.create_table(self.table_name, schema=schema, exist_ok=True, data_storage_version=version)
+        self._table = self.db.create_table(
+            self.table_name, schema=chips_schema(dim), exist_ok=True, data_storage_version=DATA_STORAGE_VERSION
+        )
         return self._table
 
     def create(self, rows: pa.Table | pa.RecordBatchReader) -> Table:
@@ -247,19 +248,17 @@ class ChipIndex:
         return self._table
 
     def append_dataset(self, dataset: Dataset, dim: int) -> None:
-        """Append a Ray dataset of ``chips_schema(dim)`` rows in one commit, written by the Ray workers (a missing
-        table is created empty first, so a writer creating it meanwhile cannot fail the run at its end). The rows
-        are not checked against the table's model: call :meth:`check_model` first."""
+        """Append a Ray dataset of ``chips_schema(dim)`` rows in one commit, written by the Ray workers.
+
+        A missing table is created empty first, so a writer creating it meanwhile cannot fail the run at its end.
+        The rows are not checked against the table's model: call :meth:`check_model` first.
+        """
         import lance_ray  # only the Ray engine needs it
 
-        self.table or self._create_empty(dim)
-        lance_ray.write_lance(
-            dataset,
-            f"{self.uri}/{self.table_name}.lance",
-            schema=chips_schema(dim),
-            mode="append",
-            storage_options=self.storage_options or None,
-        )
+        if self.table is None:
+            self._create_empty(dim)
+        lance_ray.write_lance(dataset, f"{self.uri}/{self.table_name}.lance", schema=chips_schema(dim),
+                              mode="append", storage_options=self.storage_options or None)
         # written around LanceDB: open the table again and forget what was read from it
         self._table = None
         self._per_version.clear()

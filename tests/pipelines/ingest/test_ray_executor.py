@@ -95,4 +95,3 @@ def test_ray_engine_writes_a_second_models_vectors_into_its_own_table(
     assert first.count_rows() == expected.chips and first.model_id == tiny_model.model_id
     # its own finished-scenes log: a rerun reads nothing
     assert ray_ingest_paths(paths, own, second, str(siglip), spec=SPEC).unchanged == 1
-
