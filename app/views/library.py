@@ -113,7 +113,8 @@ if detectors:
         delete_detector(index, doomed_detector)
         st.rerun()
     st.caption(
-        "Apply one from the command line: `remoteclip-explorer detector apply NAME --db … --format gpkg`."
+        "Run one on the Search page (“Run a saved detector”), or from the command line: "
+        "`remoteclip-explorer detector apply NAME --db … --format gpkg`."
     )
 else:
     st.caption(

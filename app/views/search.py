@@ -1,7 +1,8 @@
 """Search page: type what to find; hits appear as footprints over the imagery and as a ranked list.
 
 Every text hit is rated strong / weak / no match on the library's own scale (pipelines.services.search), so a
-query that matches nothing says so. Hits in images without coordinates keep their rank: the map shows the
+query that matches nothing says so. Marks refine a query, and the refined probe can be saved as a detector and run
+again later, over the library or the AOI. Hits in images without coordinates keep their rank: the map shows the
 georeferenced ones, the page says how many of the top hits are elsewhere, and each can be seen in its image.
 """
 
@@ -10,7 +11,16 @@ from typing import Any
 import streamlit as st
 
 from app import downloads, maps, state, widgets
-from pipelines.services.detectors import Detector, apply_detector, make_detector, save_detector
+from pipelines.services.detectors import (
+    Detection,
+    Detector,
+    apply_detector,
+    detections_table,
+    get_detector,
+    list_detectors,
+    make_detector,
+    save_detector,
+)
 from pipelines.services.export import (
     ExportContext,
     chip_feature,
@@ -35,6 +45,10 @@ MARKS_KEY = "search_marks"
 REFINED_KEY = "search_refined"
 #: the chip ids ranked on the page when "Refine" was clicked: the previous round, for its near-misses
 PREVIOUS_KEY = "search_previous"
+#: the name of the saved detector whose detections are shown
+DETECTOR_KEY = "search_detector"
+#: every key of a query's results: a new query, an example or a detector run forgets them
+QUERY_STATE = (LIKE_KEY, MARKS_KEY, REFINED_KEY, PREVIOUS_KEY, DETECTOR_KEY)
 #: the hit clicked on the map, shown with its mark and "more like this" buttons
 PICKED_KEY = "search_picked"
 COLUMNS = 4
@@ -86,7 +100,13 @@ def forget(*keys: str) -> None:
 
 def use_example(text: str) -> None:
     st.session_state["query"] = text
-    forget(LIKE_KEY, MARKS_KEY, REFINED_KEY, PREVIOUS_KEY)
+    forget(*QUERY_STATE)
+
+
+def run_detector(name: str) -> None:
+    """Show the detections of the saved detector ``name`` instead of a query's hits."""
+    forget(*QUERY_STATE)
+    st.session_state[DETECTOR_KEY] = name
 
 
 def unmark(chip_id: str) -> None:
@@ -149,7 +169,7 @@ query = st.text_input(
     key="query",
     placeholder="e.g. ships in a harbor",
     on_change=forget,
-    args=(LIKE_KEY, MARKS_KEY, REFINED_KEY, PREVIOUS_KEY),
+    args=QUERY_STATE,
 )
 example_cols = st.columns(len(EXAMPLE_QUERIES) // 2)
 for i, example in enumerate(EXAMPLE_QUERIES):
@@ -157,14 +177,35 @@ for i, example in enumerate(EXAMPLE_QUERIES):
         example, key=f"example_{i}", on_click=use_example, args=(example,), width="stretch", type="tertiary"
     )
 
+saved = [d.name for d in list_detectors(index)] if index.table is not None else []
+if saved:
+    with st.expander("Run a saved detector", icon=":material/manage_search:"):
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        to_run = left.selectbox("Saved detector", saved, key="detector_to_run")
+        right.button("Run", icon=":material/play_arrow:", on_click=run_detector, args=(to_run,))
+
+running = st.session_state.get(DETECTOR_KEY)
 like = st.session_state.get(LIKE_KEY)
 marks: dict[str, tuple[bool, str]] = st.session_state.get(MARKS_KEY, {})
 refining = bool(marks) and not like and st.session_state.get(REFINED_KEY) == query
 closest: list[Hit] = []
 rated: list[RatedHit] = []
 probabilities: dict[int, float] = {}
+detections: list[Detection] = []
 try:
-    if like:
+    if running:
+        detector = get_detector(index, running)
+        detections = apply_detector(index, detector, aoi=aoi)
+        closest = [d.hit for d in detections[:k]]
+        probabilities = {id(d.hit): d.probability for d in detections[:k]}
+        st.info(
+            f"Detector “{detector.name}” (“{detector.query}”, {len(detector.positive_ids)} right and "
+            f"{len(detector.negative_ids)} wrong marks) accepts **{len(detections)} chips** at probability "
+            f"{detector.threshold:.2f} " + ("inside the AOI" if aoi is not None else "in the library")
+            + (f"; the map and the list show the first {k}, the downloads all of them." if len(detections) > k else ".")
+        )
+        st.button("Back to the text search", on_click=forget, args=(DETECTOR_KEY,))
+    elif like:
         closest = search_like(index, like[0], k=k, aoi=aoi)
         st.info(f"Showing chips that look like {like[1]}.")
         st.button("Back to the text search", on_click=lambda: st.session_state.pop(LIKE_KEY, None))
@@ -184,7 +225,7 @@ try:
 except ExplorerError as exc:
     st.error(str(exc))
 
-if marks and not like:
+if marks and not (like or running):
     right_n = sum(ok for ok, _ in marks.values())
     with st.container(border=True):
         st.markdown(
@@ -304,7 +345,7 @@ if show_regions and hits:
         tooltip_fields=("hits", "best_rank"),
     )
 maps.add_geojson_layer(fmap, collection, name="Hits", tooltip_fields=("rank", "score", "scene_path"))
-if marks and not like:
+if marks and not (like or running):
     marked = {chip.chip_id: chip for chip in index.get(list(marks))}
     for verdict, color in ((True, maps.RIGHT_COLOR), (False, maps.WRONG_COLOR)):
         chosen = [marked[chip_id] for chip_id, (ok, _) in marks.items() if ok is verdict]
@@ -330,16 +371,23 @@ if clicked and clicked != st.session_state.get("search_clicked"):
 
 if not hits:
     if not closest:
-        st.caption("No hits yet: type a query or pick an example." if not (query or like) else "No hits.")
+        st.caption("No hits yet: type a query or pick an example." if not (query or like or running) else "No hits.")
     st.stop()
 
-asked = f"more like {like[1]}" if like else query
-ratings = [(relevance[id(h)].relevance, relevance[id(h)].band) for h in hits] if relevance else None
-downloads.download_buttons(
-    hits_table(hits, ratings),
-    ExportContext.now(asked, model.model_id, threshold=kept_from, aoi=aoi),
-    key="hits",
-)
+if running:
+    downloads.download_buttons(
+        detections_table(detections),
+        ExportContext.now(f"detector {running}", model.model_id, threshold=detector.threshold, aoi=aoi),
+        key="hits",
+    )
+else:
+    asked = f"more like {like[1]}" if like else query
+    ratings = [(relevance[id(h)].relevance, relevance[id(h)].band) for h in hits] if relevance else None
+    downloads.download_buttons(
+        hits_table(hits, ratings),
+        ExportContext.now(asked, model.model_id, threshold=kept_from, aoi=aoi),
+        key="hits",
+    )
 
 pinned = st.session_state.get(IMAGE_KEY)
 if pinned is not None and any(hit.chip_id == pinned for hit in hits):
@@ -348,7 +396,7 @@ if pinned is not None and any(hit.chip_id == pinned for hit in hits):
     widgets.chip_in_image(hit, key="search_image_map")
     st.button("Close the image", on_click=lambda: st.session_state.pop(IMAGE_KEY, None))
 
-markable = not like and bool(query.strip())
+markable = not (like or running) and bool(query.strip())
 picked_id = st.session_state.get(PICKED_KEY)
 if picked_id is not None and any(hit.chip_id == picked_id for hit in hits):
     hit = next(hit for hit in hits if hit.chip_id == picked_id)
@@ -370,10 +418,10 @@ for start in range(0, len(hits), COLUMNS):
             st.image(hit.thumbnail, width="stretch")
             rating = relevance.get(id(hit))
             if id(hit) in probabilities:
+                made_from = f"detector “{running}”" if running else f"the query and {len(marks)} marks"
                 st.markdown(
                     f"**#{rank}** · right with probability **{probabilities[id(hit)]:.2f}**",
-                    help=f"the probe's probability, from the query and {len(marks)} marks · cosine with the "
-                    f"probe {hit.score:.3f}",
+                    help=f"the probe's probability, from {made_from} · cosine with the probe {hit.score:.3f}",
                 )
             elif rating is not None:
                 st.markdown(

@@ -184,7 +184,7 @@ def test_no_request_leaves_localhost(requests_made: list[str]) -> None:
     assert any("/app/static/vendor/leaflet/leaflet.js" in url for url in requests_made)
 
 
-def test_marking_hits_refines_and_saves_a_detector(page: object, app_url: str, shots: Path) -> None:
+def test_marking_hits_refines_saves_and_reruns_a_detector(page: object, app_url: str, shots: Path) -> None:
     page.goto(app_url)
     wait_idle(page)
     with rerun(page):
@@ -212,6 +212,20 @@ def test_marking_hits_refines_and_saves_a_detector(page: object, app_url: str, s
     expect(page.get_by_text(re.compile(r"right with probability")).first).to_be_visible()  # still refined
     with rerun(page):
         page.get_by_role("button", name="Clear the marks").click()
+    expect(page.get_by_text(re.compile(r"right with probability"))).to_have_count(0)
+
+    page.get_by_text("Run a saved detector").click()  # the saved detector runs again over the library
+    expect(page.get_by_role("combobox", name="Saved detector")).to_have_value("houses, refined")
+    with rerun(page):
+        page.get_by_role("button", name="Run", exact=True).click()
+    expect(
+        page.get_by_text(re.compile(r"Detector “houses, refined” .* accepts \d+ chips at probability 0\.50"))
+    ).to_be_visible()
+    expect(page.get_by_text(re.compile(r"right with probability \d\.\d\d")).first).to_be_visible()
+    expect(page.get_by_role("button", name="Right", exact=True)).to_have_count(0)  # detections are not marked
+    page.screenshot(path=shots / "detector-run.png", full_page=True)
+    with rerun(page):
+        page.get_by_role("button", name="Back to the text search").click()
     expect(page.get_by_text(re.compile(r"right with probability"))).to_have_count(0)
 
     page.goto(f"{app_url}/library")  # the saved detector is listed in the library
