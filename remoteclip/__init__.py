@@ -40,6 +40,7 @@ __all__ = [
     "class_prompts",
     "count_captions",
     "encode_images",
+    "encode_query",
     "encode_texts",
     "estimate_counts",
     "find_peaks",
@@ -70,7 +71,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "find_weights",
     ),
     "remoteclip.model_configs": ("register_config",),
-    "remoteclip.encode": ("encode_images", "encode_texts"),
+    "remoteclip.encode": ("encode_images", "encode_query", "encode_texts"),
     "remoteclip.onnx_backend": ("BACKENDS",),
     "remoteclip.vectors": ("l2_normalize",),
     "remoteclip.prompts": ("MAX_COUNT", "PAPER_TEMPLATE", "ZEROSHOT_TEMPLATES", "class_prompts", "count_captions"),
@@ -89,7 +90,7 @@ _EXPORTS: dict[str, str] = {name: module for module, names in _MODULES.items() f
 
 if TYPE_CHECKING:
     from remoteclip.counting import CountEstimate, aggregate_counts, build_count_captions, estimate_counts
-    from remoteclip.encode import encode_images, encode_texts
+    from remoteclip.encode import encode_images, encode_query, encode_texts
     from remoteclip.errors import ExplorerError, InputError, ModelNotFoundError, WeightsError
     from remoteclip.factory import LoadedModel, load_model, load_weights, save_weights
     from remoteclip.locator import (

@@ -8,6 +8,7 @@ CPU) runs its towers in ONNX Runtime (:mod:`remoteclip.onnx_backend`); the vecto
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
@@ -22,6 +23,10 @@ from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
 
 ImageLike = np.ndarray | Image.Image
+
+#: query embeddings kept by :func:`encode_query`, the most recently used ones
+QUERY_CACHE_SIZE = 256
+_QUERY_VECTORS: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 
 
 def encode_images(model: LoadedModel, images: Sequence[ImageLike], batch_size: int = 64) -> np.ndarray:
@@ -71,6 +76,21 @@ def encode_texts(model: LoadedModel, texts: Sequence[str], batch_size: int = 256
         model.tokenizer(texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)
     )
     return _encode(model, _forward(model, "text"), batches)
+
+
+def encode_query(model: LoadedModel, query: str) -> np.ndarray:
+    """One query's embedding ``(D,)`` (read-only), kept per model id and text: a page that searches, rates
+    and refines one query encodes it once, however often it reruns."""
+    key = (model.model_id, query)
+    if key in _QUERY_VECTORS:
+        _QUERY_VECTORS.move_to_end(key)
+    else:
+        vector = encode_texts(model, [query])[0]
+        vector.setflags(write=False)
+        _QUERY_VECTORS[key] = vector
+        if len(_QUERY_VECTORS) > QUERY_CACHE_SIZE:
+            _QUERY_VECTORS.popitem(last=False)
+    return _QUERY_VECTORS[key]
 
 
 def _forward(model: LoadedModel, tower: Literal["image", "text"]) -> Callable[[torch.Tensor], torch.Tensor]:

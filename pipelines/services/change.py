@@ -28,7 +28,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from pipelines.services.export import ExportContext, ExportRow, ExportTable
-from remoteclip.encode import encode_images, encode_texts
+from remoteclip.encode import encode_images, encode_query
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
 from tiles.chips import empty_reason
@@ -191,7 +191,7 @@ def compare_dates(
         cells = grid.cells(area)
         warped = {path: stack.enter_context(open_scene(path, onto=grid)) for path in places}
         bounds = {path: _pixel_bounds(place.georef.footprint, grid) for path, place in places.items()}
-        text = encode_texts(model, [query])[0] if query else None
+        text = encode_query(model, query) if query else None
         compared: list[tuple[GridCell, np.ndarray, np.ndarray, bytes, bytes]] = []
         done = 0
         for strip in _strips(cells, batch_size):

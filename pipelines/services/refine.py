@@ -20,7 +20,7 @@ import numpy as np
 from scipy.optimize import minimize
 from shapely.geometry.base import BaseGeometry
 
-from remoteclip.encode import encode_texts
+from remoteclip.encode import encode_query
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
 from remoteclip.vectors import l2_normalize
@@ -195,7 +195,7 @@ def fit_library_probe(
     vectors = index.vectors([*marked, *near_miss_ids])
     background = index.sample_vectors(BACKGROUND_CHIPS, seed=seed, exclude=[*marked, *near_miss_ids])
     return fit_probe(
-        encode_texts(model, [query])[0],
+        encode_query(model, query),
         vectors[: len(positive_ids)],
         vectors[len(positive_ids) : len(marked)],
         background,

@@ -25,7 +25,7 @@ from remoteclip.calibration import (
     null_text_vectors,
     relevance,
 )
-from remoteclip.encode import encode_texts
+from remoteclip.encode import encode_query
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel
 from tiles.index.chip_index import ChipIndex, Hit
@@ -59,7 +59,7 @@ def search_text(
     if not query.strip():
         raise InputError('the search text is empty; type what to look for, e.g. "ships in harbor"')
     index.check_model(model.model_id)
-    return index.search(encode_texts(model, [query])[0], k=k, aoi=aoi, where=where)
+    return index.search(encode_query(model, query), k=k, aoi=aoi, where=where)
 
 
 def search_like(
@@ -127,7 +127,7 @@ def rate_hits(
     if not hits:
         return []
     z = relevance(
-        index.vectors([h.chip_id for h in hits]), encode_texts(model, [query])[0], null_text_vectors(model)
+        index.vectors([h.chip_id for h in hits]), encode_query(model, query), null_text_vectors(model)
     )[:, 0]
     rated = [RatedHit(hit, float(value), scale.band(float(value))) for hit, value in zip(hits, z)]
     return sorted(rated, key=lambda r: -r.relevance)

@@ -1,7 +1,9 @@
-"""encode_images / encode_texts: shapes, normalisation, determinism and input checks on the tiny model."""
+"""encode_images / encode_texts / encode_query: shapes, normalisation, determinism, the query cache and input
+checks on the tiny model."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from remoteclip.encode import as_pil, encode_images, encode_texts
+from remoteclip import encode
+from remoteclip.encode import as_pil, encode_images, encode_query, encode_texts
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel, load_model
 
@@ -64,6 +67,22 @@ def test_bad_images_are_input_errors(image: object) -> None:
 def test_a_bare_string_is_not_a_list_of_texts(tiny_model: LoadedModel) -> None:
     with pytest.raises(InputError, match="wrap it in a list"):
         encode_texts(tiny_model, "a river")
+
+
+def test_a_query_is_encoded_once_per_model_and_kept_read_only(
+    tiny_model: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(encode, "_QUERY_VECTORS", type(encode._QUERY_VECTORS)())
+    monkeypatch.setattr(encode, "QUERY_CACHE_SIZE", 2)
+    first = encode_query(tiny_model, "a river")
+    np.testing.assert_array_equal(first, encode_texts(tiny_model, ["a river"])[0])
+    assert encode_query(tiny_model, "a river") is first  # kept, not encoded again
+    with pytest.raises(ValueError, match="read-only"):
+        first[0] = 0.0
+    other = dataclasses.replace(tiny_model, model_id="another@000000000000")
+    assert encode_query(other, "a river") is not first  # kept per model
+    encode_query(tiny_model, "a bridge")  # a third entry: the least recently used one goes
+    assert list(encode._QUERY_VECTORS) == [("another@000000000000", "a river"), (tiny_model.model_id, "a bridge")]
 
 
 def test_bf16_model_gives_close_float32_vectors(tiny_model: LoadedModel, tiny_checkpoint: Path) -> None:
