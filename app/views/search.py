@@ -421,7 +421,7 @@ for start in range(0, len(hits), COLUMNS):
                 made_from = f"detector “{running}”" if running else f"the query and {len(marks)} marks"
                 st.markdown(
                     f"**#{rank}** · right with probability **{probabilities[id(hit)]:.2f}**",
-                    help=f"the probe's probability, from {made_from} · cosine with the probe {hit.score:.3f}",
+                    help=f"the probe's probability, from {made_from} · probe score {hit.score:.3f}",
                 )
             elif rating is not None:
                 st.markdown(

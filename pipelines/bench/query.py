@@ -180,8 +180,9 @@ def measure(
 
 def measure_refine(index: ChipIndex, vectors: np.ndarray, queries: np.ndarray, k: int) -> dict[str, float]:
     """p50 / p99 (ms) of one refine round without the page: 3 right and 2 wrong marks read from the index, the
-    probe fitted with its library background (:func:`pipelines.services.refine.fit_probe`) and searched."""
-    from pipelines.services.refine import BACKGROUND_CHIPS, fit_probe
+    probe fitted with its library background (:func:`pipelines.services.refine.fit_probe`) and searched
+    (:func:`pipelines.services.refine.search_probe`: its direction and its 3 exemplars)."""
+    from pipelines.services.refine import BACKGROUND_CHIPS, fit_probe, search_probe
 
     rng = np.random.default_rng(7)
     latencies = []
@@ -191,7 +192,7 @@ def measure_refine(index: ChipIndex, vectors: np.ndarray, queries: np.ndarray, k
         start = time.perf_counter()
         marks = index.vectors(marked)
         probe = fit_probe(query, marks[:3], marks[3:], index.sample_vectors(BACKGROUND_CHIPS, exclude=marked))
-        index.search(probe.direction, k)
+        search_probe(index, probe, k)
         latencies.append((time.perf_counter() - start) * 1000)
     return {
         "p50_ms": round(float(np.percentile(latencies, 50)), 2),

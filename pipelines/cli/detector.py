@@ -140,7 +140,9 @@ def show(name: str, db: Path | str, storage_options: dict[str, str]) -> None:
             "scale": found.scale,
             "bias": found.bias,
             "dimensions": int(found.direction.shape[0]),
-            "cosine_at_threshold": round(found.probe.cosine_at(found.threshold), 6),
+            "exemplars": len(found.exemplars),
+            "exemplar_weight": found.exemplar_weight,
+            "score_at_threshold": round(found.probe.score_at(found.threshold), 6),
             "model_id": found.model_id,
             "created_at": found.created_at,
         }
@@ -148,7 +150,7 @@ def show(name: str, db: Path | str, storage_options: dict[str, str]) -> None:
 
 
 def _table(detections: list[Detection]) -> str:
-    """Detections as a text table: probability, cosine, scene, window, chip id."""
+    """Detections as a text table: probability, probe score, scene, window, chip id."""
     rows = [
         [
             rank,
@@ -162,7 +164,7 @@ def _table(detections: list[Detection]) -> str:
         for rank, d in enumerate(detections, start=1)
     ]
     return tabulate(
-        rows, headers=["#", "probability", "cosine", "scene", "level", "window (col,row wxh)", "chip_id"]
+        rows, headers=["#", "probability", "score", "scene", "level", "window (col,row wxh)", "chip_id"]
     )
 
 

@@ -50,7 +50,7 @@ def simulate_class(
             vectors[[i for i, right in marked.items() if not right]],
             background,
         )
-        scores = vectors @ probe.direction
+        scores = probe.score(vectors)
         scores[[i for i, right in marked.items() if not right]] = -np.inf  # as refine_search leaves them out
         order = np.argsort(-scores, kind="stable")
         precision.append(float(np.mean(labels[order[:TOP]] == target)))

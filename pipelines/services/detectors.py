@@ -2,10 +2,10 @@
 
 A detector is the :class:`~pipelines.services.refine.Probe` a refine fitted, with its query, marks, model and
 a probability threshold, kept in the library's ``detectors`` table (:mod:`tiles.index.detector_table`).
-Applying it needs no model: the chips' embeddings are stored. Since the probe's probability grows with the
-cosine to its direction, the chips at or above the threshold are the nearest ones to that direction down to
-:meth:`Probe.cosine_at` the threshold, so :func:`apply_detector` searches the index with the direction for
-k = 256, 512, ... chips until the last one falls below that cosine: a few ANN searches, never a scan.
+Applying it needs no model: the chips' embeddings are stored. A chip at or above the threshold reaches
+:meth:`Probe.cosine_floor` with the probe's direction or with one of its exemplars, so :func:`apply_detector`
+searches the index with each of them for k = 256, 512, ... chips until the last one falls below that cosine,
+and keeps the chips whose probability reaches the threshold: a few ANN searches, never a scan.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from shapely.geometry.base import BaseGeometry
 
 from pipelines.services.export import ExportTable, chips_table
-from pipelines.services.refine import Probe
+from pipelines.services.refine import Probe, search_probe
 from remoteclip.errors import InputError
 from tiles.index.chip_index import ChipIndex, Hit, sql_str
 from tiles.index.detector_table import DetectorSummary, DetectorTable, StoredDetector
@@ -37,7 +37,13 @@ class Detector(StoredDetector):
     @property
     def probe(self) -> Probe:
         """The probe: ``P(right) = sigmoid(scale * cos(chip, direction) + bias)``."""
-        return Probe(direction=self.direction, scale=self.scale, bias=self.bias)
+        return Probe(
+            direction=self.direction,
+            scale=self.scale,
+            bias=self.bias,
+            exemplars=self.exemplars,
+            exemplar_weight=self.exemplar_weight,
+        )
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,8 @@ def make_detector(
         threshold=_threshold(threshold),
         model_id=model_id,
         created_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        exemplars=np.asarray(probe.exemplars, dtype=np.float32),
+        exemplar_weight=float(probe.exemplar_weight),
     )
 
 
@@ -126,18 +134,10 @@ def apply_detector(
     check_model(index, detector)
     cut = detector.threshold if threshold is None else _threshold(threshold)
     probe = detector.probe
-    floor = probe.cosine_at(cut)
     if scene_ids is not None and not scene_ids:
         return []
     where = None if scene_ids is None else f"scene_id IN ({', '.join(sql_str(s) for s in scene_ids)})"
-    chips = index.count_rows(where)
-    k = FIRST_K
-    while True:
-        hits = index.search(probe.direction, k=k, aoi=aoi, where=where)
-        # fewer than k: every chip (in the AOI) was returned
-        if len(hits) < k or hits[-1].score < floor or k >= chips:
-            break
-        k *= 2
+    hits = search_probe(index, probe, k=FIRST_K, aoi=aoi, where=where, floor=probe.cosine_floor(cut))
     scored = ((hit, float(probe.logistic(hit.score))) for hit in hits)
     return [Detection(hit, p) for hit, p in scored if p >= cut]
 

@@ -1,16 +1,18 @@
 """Saved detectors: a LanceDB table ``detectors`` beside ``chips``, one row per named detector.
 
-A detector is a linear probe on the chip embeddings (``P(right) = sigmoid(scale * cos(chip, direction) +
-bias)``, see :mod:`pipelines.services.refine`) kept with what made it: the query, the chips marked right and
-wrong, the model whose embeddings it reads, and the probability its detections start at. Names are unique:
-saving a name again replaces that detector. The ``direction`` column is a fixed-size list as long as the
-library's vectors; a table left empty by deletes takes the next detector's length.
+A detector is a probe on the chip embeddings (``P(right) = sigmoid(scale * score(chip) + bias)``, the score
+its cosine with ``direction`` plus ``exemplar_weight`` times its best cosine with an exemplar, see
+:mod:`pipelines.services.refine`) kept with what made it: the query, the chips marked right and wrong, the
+model whose embeddings it reads, and the probability its detections start at. Names are unique: saving a name
+again replaces that detector. The ``direction`` column (and each exemplar) is a fixed-size list as long as the
+library's vectors; a table left empty by deletes takes the next detector's length. A table saved before
+detectors had exemplars gains their columns (empty for its detectors: their score is the direction's cosine).
 """
 
 from __future__ import annotations
 
 import builtins  # the method DetectorTable.list shadows list in the class body
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from tiles.index.errors import ChipIndexError
 from tiles.index.schema import DATA_STORAGE_VERSION
 
 DETECTORS_TABLE = "detectors"
-#: every column but ``direction``, whose length is the model's embedding dimension
+#: the columns a listing reads: every one but the vectors (``direction``, ``exemplars``) and the probe's numbers
 SUMMARY_COLUMNS = ("name", "query", "positive_ids", "negative_ids", "threshold", "model_id", "created_at")
 
 
@@ -41,8 +43,17 @@ def detectors_schema(dim: int) -> pa.Schema:
             pa.field("threshold", pa.float64()),
             pa.field("model_id", pa.string()),
             pa.field("created_at", pa.string()),
+            *exemplar_fields(dim),
         ]
     )
+
+
+def exemplar_fields(dim: int) -> list[pa.Field]:
+    """The columns of a detector's exemplars (``dim``-d unit vectors) and of their weight in its score."""
+    return [
+        pa.field("exemplars", pa.list_(pa.list_(pa.float32(), dim))),
+        pa.field("exemplar_weight", pa.float64()),
+    ]
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare to one bool
@@ -62,6 +73,9 @@ class StoredDetector:
     model_id: str
     #: when it was made (ISO 8601, UTC)
     created_at: str
+    #: unit vectors (P, D) of chips marked right, and their weight in the score (0: none)
+    exemplars: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    exemplar_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,8 @@ class DetectorTable:
         if table is not None:
             stored = table.schema.field("direction").type.list_size
             if stored == dim:
+                if "exemplars" not in table.schema.names:  # saved before detectors had exemplars
+                    table.add_columns(exemplar_fields(dim))
                 return table
             if table.count_rows():
                 raise ChipIndexError(
@@ -134,6 +150,7 @@ class DetectorTable:
             positive_ids=list(detector.positive_ids),
             negative_ids=list(detector.negative_ids),
             direction=direction.tolist(),
+            exemplars=np.asarray(detector.exemplars, dtype=np.float32).reshape(-1, direction.shape[0]).tolist(),
         )
         data = pa.Table.from_pylist([row], schema=table.schema)
         try:
@@ -164,16 +181,21 @@ class DetectorTable:
 
     def get(self, name: str) -> StoredDetector:
         """The detector called ``name``; a missing one raises :class:`ChipIndexError` naming the saved ones."""
-        rows = self._rows(f"name = {sql_str(name)}", [f.name for f in fields(StoredDetector)])
+        table = self.table
+        present = table.schema.names if table is not None else []
+        rows = self._rows(f"name = {sql_str(name)}", [f.name for f in fields(StoredDetector) if f.name in present])
         if not rows:
             raise self._missing(name)
         row = rows[0]
+        direction = np.asarray(row["direction"], dtype=np.float32)
         return StoredDetector(
             **{
                 **row,
                 "positive_ids": tuple(row["positive_ids"]),
                 "negative_ids": tuple(row["negative_ids"]),
-                "direction": np.asarray(row["direction"], dtype=np.float32),
+                "direction": direction,
+                "exemplars": np.asarray(row.get("exemplars") or [], dtype=np.float32).reshape(-1, len(direction)),
+                "exemplar_weight": float(row.get("exemplar_weight") or 0.0),
             }
         )
 

@@ -72,6 +72,8 @@ def test_saved_detectors_round_trip(db: Path, detector: Detector) -> None:
     got = get_detector(index, "houses")
     assert isinstance(got, Detector)
     np.testing.assert_array_equal(got.direction, detector.direction)
+    np.testing.assert_array_equal(got.exemplars, detector.exemplars)  # the chips marked right
+    assert got.exemplars.shape == (2, len(detector.direction)) and got.exemplar_weight == detector.exemplar_weight > 0
     assert (got.scale, got.bias) == (detector.scale, detector.bias)
     assert (got.positive_ids, got.negative_ids) == (detector.positive_ids, detector.negative_ids)
     assert (got.threshold, got.model_id, got.created_at) == (0.5, detector.model_id, detector.created_at)

@@ -40,7 +40,7 @@ def test_without_marks_the_probe_is_the_text_query() -> None:
     _, _, prior = planted()
     probe = fit_probe(prior, np.zeros((0, 32)), np.zeros((0, 32)))
     np.testing.assert_allclose(probe.direction, prior, atol=1e-6)
-    assert probe.logistic(probe.cosine_at(0.8)) == pytest.approx(0.8)
+    assert probe.logistic(probe.score_at(0.8)) == pytest.approx(0.8)
 
 
 def test_marks_rank_the_planted_cluster_first() -> None:
@@ -51,6 +51,28 @@ def test_marks_rank_the_planted_cluster_first() -> None:
     assert labels[after].mean() > max(0.9, labels[before].mean())
     p = probe.probability(vectors)
     assert p[:30].mean() > 0.5 > p[30:].mean()  # right chips above one half, the rest below
+
+
+def test_exemplars_find_a_class_in_two_places_that_its_mean_misses() -> None:
+    """A class in two clusters with unrelated chips between them, where the marks' mean points: the direction
+    alone ranks the chips between first, the exemplars find both clusters."""
+    rng = np.random.default_rng(1)
+    dim, per = 32, 30
+    a = unit(rng.normal(size=dim))
+    other = rng.normal(size=dim)
+    b = -0.3 * a + np.sqrt(1 - 0.3**2) * unit(other - (other @ a) * a)  # cos(a, b) = -0.3
+    vectors = unit(rng.normal(size=(400, dim)))
+    for start, centre in ((0, a), (per, b), (2 * per, unit(a + b))):  # the third: between the two
+        vectors[start : start + per] = unit(centre + 0.05 * rng.normal(size=(per, dim)))
+    labels = np.zeros(len(vectors), dtype=int)
+    labels[: 2 * per] = 1
+    prior = unit(a + b + 0.5 * unit(rng.normal(size=dim)))
+    probe = fit_probe(prior, vectors[[0, 1, per, per + 1]], vectors[[2 * per, 2 * per + 1]], vectors[100:356])
+    by_direction = labels[np.argsort(-(vectors @ probe.direction))[:40]].mean()
+    by_score = labels[np.argsort(-probe.score(vectors))[:40]].mean()
+    assert by_direction < 0.3 and by_score > 0.8
+    p = probe.probability(vectors)
+    assert p[: 2 * per].mean() > 0.5 > p[2 * per :].mean()
 
 
 def test_a_simulated_analyst_climbs() -> None:
@@ -127,12 +149,16 @@ def db(tmp_path_factory: pytest.TempPathFactory, tiny_model: object) -> Path:
     return folder
 
 
-def test_refine_search_is_one_search_with_the_probe(db: Path, tiny_model: object) -> None:
+def test_refine_search_ranks_the_library_by_the_probe_score(db: Path, tiny_model: object) -> None:
     index = ChipIndex(db)
-    rows = index.table.search().select(["chip_id"]).limit(100).to_arrow()["chip_id"].to_pylist()
+    rows = index.table.search().select(["chip_id"]).limit(None).to_arrow()["chip_id"].to_pylist()
     probe, refined = refine_search(index, tiny_model, "houses", rows[:2], rows[-2:], k=6)
-    ranked = [h.chip_id for h in index.search(probe.direction, k=8)]
+    assert len(probe.exemplars) == 2  # searched with its direction and each chip marked right
+    scores = probe.score(index.vectors(rows))
+    ranked = [rows[i] for i in np.argsort(-scores, kind="stable")]
     assert [r.hit.chip_id for r in refined] == [chip for chip in ranked if chip not in rows[-2:]][:6]
+    assert [r.hit.score for r in refined] == pytest.approx(sorted(scores[[rows.index(r.hit.chip_id) for r in refined]],
+                                                                  reverse=True), abs=1e-5)
     # the chips marked wrong are left out however high the probe puts them
     _, wrong_first = refine_search(index, tiny_model, "houses", rows[:1], ranked[:2], k=6)
     assert not {r.hit.chip_id for r in wrong_first} & set(ranked[:2])

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from tiles.index.chip_index import ChipIndex
-from tiles.index.detector_table import DETECTORS_TABLE, DetectorTable, StoredDetector
+from tiles.index.detector_table import DETECTORS_TABLE, DetectorTable, StoredDetector, detectors_schema
 from tiles.index.errors import ChipIndexError
 
 
@@ -75,3 +77,28 @@ def test_another_embedding_length_waits_for_the_old_detectors_to_go(tmp_path: Pa
     table.delete("solar")
     table.save(stored("dams", dim=16))  # the empty table takes the new length
     assert table.get("dams").direction.shape == (16,)
+
+
+def test_exemplars_round_trip_and_an_older_table_gains_their_columns(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    exemplars = rng.normal(size=(3, 8)).astype(np.float32)
+    with_exemplars = dataclasses.replace(stored("solar"), exemplars=exemplars, exemplar_weight=1.0)
+    table = DetectorTable(tmp_path / "db")
+    table.save(with_exemplars)
+    got = table.get("solar")
+    np.testing.assert_array_equal(got.exemplars, exemplars)
+    assert got.exemplar_weight == 1.0
+    # a table saved before detectors had exemplars: its detectors read back without them
+    old_schema = pa.schema([f for f in detectors_schema(8) if f.name not in ("exemplars", "exemplar_weight")])
+    old = stored("dams", seed=2)
+    row = {f.name: getattr(old, f.name) for f in old_schema} | {"direction": old.direction.tolist(),
+                                                                  "positive_ids": ["a1", "a2"], "negative_ids": ["b1"]}
+    ChipIndex(tmp_path / "old").db.create_table(DETECTORS_TABLE, pa.Table.from_pylist([row], schema=old_schema))
+    older = DetectorTable(tmp_path / "old")
+    dams = older.get("dams")
+    assert dams.exemplars.shape == (0, 8) and dams.exemplar_weight == 0.0
+    np.testing.assert_array_equal(dams.direction, old.direction)
+    older.save(with_exemplars)  # the next save adds the columns
+    np.testing.assert_array_equal(older.get("solar").exemplars, exemplars)
+    assert older.get("dams").exemplars.shape == (0, 8)
+    assert [s.name for s in older.list()] == ["dams", "solar"]
