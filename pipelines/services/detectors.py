@@ -36,7 +36,7 @@ class Detector(StoredDetector):
 
     @property
     def probe(self) -> Probe:
-        """The probe: ``P(right) = sigmoid(scale * cos(chip, direction) + bias)``."""
+        """The probe: ``P(right) = sigmoid(scale * score(chip) + bias)`` (:class:`Probe`)."""
         return Probe(
             direction=self.direction,
             scale=self.scale,

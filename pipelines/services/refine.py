@@ -290,17 +290,25 @@ def search_probe(
     each hit's score its probe score: one ANN search of ``k`` with each of :attr:`Probe.queries`, their hits
     scored again exactly. With ``floor``, each search doubles its ``k`` until its last hit's cosine falls below
     ``floor`` (or every chip was returned), and every chip found is kept."""
+    # with a floor, a search that has every chip the filters keep stops doubling: counted once for all queries
+    chips = index.count_rows(where) if floor is not None else 0
     found: dict[str, Hit] = {}
     for query in probe.queries:
-        found.update((hit.chip_id, hit) for hit in _search_down_to(index, query, k, aoi, where, floor))
-    return rescore(index, probe, found.values())[: None if floor is not None else k]
+        found.update((hit.chip_id, hit) for hit in _search_down_to(index, query, k, aoi, where, floor, chips))
+    return _rescore(index, probe, found.values())[: None if floor is not None else k]
 
 
 def _search_down_to(
-    index: ChipIndex, query: np.ndarray, k: int, aoi: BaseGeometry | None, where: str | None, floor: float | None
+    index: ChipIndex,
+    query: np.ndarray,
+    k: int,
+    aoi: BaseGeometry | None,
+    where: str | None,
+    floor: float | None,
+    chips: int,
 ) -> list[Hit]:
-    """The chips nearest ``query``: ``k`` of them, or with ``floor``, all down to that cosine."""
-    chips = index.count_rows(where) if floor is not None else 0
+    """The chips nearest ``query``: ``k`` of them, or with ``floor``, all down to that cosine (at most the
+    ``chips`` the filters keep)."""
     while True:
         hits = index.search(query, k=k, aoi=aoi, where=where)
         # fewer than k: every chip (in the AOI) was returned
@@ -309,7 +317,7 @@ def _search_down_to(
         k *= 2
 
 
-def rescore(index: ChipIndex, probe: Probe, hits: Iterable[Hit]) -> list[Hit]:
+def _rescore(index: ChipIndex, probe: Probe, hits: Iterable[Hit]) -> list[Hit]:
     """``hits`` with their probe scores as scores, best first (one lookup of their stored vectors)."""
     hits = list(hits)
     if len(probe.queries) == 1:  # the search's cosine is the score
