@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# property tests draw the same examples on every run and have no time limit per example: a busy CI machine
+# took 244 ms over an example of tests/tiles/test_grid.py and failed it on Hypothesis's 200 ms deadline
+settings.register_profile("repeatable", deadline=None, derandomize=True)
+settings.load_profile("repeatable")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("REMOTECLIP_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))

@@ -99,7 +99,7 @@ def chip_georef(
     """Footprint, bbox, centroid and GSD of ``window``; in pixel space when ``crs`` is None."""
     cols, rows = window_outline(window, densify_pts)
     if crs is None:
-        footprint: BaseGeometry = Polygon(zip(cols, rows, strict=True))
+        footprint: BaseGeometry = Polygon(np.column_stack((cols, rows)))
         gsd_m = None
         centroid = (footprint.centroid.x, footprint.centroid.y)
     else:
@@ -131,7 +131,7 @@ def lonlat_footprint(lon: np.ndarray, lat: np.ndarray) -> tuple[BaseGeometry, tu
         pole = 90.0 if lat.mean() > 0 else -90.0
         lon, lat = np.append(lon, [lon[-1], lon[0]]), np.append(lat, [pole, pole])
     lon -= 360.0 * np.floor((lon.min() + 180.0) / 360.0)  # the westmost point in [-180, 180)
-    polygon = make_valid(Polygon(zip(lon, lat, strict=True)))
+    polygon = make_valid(Polygon(np.column_stack((lon, lat))))
     centre = polygon.centroid
     centroid = ((centre.x + 180.0) % 360.0 - 180.0, centre.y)
     if lon.max() <= 180.0:
