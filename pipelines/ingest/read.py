@@ -14,7 +14,7 @@ import os
 import queue
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,9 @@ DEFAULT_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
 PROCESS_MIN_BYTES = 32 * 1024 * 1024
 #: chips per message from a reader to the encoder
 CHUNK_CHIPS = 16
+#: windows at the start of the first scene that this process reads itself while the reader processes start
+#: (about 0.4 s of imports each, in which the encoder had nothing to do): one encoder batch at the default size
+HEAD_WINDOWS = 64
 #: messages that may wait per reader process: the bounded queue that keeps memory flat
 QUEUE_PER_WORKER = 4
 #: seconds between checks that the reader processes are still alive
@@ -53,6 +56,8 @@ class SceneJob:
     scene_id: str
     size: int
     item: SceneItem | None = None
+    #: the part of the scene's windows to read, as ``slice(start, stop)`` bounds (``None``: all of them)
+    part: tuple[int, int | None] | None = None
 
     @property
     def scene_path(self) -> str:
@@ -106,13 +111,16 @@ SceneMessage = SceneOpened | ChipChunk | SceneDone | SceneFailed
 def scene_messages(
     job: SceneJob, spec: ChipSpec, thumb_px: int, aoi: BaseGeometry | None = None
 ) -> Iterator[SceneMessage]:
-    """Cut one scene into chips: ``SceneOpened``, ``ChipChunk``s, then ``SceneDone`` or ``SceneFailed``.
+    """Cut one scene (or the part of its windows ``job.part`` names) into chips: ``SceneOpened``, ``ChipChunk``s,
+    then ``SceneDone`` or ``SceneFailed``.
 
     With ``aoi`` (EPSG:4326), windows wholly outside it are never read (of a remote file, never fetched).
     """
     try:
         with open_scene(job.path) as scene:
             windows = list(iter_windows(scene.width, scene.height, spec))
+            if job.part is not None:
+                windows = windows[slice(*job.part)]
             yield SceneOpened(job.number, len(windows))
             for start in range(0, len(windows), CHUNK_CHIPS):
                 yield _read_chunk(job, scene, windows[start : start + CHUNK_CHIPS], spec, thumb_px, aoi)
@@ -155,12 +163,19 @@ def _read_chunk(
 def read_scenes(
     jobs: list[SceneJob], spec: ChipSpec, thumb_px: int, workers: int, aoi: BaseGeometry | None = None
 ) -> Iterator[SceneMessage]:
-    """Messages of all scenes, from reader processes (bounded queue) or read here (workers=0, small input)."""
+    """Messages of all scenes, from reader processes (bounded queue) or read here (workers=0, small input).
+
+    With reader processes, this process reads the first :data:`HEAD_WINDOWS` windows of the first scene itself
+    while they start, and they read the rest of it: that scene then opens twice (two ``SceneOpened``, whose
+    windows add up to its own), and is done once both parts are (one ``SceneDone``, or one ``SceneFailed``
+    after which none of its messages follow).
+    """
     if workers == 0 or sum(job.size for job in jobs) < PROCESS_MIN_BYTES:
         for job in jobs:
             yield from scene_messages(job, spec, thumb_px, aoi)
         return
     _pin_mmap_threshold()
+    head = replace(jobs[0], part=(0, HEAD_WINDOWS))
     context = mp.get_context("spawn")  # fork would copy the model, LanceDB's threads and locks
     tasks: mp.Queue = context.Queue()
     out: mp.Queue = context.Queue(maxsize=QUEUE_PER_WORKER * workers)
@@ -168,14 +183,18 @@ def read_scenes(
         context.Process(target=_reader_main, args=(tasks, out, spec, thumb_px, aoi), daemon=True)
         for _ in range(min(workers, len(jobs)))
     ]
-    for job in jobs:
+    tasks.put(replace(jobs[0], part=(HEAD_WINDOWS, None)))
+    for job in jobs[1:]:
         tasks.put(job)
     for reader in readers:
         tasks.put(None)
         reader.start()
-    open_scenes = len(jobs)
+    parts = _SceneParts(len(jobs), split=head.number)
     try:
-        while open_scenes:
+        for message in scene_messages(head, spec, thumb_px, aoi):
+            if parts.passes(message):
+                yield message
+        while parts.open_scenes:
             try:
                 message = out.get(timeout=READER_POLL_S)
             except queue.Empty:
@@ -186,14 +205,39 @@ def read_scenes(
                         "run again with --workers 0 to see which file breaks it"
                     ) from None
                 continue
-            if isinstance(message, (SceneDone, SceneFailed)):
-                open_scenes -= 1
-            yield message
+            if parts.passes(message):
+                yield message
     finally:
         for reader in readers:
             if reader.is_alive():
                 reader.kill()
             reader.join()
+
+
+class _SceneParts:
+    """Which messages of scenes read in parts pass on: a scene ends once, when its last part does or when one
+    of its parts fails (its later messages are dropped)."""
+
+    def __init__(self, scenes: int, split: int) -> None:
+        self.open_scenes = scenes
+        self._parts_left = {split: 2}
+        self._failed: set[int] = set()
+
+    def passes(self, message: SceneMessage) -> bool:
+        """Whether ``message`` goes on to the encoder (and count the scenes still open)."""
+        if message.scene in self._failed:
+            return False
+        if isinstance(message, SceneFailed):
+            self._failed.add(message.scene)
+        elif isinstance(message, SceneDone):
+            left = self._parts_left.get(message.scene, 1) - 1
+            self._parts_left[message.scene] = left
+            if left:
+                return False
+        else:
+            return True
+        self.open_scenes -= 1
+        return True
 
 
 def _pin_mmap_threshold() -> None:
