@@ -3,9 +3,10 @@
 A detector is the :class:`~pipelines.services.refine.Probe` a refine fitted, with its query, marks, model and
 a probability threshold, kept in the library's ``detectors`` table (:mod:`tiles.index.detector_table`).
 Applying it needs no model: the chips' embeddings are stored. A chip at or above the threshold reaches
-:meth:`Probe.cosine_floor` with the probe's direction or with one of its exemplars, so :func:`apply_detector`
-searches the index with each of them for k = 256, 512, ... chips until the last one falls below that cosine,
-and keeps the chips whose probability reaches the threshold: a few ANN searches, never a scan.
+a score (:meth:`Probe.score_at`) that a chip found by none of the searches of the probe's direction and of its
+exemplars cannot reach once their last cosines are low enough, so :func:`apply_detector` searches the index with
+each of them for k = 256, 512, ... chips until then (:func:`pipelines.services.refine.search_probe`), and keeps
+the chips whose probability reaches the threshold: a few ANN searches, never a scan.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def apply_detector(
     if scene_ids is not None and not scene_ids:
         return []
     where = None if scene_ids is None else f"scene_id IN ({', '.join(sql_str(s) for s in scene_ids)})"
-    hits = search_probe(index, probe, k=FIRST_K, aoi=aoi, where=where, floor=probe.cosine_floor(cut))
+    hits = search_probe(index, probe, k=FIRST_K, aoi=aoi, where=where, min_score=probe.score_at(cut))
     scored = ((hit, float(probe.logistic(hit.score))) for hit in hits)
     return [Detection(hit, p) for hit, p in scored if p >= cut]
 

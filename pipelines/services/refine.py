@@ -110,11 +110,6 @@ class Probe:
         """The score at which the probability is ``probability``."""
         return float((np.log(probability / (1.0 - probability)) - self.bias) / self.scale)
 
-    def cosine_floor(self, probability: float) -> float:
-        """A cosine that every chip of at least ``probability`` reaches with one of :attr:`queries` (a search
-        cut-off): a score is at most (1 + exemplar_weight) times the best of its cosines."""
-        return self.score_at(probability) / (1.0 + (self.exemplar_weight if len(self.queries) > 1 else 0.0))
-
 
 def fit_probe(
     prior: np.ndarray,
@@ -284,37 +279,36 @@ def search_probe(
     k: int,
     aoi: BaseGeometry | None = None,
     where: str | None = None,
-    floor: float | None = None,
+    min_score: float | None = None,
 ) -> list[Hit]:
     """The ``k`` chips of the highest probe score (in ``aoi``, among the rows ``where`` keeps), best first,
     each hit's score its probe score: one ANN search of ``k`` with each of :attr:`Probe.queries`, their hits
-    scored again exactly. With ``floor``, each search doubles its ``k`` until its last hit's cosine falls below
-    ``floor`` (or every chip was returned), and every chip found is kept."""
-    # with a floor, a search that has every chip the filters keep stops doubling: counted once for all queries
-    chips = index.count_rows(where) if floor is not None else 0
+    scored again exactly. With ``min_score``, every chip scoring at least that instead: the searches double
+    their ``k`` together until no chip outside all their hits can reach it (such a chip's score is under the
+    direction's last cosine plus the exemplar weight times the exemplars' best last cosine), or until one
+    returned every chip the filters keep."""
+    # counted once for all the rounds: a search of that many chips has them all
+    chips = index.count_rows(where) if min_score is not None else 0
     found: dict[str, Hit] = {}
-    for query in probe.queries:
-        found.update((hit.chip_id, hit) for hit in _search_down_to(index, query, k, aoi, where, floor, chips))
-    return _rescore(index, probe, found.values())[: None if floor is not None else k]
-
-
-def _search_down_to(
-    index: ChipIndex,
-    query: np.ndarray,
-    k: int,
-    aoi: BaseGeometry | None,
-    where: str | None,
-    floor: float | None,
-    chips: int,
-) -> list[Hit]:
-    """The chips nearest ``query``: ``k`` of them, or with ``floor``, all down to that cosine (at most the
-    ``chips`` the filters keep)."""
+    depth = k
     while True:
-        hits = index.search(query, k=k, aoi=aoi, where=where)
-        # fewer than k: every chip (in the AOI) was returned
-        if floor is None or len(hits) < k or hits[-1].score < floor or k >= chips:
-            return hits
-        k *= 2
+        last: list[float] = []
+        every_chip = False
+        for query in probe.queries:
+            hits = index.search(query, k=depth, aoi=aoi, where=where)
+            found.update((hit.chip_id, hit) for hit in hits)
+            every_chip = every_chip or len(hits) < depth  # fewer than asked: every chip (in the AOI) came
+            last.append(hits[-1].score if hits else -1.0)
+        if min_score is None or every_chip or depth >= chips or _unseen_bound(probe, last) < min_score:
+            break
+        depth *= 2
+    rescored = _rescore(index, probe, found.values())
+    return rescored[:k] if min_score is None else [hit for hit in rescored if hit.score >= min_score]
+
+
+def _unseen_bound(probe: Probe, last: list[float]) -> float:
+    """The most a chip outside every search's hits can score, from each search's last cosine (direction first)."""
+    return last[0] + (probe.exemplar_weight * max(last[1:]) if len(last) > 1 else 0.0)
 
 
 def _rescore(index: ChipIndex, probe: Probe, hits: Iterable[Hit]) -> list[Hit]:
