@@ -70,6 +70,7 @@ def test_tiny_model_embeddings_equal_pytorch(tiny_checkpoint: Path) -> None:
     assert onnx.model_id == plain.model_id  # one library, either backend
     _agree(onnx, plain, 64)
     assert onnx.onnx is not None and not onnx.onnx.on_torch
+    assert onnx.onnx.text_pad == 0  # an OpenCLIP text tower runs a query cut to its length
 
 
 def test_default_model_embeddings_equal_pytorch(default_model: LoadedModel) -> None:

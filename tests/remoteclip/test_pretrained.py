@@ -52,6 +52,7 @@ def check_official_arch(
     np.testing.assert_allclose(encode_images(loaded, [IMAGE]), image_expected.numpy(), atol=1e-5)
     np.testing.assert_allclose(encode_texts(loaded, TEXTS), text_expected.numpy(), atol=1e-5)
     assert loaded.onnx is None or not loaded.onnx.on_torch  # both towers ran in ONNX Runtime
+    assert loaded.onnx is None or loaded.onnx.text_pad == 0  # queries run cut to their length, not 77 tokens
     assert loaded.embed_dim == image_expected.shape[1]
     assert get_entry(arch).preprocess.mean == open_clip.OPENAI_DATASET_MEAN
 
