@@ -48,12 +48,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from remoteclip.errors import InputError
+from remoteclip.onnx_graphs import ExportedTower, Tower
 
 Backend = Literal["auto", "torch", "onnx", "onnx-int8"]
-Tower = Literal["image", "text"]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
 #: the backends whose towers run in ONNX Runtime (``onnx-int8``: the image tower quantised to int8)
 ONNX_BACKENDS: tuple[str, ...] = ("onnx", "onnx-int8")
@@ -295,74 +294,6 @@ def _normalised(array: np.ndarray) -> np.ndarray:
     return array / np.maximum(np.linalg.norm(array, axis=-1, keepdims=True), 1e-12)
 
 
-class _Tower(torch.nn.Module):
-    """One embedding tower of an open_clip model as a module with a single input (what the exporter traces)."""
-
-    def __init__(self, model: torch.nn.Module, tower: Tower) -> None:
-        super().__init__()
-        self.model = model
-        self.tower = tower
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.tower == "image":
-            return self.model.encode_image(x)  # type: ignore[operator]
-        if _traceable_clip_text(self.model):
-            return _clip_text_of_any_length(self.model, x)
-        return self.model.encode_text(x)  # type: ignore[operator]
-
-
-def _traceable_clip_text(model: torch.nn.Module) -> bool:
-    """Whether ``model`` is an open_clip ``CLIP`` with the causal text transformer of OpenAI's CLIP."""
-    from open_clip.model import CLIP
-    from open_clip.transformer import ResidualAttentionBlock
-
-    if not isinstance(model, CLIP) or model.attn_mask is None or not model.transformer.batch_first:
-        return False
-    return all(
-        type(block) is ResidualAttentionBlock
-        and not hasattr(block, "ln_1_kv")
-        and block.attn.batch_first
-        and block.attn._qkv_same_embed_dim
-        for block in model.transformer.resblocks
-    )
-
-
-def _clip_text_of_any_length(model: Any, text: torch.Tensor) -> torch.Tensor:
-    """open_clip ``CLIP.encode_text`` for a sequence of any length (what the export traces).
-
-    ``CLIP.encode_text`` adds all 77 positions and masks 77 x 77, and ``nn.MultiheadAttention`` traces its
-    sequence length as a constant, so that export takes only 77 tokens. Here the positional embedding and causal
-    mask are cut to the input's length and attention is ``scaled_dot_product_attention`` on the same weights, so
-    the graph takes a query's few tokens: the causal mask keeps each token blind to the padding after it, and
-    the end token's output is the same either way (:meth:`OnnxTowers._padding_to_trim` checks it).
-    """
-    from open_clip.transformer import text_global_pool
-
-    length = text.shape[1]
-    cast_dtype = model.transformer.get_cast_dtype()
-    mask = model.attn_mask[:length, :length].to(cast_dtype)
-    x = model.token_embedding(text).to(cast_dtype) + model.positional_embedding[:length].to(cast_dtype)
-    for block in model.transformer.resblocks:
-        x = x + block.ls_1(_attention(block.attn, block.ln_1(x), mask))
-        x = x + block.ls_2(block.mlp(block.ln_2(x)))
-    x = model.ln_final(x)
-    x = text_global_pool(x, text, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
-    projection = model.text_projection
-    if projection is None:
-        return x
-    return projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
-
-
-def _attention(attention: torch.nn.MultiheadAttention, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Batch-first self-attention of ``x`` with ``attention``'s weights, with shapes taken from ``x``."""
-    batch, length, width = x.shape
-    heads = attention.num_heads
-    qkv = F.linear(x, attention.in_proj_weight, attention.in_proj_bias)
-    q, k, v = qkv.reshape(batch, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4).unbind(0)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    return attention.out_proj(out.transpose(1, 2).reshape(batch, length, width))
-
-
 class OnnxTowers:
     """A model's image and text towers in ONNX Runtime, each exported (or read from the cache) on first use.
 
@@ -547,7 +478,7 @@ class OnnxTowers:
     def _export(self, tower: Tower, path: Path) -> None:
         """Export ``tower`` to ``path`` atomically (a temporary file in the same folder, then renamed)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        module = _Tower(self.model, tower).eval()
+        module = ExportedTower(self.model, tower).eval()
         sample = self.samples[tower](2)
         handle, temporary = tempfile.mkstemp(prefix=path.stem, suffix=".onnx.part", dir=path.parent)
         os.close(handle)
