@@ -51,6 +51,7 @@ import torch
 
 from remoteclip.errors import InputError
 from remoteclip.onnx_graphs import ExportedTower, Tower
+from remoteclip.vectors import l2_normalize
 
 Backend = Literal["auto", "torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
@@ -290,10 +291,6 @@ def quantise_int8(source: Path, target: Path, calibration: Int8Calibration) -> N
         os.replace(quantised, target)
 
 
-def _normalised(array: np.ndarray) -> np.ndarray:
-    return array / np.maximum(np.linalg.norm(array, axis=-1, keepdims=True), 1e-12)
-
-
 class OnnxTowers:
     """A model's image and text towers in ONNX Runtime, each exported (or read from the cache) on first use.
 
@@ -428,7 +425,7 @@ class OnnxTowers:
             return fp32
         images = self.int8.load(self.int8.files[:INT8_CHECK_IMAGES])
         ((got,), (expected,)) = session.run(None, {"input": images}), fp32.run(None, {"input": images})
-        cosine = float((_normalised(got) * _normalised(expected)).sum(axis=-1).mean())
+        cosine = float((l2_normalize(got) * l2_normalize(expected)).sum(axis=-1).mean())
         if cosine < INT8_MIN_COSINE:
             notice(
                 f"the int8 image tower of {self.name} is {cosine:.3f} cosine from fp32 "
