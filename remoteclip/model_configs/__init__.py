@@ -23,10 +23,6 @@ log = logging.getLogger(__name__)
 PKG_SCHEME = "pkg://"
 CONFIG_DIR = Path(__file__).parent
 
-# open_clip reads configs from files: resolved copies live here for the life of the process.
-_RESOLVED_DIR = tempfile.TemporaryDirectory(prefix="remoteclip-model-configs-")
-
-
 def package_path(uri: str) -> Path:
     """Absolute path of ``pkg://<package>/<sub/path>`` inside the installed package."""
     package, _, sub_path = uri[len(PKG_SCHEME) :].partition("/")
@@ -55,9 +51,13 @@ def resolve_package_paths(value: Any) -> Any:
 
 def register_config(name: str, model_cfg: dict[str, Any]) -> str:
     """Register ``model_cfg`` (``embed_dim``, ``vision_cfg``, ``text_cfg``) as open_clip arch ``name``."""
-    resolved_file = Path(_RESOLVED_DIR.name) / f"{name}.json"
-    resolved_file.write_text(json.dumps(resolve_package_paths(model_cfg)))
-    open_clip.add_model_config(resolved_file)
+    # open_clip registers configs from files; it parses one when it is added and keeps what it parsed, so the
+    # resolved copy need not outlive the call (a folder kept for the process's life was left behind by every
+    # process that did not exit cleanly: reader processes, killed app servers)
+    with tempfile.TemporaryDirectory(prefix="remoteclip-model-config-") as folder:
+        resolved_file = Path(folder) / f"{name}.json"
+        resolved_file.write_text(json.dumps(resolve_package_paths(model_cfg)))
+        open_clip.add_model_config(resolved_file)
     return name
 
 

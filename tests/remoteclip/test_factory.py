@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -89,6 +91,19 @@ def test_registered_architecture_with_weights_file(tiny_model: LoadedModel, tiny
     loaded = load_model("tiny-clip-test", weights=tiny_checkpoint / "open_clip_pytorch_model.bin")
     assert loaded.model_id.startswith("tiny-clip-test@")
     np.testing.assert_allclose(encode_texts(loaded, TEXTS), encode_texts(tiny_model, TEXTS), atol=1e-6)
+
+
+def test_registering_the_architectures_leaves_no_file_behind(tmp_path: Path) -> None:
+    # a process that does not exit cleanly (a killed reader or app server: os._exit here) runs no finalizer
+    code = "import os, remoteclip.model_configs, open_clip; open_clip.get_model_config('explorer-small'); os._exit(0)"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_registered_architecture_outlives_its_file(tiny_checkpoint: Path) -> None:
+    register_config("tiny-clip-kept", tiny_model_cfg(tiny_checkpoint))
+    register_config("tiny-clip-later", tiny_model_cfg(tiny_checkpoint))  # open_clip rescans every config path
+    assert open_clip.get_model_config("tiny-clip-kept") == tiny_model_cfg(tiny_checkpoint)
 
 
 def test_code_running_pickle_is_refused(tmp_path: Path) -> None:
