@@ -163,8 +163,8 @@ def test_no_crs_gives_pixel_space_chips(tmp_path: Path) -> None:
     "transform",
     [
         Affine.translation(500_000, 5_000_000)
-        * Affine.rotation(30)
-        * Affine.scale(1, -1),  # rotated 30 degrees
+        @ Affine.rotation(30)
+        @ Affine.scale(1, -1),  # rotated 30 degrees
         Affine(1.0, 0.5, 500_000, 0.0, -1.0, 5_000_000),  # sheared
     ],
 )

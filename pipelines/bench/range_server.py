@@ -64,8 +64,9 @@ class RangeServer:
         """Serve from a child process (forked: it takes the routes and faults as they are now)."""
         self._child = multiprocessing.get_context("fork").Process(target=self._httpd.serve_forever, daemon=True)
         with warnings.catch_warnings():
-            # the child only serves files: none of LanceDB's state (which its fork hook warns about) is used
+            # the child only serves files: none of LanceDB's or Lance's state (their fork hooks warn) is used
             warnings.filterwarnings("ignore", "lancedb fork support", RuntimeWarning)
+            warnings.filterwarnings("ignore", "lance is not fork-safe", UserWarning)
             self._child.start()
         return self
 
