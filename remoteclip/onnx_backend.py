@@ -4,7 +4,8 @@
 and PyTorch on CUDA. Each tower is exported with ``torch.onnx.export`` (batch axis dynamic) the first time it
 is used, with a one-line notice on stderr, and cached as ``<model>-<tower>-<key>.onnx`` in
 :func:`onnx_cache_dir`; the key hashes the weights' SHA-256, the architecture's config, the pip packages the
-frozen towers come from and the torch / open_clip versions, so changed weights are exported again. A missing,
+frozen towers come from and the torch / open_clip versions, so changed weights are exported again (the newest
+:data:`KEPT_EXPORTS` of a model's tower stay, older ones are removed). A missing,
 truncated or corrupt file is exported again (one-line notice). Every export is checked against PyTorch on its
 sample input; a tower that does not match (:data:`EXPORT_ATOL`) stays on PyTorch, with a notice.
 
@@ -32,6 +33,7 @@ file is quantised again (one-line notice).
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import importlib.metadata
 import json
@@ -40,6 +42,7 @@ import re
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -65,6 +68,12 @@ ENV_ONNX_CACHE = "REMOTECLIP_ONNX_CACHE"
 #: any sequence length)
 EXPORT_VERSION = 2
 OPSET = 17
+#: exports kept per model name and tower: the newest ones (two, so switching between two checkpoints of one name
+#: does not export each time); older ones (earlier weights, an earlier EXPORT_VERSION) are removed after an export,
+#: with their int8 files. A cache had grown to 4.3 GB of superseded exports (1.2 GB per random-weight ViT-L-14)
+KEPT_EXPORTS = 2
+#: seconds after which a temporary file of an export (``*.onnx.part``) counts as left by an export that died
+STALE_PART_S = 3600.0
 #: largest difference allowed between an exported tower's and PyTorch's L2-normalised embeddings
 EXPORT_ATOL = 1e-4
 #: largest relative difference of raw text embeddings allowed for cutting trailing padding off the tokens
@@ -393,7 +402,32 @@ class OnnxTowers:
             path.unlink(missing_ok=True)
             self.on_torch.add(tower)
             return None
+        self._prune(tower)
         return session
+
+    def _prune(self, tower: Tower) -> None:
+        """Remove this model's exports of ``tower`` but the :data:`KEPT_EXPORTS` newest (this one among them),
+        with the int8 files of those removed, and the temporary files of exports that died
+        (:data:`STALE_PART_S`). Best effort: a file that cannot be removed stays."""
+        export = re.compile(rf"{re.escape(self.name)}-{tower}-([0-9a-f]{{16}})(-int8-[0-9a-f]{{12}})?\.onnx")
+        by_key: dict[str, list[Path]] = {}
+        stale: list[Path] = []
+        for file in self.cache_dir.glob(f"{glob.escape(self.name)}-{tower}-*"):
+            found = export.fullmatch(file.name)
+            if found is not None:
+                by_key.setdefault(found[1], []).append(file)
+            elif file.name.endswith(".onnx.part") and _age_s(file) > STALE_PART_S:
+                stale.append(file)
+        older = sorted(
+            (key for key in by_key if key != self.key),
+            key=lambda key: max(_mtime(file) for file in by_key[key]),
+            reverse=True,
+        )
+        for file in [*stale, *(file for key in older[KEPT_EXPORTS - 1 :] for file in by_key[key])]:
+            try:
+                file.unlink(missing_ok=True)
+            except OSError:
+                pass
 
     def _int8_or_fp32(self) -> Any:
         """The int8 image tower (cached, or quantised now from the fp32 export); the fp32 one where it fails."""
@@ -513,6 +547,19 @@ class OnnxTowers:
         (got,) = session.run(None, {"input": array})
         normalise = torch.nn.functional.normalize
         return float((normalise(torch.from_numpy(got), dim=-1) - normalise(expected, dim=-1)).abs().max())
+
+
+def _mtime(path: Path) -> float:
+    """``path``'s modification time; 0 when it is gone (removed by another process meanwhile)."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _age_s(path: Path) -> float:
+    """Seconds since ``path`` was last modified."""
+    return time.time() - _mtime(path)
 
 
 def trim_padding(tokens: np.ndarray, pad: int) -> np.ndarray:

@@ -6,7 +6,9 @@ Random-weight RN50 and ViT-B-32 through ONNX Runtime are compared with open_clip
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,14 @@ import torch
 from remoteclip.encode import encode_images, encode_texts
 from remoteclip.errors import InputError
 from remoteclip.factory import LoadedModel, load_model
-from remoteclip.onnx_backend import ENV_BACKEND, ENV_ONNX_CACHE, resolve_backend, trim_padding
+from remoteclip.onnx_backend import (
+    ENV_BACKEND,
+    ENV_ONNX_CACHE,
+    KEPT_EXPORTS,
+    STALE_PART_S,
+    resolve_backend,
+    trim_padding,
+)
 
 TEXTS = ["a satellite photo of a river.", "airport", "", "many cars parked in rows next to a shopping mall"]
 #: embeddings of both backends agree to this (the issue's bound)
@@ -106,6 +115,32 @@ def test_changed_checkpoint_is_exported_again(tiny_checkpoint: Path, tmp_path: P
     after = encode_images(changed, _images(64, 2))
     np.testing.assert_allclose(after, -before, atol=ATOL)  # the new weights' vectors, not the cached ones
     assert len(list(cache.glob("tiny-clip-image-*.onnx"))) == 2
+
+
+def test_superseded_exports_are_removed(tiny_checkpoint: Path, tmp_path: Path, cache: Path) -> None:
+    folder = tmp_path / "tiny-clip"
+    shutil.copytree(tiny_checkpoint, folder)
+    cache.mkdir()
+    now = time.time()
+    planted = {  # file -> seconds old
+        f"tiny-clip-image-{'1' * 16}.onnx": 300,  # the oldest other export: removed, with its int8 file
+        f"tiny-clip-image-{'1' * 16}-int8-{'a' * 12}.onnx": 300,
+        f"tiny-clip-image-{'2' * 16}.onnx": 200,  # the newest other one: kept (KEPT_EXPORTS is 2)
+        f"tiny-clip-text-{'1' * 16}.onnx": 300,  # another tower: pruned when that tower exports
+        f"tiny-clip-x-image-{'1' * 16}.onnx": 300,  # another model
+        f"tiny-clip-image-{'3' * 16}dead.onnx.part": STALE_PART_S + 60,  # an export that died
+        f"tiny-clip-image-{'4' * 16}live.onnx.part": 10,  # an export under way
+    }
+    for name, age in planted.items():
+        (cache / name).write_bytes(b"planted")
+        os.utime(cache / name, (now - age, now - age))
+    model = load_model(folder, backend="onnx")
+    encode_images(model, _images(64, 1))
+    current = model.onnx.path("image").name  # type: ignore[union-attr]
+    assert KEPT_EXPORTS == 2
+    kept = [f"tiny-clip-image-{'2' * 16}.onnx", f"tiny-clip-text-{'1' * 16}.onnx",
+            f"tiny-clip-x-image-{'1' * 16}.onnx", f"tiny-clip-image-{'4' * 16}live.onnx.part"]
+    assert sorted(file.name for file in cache.iterdir()) == sorted([current, *kept])
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "missing"])
