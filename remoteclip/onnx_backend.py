@@ -424,10 +424,8 @@ class OnnxTowers:
             reverse=True,
         )
         for file in [*stale, *(file for key in older[KEPT_EXPORTS - 1 :] for file in by_key[key])]:
-            try:
+            with contextlib.suppress(OSError):
                 file.unlink(missing_ok=True)
-            except OSError:
-                pass
 
     def _int8_or_fp32(self) -> Any:
         """The int8 image tower (cached, or quantised now from the fp32 export); the fp32 one where it fails."""
