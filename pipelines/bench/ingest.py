@@ -38,7 +38,7 @@ from pipelines.bench.common import backend_list, scratch_dir, workdir_option, wr
 from pipelines.bench.ingest_remote import bench_remote
 from pipelines.cli.options import device_option, echo_json, output_format_option, parse_int_list
 from pipelines.ingest.local import COMMIT_ROWS, ingest_paths
-from pipelines.ingest.read import DEFAULT_WORKERS
+from pipelines.ingest.read import DEFAULT_WORKERS, start_reader_server
 from remoteclip.encode import encode_images
 from remoteclip.factory import LoadedModel, load_model
 from tiles.grid import ChipSpec, iter_windows
@@ -101,8 +101,10 @@ def write_synthetic_cog(path: Path, side_px: int, seed: int = 0) -> Path:
     return path
 
 
-class PeakMemory:
-    """Samples resident memory: ``peak_mb`` of this process plus its children, and of each side alone."""
+class ProcessSampler:
+    """Samples this process and its reader processes: peak resident memory (``peak_mb`` of both, and of each
+    side alone) and the readers' CPU time. The readers are the fork server's children, not this process's, so
+    their CPU is read from ``/proc`` at each sample (what a reader spends after its last sample is missed)."""
 
     def __init__(self, interval_s: float = 0.05) -> None:
         self.interval_s = interval_s
@@ -111,8 +113,14 @@ class PeakMemory:
         self.peak_main_mb = 0.0
         #: the reader processes together
         self.peak_readers_mb = 0.0
+        self._readers_cpu_s: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def readers_cpu_s(self) -> float:
+        """CPU seconds of the reader processes, as last sampled."""
+        return sum(self._readers_cpu_s.values())
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -125,11 +133,24 @@ class PeakMemory:
     def _run(self) -> None:
         while not self._stop.is_set():
             main = _rss_mb(os.getpid())
-            readers = sum(_rss_mb(child.pid) for child in mp.active_children() if child.pid)
+            readers = [child.pid for child in mp.active_children() if child.pid]
+            for pid in readers:
+                self._readers_cpu_s[pid] = max(self._readers_cpu_s.get(pid, 0.0), _cpu_s(pid))
+            readers_mb = sum(_rss_mb(pid) for pid in readers)
             self.peak_main_mb = max(self.peak_main_mb, main)
-            self.peak_readers_mb = max(self.peak_readers_mb, readers)
-            self.peak_mb = max(self.peak_mb, main + readers)
+            self.peak_readers_mb = max(self.peak_readers_mb, readers_mb)
+            self.peak_mb = max(self.peak_mb, main + readers_mb)
             self._stop.wait(self.interval_s)
+
+
+def _cpu_s(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` so far (0 once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
 
 
 def _rss_mb(pid: int) -> float:
@@ -188,7 +209,7 @@ def bench_size(
     cog = write_synthetic_cog(workdir / f"cog_{side_px}.tif", side_px)
     write_s = time.perf_counter() - start
     cpu_before = os.times()
-    with PeakMemory() as memory:
+    with ProcessSampler() as sampled:
         summary = ingest_paths(
             [cog],
             ChipIndex(workdir / f"db_{side_px}"),
@@ -198,12 +219,9 @@ def bench_size(
             workers=workers,
             progress=False,
         )
-    cpu_after = os.times()  # the reader processes have been joined: their CPU time is in children_*
+    cpu_after = os.times()
     main_cpu_s = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
-    readers_cpu_s = (
-        cpu_after.children_user + cpu_after.children_system
-        - cpu_before.children_user - cpu_before.children_system
-    )
+    readers_cpu_s = sampled.readers_cpu_s
     model_only = model_only_chips_per_s(model, read_chips([cog], spec), batch_size)
     chips = max(1, summary.chips)
     figures = {
@@ -215,9 +233,9 @@ def bench_size(
         "ingest_chips_per_s": round(summary.chips_per_s, 1),
         "model_only_chips_per_s": round(model_only, 1),
         "ratio": round(summary.chips_per_s / model_only, 3),
-        "peak_rss_mb": round(memory.peak_mb),
-        "peak_main_mb": round(memory.peak_main_mb),
-        "peak_readers_mb": round(memory.peak_readers_mb),
+        "peak_rss_mb": round(sampled.peak_mb),
+        "peak_main_mb": round(sampled.peak_main_mb),
+        "peak_readers_mb": round(sampled.peak_readers_mb),
         # CPU per chip, which a busy machine changes far less than wall time: the encoding process (model,
         # preprocessing, writes) and the readers (decode, empty-chip test, thumbnails); with every core busy,
         # ingest ÷ model-only is at most main ÷ (main + readers)
@@ -340,6 +358,8 @@ def ingest(
         return
     rows: list[dict[str, object]] = []
     small_rows: list[dict[str, object]] = []
+    if workers:
+        start_reader_server()  # as `ingest` does, before the model loads
     with scratch_dir("ingest", workdir) as tmp:
         for backend in chosen:
             model = (

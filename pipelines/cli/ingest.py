@@ -25,7 +25,7 @@ from pipelines.cli.options import (
 )
 from pipelines.ingest.local import COMMIT_ROWS, ingest_paths
 from pipelines.ingest.objects import run_scenes
-from pipelines.ingest.read import DEFAULT_WORKERS
+from pipelines.ingest.read import DEFAULT_WORKERS, start_reader_server
 from pipelines.ingest.stac import stac_scenes
 from pipelines.services.object_store import object_name, store_objects
 from remoteclip.factory import load_model
@@ -269,6 +269,8 @@ def ingest(
     elif not sources:
         raise click.UsageError("give at least one PATH, --paths-from FILE or --stac URL")
     spec = ChipSpec(chip_px=chip_size, overlap_px=overlap, levels=levels, min_valid=min_valid)
+    if engine == "local" and workers:
+        start_reader_server()  # its imports overlap the model's loading
     model = load_model(model_name, weights=weights, device=device, backend=backend)
     locator = load_locator(model, locator_path) if nouns else None  # before the ingest: fail early
     # a library embedded by another model: these vectors go into a table of their own beside the old one

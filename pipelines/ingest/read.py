@@ -2,8 +2,9 @@
 
 :func:`scene_messages` opens one scene and cuts it into chips (:func:`tiles.chips.iter_chips`), sending
 :class:`SceneOpened`, then chunks of chips (:class:`ChipChunk`), then :class:`SceneDone` or
-:class:`SceneFailed`. :func:`read_scenes` runs it for many scenes in spawned reader processes. This module
-imports no model code, so reader processes start fast and small.
+:class:`SceneFailed`. :func:`read_scenes` runs it for many scenes in reader processes, forked from a server
+process that imported this module (:data:`READER_START`). This module imports no model code, so reader
+processes start fast and small.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from shapely.geometry.base import BaseGeometry
@@ -28,8 +30,16 @@ from tiles.index.schema import ChipRecord, SceneItem
 from tiles.reader import Scene, gdal_env, open_scene
 from tiles.thumbnail import thumbnail_jpeg
 
+if TYPE_CHECKING:  # ForkServerContext is not defined on Windows
+    from multiprocessing.context import ForkServerContext, SpawnContext
+
 #: reader processes by default: the cores left over by the encoder (0 reads in this process)
 DEFAULT_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
+#: how reader processes start: forked from a server process that imported this module once (a reader then
+#: starts in milliseconds; spawned, each one spent ~0.5 s of CPU on its imports before its first chip, beside
+#: the encoder), or spawned where there is no fork server (Windows). Never forked from the ingest process
+#: itself, which would copy the model, LanceDB's threads and locks
+READER_START = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
 #: below this many bytes of imagery, reading in this process beats starting reader processes
 PROCESS_MIN_BYTES = 32 * 1024 * 1024
 #: chips per message from a reader to the encoder
@@ -176,11 +186,13 @@ def read_scenes(
         return
     _pin_mmap_threshold()
     head = replace(jobs[0], part=(0, HEAD_WINDOWS))
-    context = mp.get_context("spawn")  # fork would copy the model, LanceDB's threads and locks
+    context = reader_context()
     tasks: mp.Queue = context.Queue()
     out: mp.Queue = context.Queue(maxsize=QUEUE_PER_WORKER * workers)
     readers = [
-        context.Process(target=_reader_main, args=(tasks, out, spec, thumb_px, aoi), daemon=True)
+        context.Process(
+            target=_reader_main, args=(tasks, out, spec, thumb_px, aoi, dict(os.environ)), daemon=True
+        )
         for _ in range(min(workers, len(jobs)))
     ]
     tasks.put(replace(jobs[0], part=(HEAD_WINDOWS, None)))
@@ -212,6 +224,29 @@ def read_scenes(
             if reader.is_alive():
                 reader.kill()
             reader.join()
+
+
+def reader_context() -> ForkServerContext | SpawnContext:
+    """The context reader processes start in (:data:`READER_START`); the fork server preloads the main module
+    and this one, so what it forks holds nothing of the ingest process (no model, no LanceDB)."""
+    if READER_START != "forkserver":
+        return mp.get_context("spawn")
+    context = mp.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", __name__])
+    return context
+
+
+def start_reader_server() -> None:
+    """Start the server reader processes are forked from, unless it runs (no-op where readers are spawned).
+
+    It starts by itself with the first reader; started before a model loads, its imports overlap the model's
+    instead of the first chips'. It stays for the life of this process, so later ingests reuse it.
+    """
+    if READER_START == "forkserver":
+        from multiprocessing import forkserver  # POSIX only
+
+        reader_context()
+        forkserver.ensure_running()
 
 
 class _SceneParts:
@@ -256,14 +291,24 @@ def _pin_mmap_threshold() -> None:
 
 
 def _reader_main(
-    tasks: mp.Queue, out: mp.Queue, spec: ChipSpec, thumb_px: int, aoi: BaseGeometry | None
+    tasks: mp.Queue,
+    out: mp.Queue,
+    spec: ChipSpec,
+    thumb_px: int,
+    aoi: BaseGeometry | None,
+    environ: dict[str, str],
 ) -> None:
-    """A reader process: cut the scenes it takes from ``tasks`` into chips until it takes ``None``.
+    """A reader process: cut the scenes it takes from ``tasks`` into chips until it takes ``None``, in the
+    ingest process's ``environ`` (forked from the fork server, it has the server's environment, from when the
+    server started: not the GDAL and cloud settings made since; multiprocessing carries the folder over).
 
     It exits by itself when the ingest process is gone (killed with ``kill -9``), instead of waiting on a full
-    queue nobody reads.
+    queue nobody reads: multiprocessing's sentinel of the process that started it (the ingest process, not the
+    fork server it was forked from, which lives on while a reader does) tells.
     """
-    parent = os.getppid()
+    os.environ.clear()
+    os.environ.update(environ)
+    ingest = mp.parent_process()
     with gdal_env():
         for job in iter(tasks.get, None):
             for message in scene_messages(job, spec, thumb_px, aoi):
@@ -272,5 +317,8 @@ def _reader_main(
                         out.put(message, timeout=READER_POLL_S)
                         break
                     except queue.Full:
-                        if os.getppid() != parent:
+                        if ingest is not None and not ingest.is_alive():
+                            # what the queue still holds can never be delivered: exit without flushing it
+                            # (its thread would wait forever on a pipe that this process holds open too)
+                            out.cancel_join_thread()
                             return

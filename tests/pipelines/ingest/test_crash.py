@@ -2,7 +2,8 @@
 
 A real ``remoteclip-explorer ingest`` subprocess writes a real LanceDB table while this test searches it; the
 process is killed with SIGKILL after some scenes are committed and run again. Every chip must end up present
-exactly once, no read may fail or see part of a scene, and the rerun must skip the scenes already done.
+exactly once, no read may fail or see part of a scene, and the rerun must skip the scenes already done. Killed
+while reader processes cut a large scene, it leaves none of them behind.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.bench.ingest import write_small_scenes
+from pipelines.bench.ingest import write_small_scenes, write_synthetic_cog
+from pipelines.ingest.read import PROCESS_MIN_BYTES
 from tiles.grid import ChipSpec, iter_windows
 from tiles.index.chip_index import ChipIndex
 
@@ -106,3 +108,57 @@ def test_kill_9_mid_ingest_then_rerun(tmp_path: Path, tiny_checkpoint: Path) -> 
     assert len(chip_ids) == len(set(chip_ids)) == expected_chips  # every chip exactly once
     assert {scene.chips for scene in index.scenes()} == {chips_per_scene}
     assert len(index.scenes()) == SCENES
+
+
+def _descendants(pid: int) -> set[int]:
+    """The live processes below ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="walks /proc")
+def test_kill_9_leaves_no_reader_process_behind(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    cog = write_synthetic_cog(tmp_path / "large.tif", 5000)  # over PROCESS_MIN_BYTES: read by reader processes
+    assert cog.stat().st_size >= PROCESS_MIN_BYTES
+    command = _ingest_command(cog, tmp_path / "db", tiny_checkpoint)
+    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    started: set[int] = set()
+    try:
+        # until a reader process has run a while (the fork server and the resource tracker start first)
+        while time.monotonic() < deadline and process.poll() is None and len(started) < 3:
+            started = _descendants(process.pid)
+            time.sleep(0.2)
+        time.sleep(2.0)
+        started = _descendants(process.pid)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, "the ingest ended before it was killed"
+    assert len(started) >= 3
+    # a reader notices within a poll of its full queue (READER_POLL_S); the others follow it
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(_alive(pid) for pid in started):
+        time.sleep(0.2)
+    left = [pid for pid in started if _alive(pid)]
+    for pid in left:  # not to outlive the test
+        os.kill(pid, signal.SIGKILL)
+    assert not left

@@ -1,5 +1,6 @@
 """pipelines.ingest.read: reader processes give the messages reading in this process gives, the first scene in
-two parts (its head read here while the readers start) included."""
+two parts (its head read here while the readers start) included, in the folder and environment the ingest is in when
+the readers start (not those the fork server started in)."""
 
 from __future__ import annotations
 
@@ -84,3 +85,29 @@ def test_an_ingest_through_reader_processes_writes_the_rows_one_in_process_write
     assert (summary.scenes, summary.chips, summary.skipped) == (expected.scenes, expected.chips, expected.skipped)
     assert [Path(path).name for path, _ in summary.failed] == ["corrupt.tif"]
     assert_same_rows(through_readers, here, atol=1e-5)
+
+
+def test_readers_read_relative_paths_in_the_folder_the_ingest_is_in_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(read, "PROCESS_MIN_BYTES", 0)
+    monkeypatch.setattr(read, "HEAD_WINDOWS", 2)  # the scene's 6 windows: 2 read here, 4 by a reader
+    read.start_reader_server()  # started in another folder
+    monkeypatch.chdir(RASTERS)
+    jobs = [SceneJob(0, Path("rgb_4326.tif"), "scene-0", (RASTERS / "rgb_4326.tif").stat().st_size)]
+    with gdal_env():
+        here = _outcome(list(read_scenes(jobs, SPEC, 32, workers=0)))
+        readers = _outcome(list(read_scenes(jobs, SPEC, 32, workers=1)))
+    assert here[0][0] == "done"
+    assert readers == here
+
+
+def test_readers_read_in_the_environment_the_ingest_has_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(read, "PROCESS_MIN_BYTES", 0)
+    monkeypatch.setattr(read, "HEAD_WINDOWS", 2)
+    read.start_reader_server()  # the fork server keeps the environment it started with
+    monkeypatch.setenv("GDAL_GEOREF_SOURCES", "NONE")  # GDAL now ignores the file's georeference
+    jobs = _jobs(["rgb_4326.tif"])
+    with gdal_env():
+        messages = list(read_scenes(jobs, SPEC, 32, workers=1))
+    records = [record for message in messages if isinstance(message, ChipChunk) for record in message.records]
+    assert len(records) == 6  # 2 read here, 4 by the reader
+    assert {record.crs for record in records} == {None}
