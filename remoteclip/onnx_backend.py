@@ -416,7 +416,7 @@ class OnnxTowers:
             found = export.fullmatch(file.name)
             if found is not None:
                 by_key.setdefault(found[1], []).append(file)
-            elif file.name.endswith(".onnx.part") and _age_s(file) > STALE_PART_S:
+            elif file.name.endswith(".onnx.part") and time.time() - _mtime(file) > STALE_PART_S:
                 stale.append(file)
         older = sorted(
             (key for key in by_key if key != self.key),
@@ -553,11 +553,6 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
-
-
-def _age_s(path: Path) -> float:
-    """Seconds since ``path`` was last modified."""
-    return time.time() - _mtime(path)
 
 
 def trim_padding(tokens: np.ndarray, pad: int) -> np.ndarray:

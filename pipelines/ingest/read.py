@@ -245,7 +245,7 @@ def start_reader_server() -> None:
     if READER_START == "forkserver":
         from multiprocessing import forkserver  # POSIX only
 
-        reader_context()
+        reader_context()  # sets what the server preloads
         forkserver.ensure_running()
 
 

@@ -110,16 +110,20 @@ def test_kill_9_mid_ingest_then_rerun(tmp_path: Path, tiny_checkpoint: Path) -> 
     assert len(index.scenes()) == SCENES
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command (state first, then the parent's pid); None when the
+    process is gone or a zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else fields
+
+
 def _descendants(pid: int) -> set[int]:
-    """The live processes below ``pid`` (from /proc)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            parents[int(stat.parent.name)] = int(fields[1])
+    """The live processes below ``pid``."""
+    live = {int(entry.name): _stat(int(entry.name)) for entry in Path("/proc").glob("[0-9]*")}
+    parents = {child: int(fields[1]) for child, fields in live.items() if fields is not None}
     found, frontier = set(), {pid}
     while frontier:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
@@ -128,10 +132,7 @@ def _descendants(pid: int) -> set[int]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    return _stat(pid) is not None
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="walks /proc")
