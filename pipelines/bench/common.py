@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import click
+import open_clip
+
+from remoteclip.pretrained import REGISTRY
 
 RESULTS_DIR = Path("benchmarks/results")
 
@@ -54,6 +57,13 @@ def scratch_dir(benchmark: str, workdir: Path | None) -> Iterator[Path]:
     prefix = f"bench-{benchmark}-"
     with tempfile.TemporaryDirectory(prefix=prefix, dir=workdir, ignore_cleanup_errors=True) as tmp:
         yield Path(tmp)
+
+
+def random_weights_arch(name: str) -> bool:
+    """Whether a benchmark runs ``name`` with random weights: an open_clip architecture (``ViT-B-32``) that no
+    pip package ships weights for (``explorer-small`` is timed with its shipped weights)."""
+    entry = REGISTRY.get(name)
+    return name in open_clip.list_models() and not (entry is not None and isinstance(entry.source, str))
 
 
 def backend_list(value: str | None, device: str) -> list[str]:

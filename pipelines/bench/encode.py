@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from open_clip.model import CLIP, CustomTextCLIP
 from open_clip.transform import PreprocessCfg, image_transform_v2
 
-from pipelines.bench.common import write_result
+from pipelines.bench.common import random_weights_arch, write_result
 from pipelines.cli.options import parse_int_list
 from remoteclip.factory import _export_samples, load_model, quiet_open_clip
 from remoteclip.onnx_backend import (
@@ -41,7 +41,6 @@ from remoteclip.onnx_backend import (
     export_key,
     int8_calibration,
 )
-from remoteclip.pretrained import REGISTRY
 
 #: precision -> (open_clip model precision, autocast dtype or None)
 PRECISIONS: dict[str, tuple[str, torch.dtype | None]] = {
@@ -157,8 +156,7 @@ class _Bench:
 def _bench_model(arch: str, device: torch.device, model_precision: str, backends: list[str]) -> _Bench:
     """The shipped model with its weights (``explorer-small``), else the architecture with random weights."""
     onnx = any(backend in ONNX_BACKENDS for backend in backends)
-    entry = REGISTRY.get(arch)
-    if entry is not None and isinstance(entry.source, str):  # shipped in a package: no download
+    if not random_weights_arch(arch):  # shipped in a package: no download
         loaded = load_model(arch, device=str(device), precision=model_precision, backend="onnx" if onnx else "torch")
         model, tokenizer, towers, weights = loaded.model, loaded.tokenizer, loaded.onnx, loaded.model_id
     else:

@@ -6,7 +6,8 @@ no whole-scene array. It then ingests it with :func:`pipelines.ingest.local.inge
 samples the resident memory of this process and its reader processes every 50 ms: the peak must stay flat as
 scenes grow. Model-only throughput is timed on chips of the same scene already in memory (``encode_images``
 in batches), so ``ingest chips/s ÷ model-only chips/s`` says how busy the pipeline keeps the model.
-``--model tiny`` uses a random 64-px ViT (runs in minutes on a CPU); any other value goes to ``load_model``.
+``--model tiny`` uses a random 64-px ViT (runs in minutes on a CPU), an open_clip architecture (``ViT-B-32``)
+with random weights as in ``bench encode``; any other value goes to ``load_model`` (:func:`bench_model`).
 
 ``--remote`` compares instead one COG (the first ``--sizes`` side) read from disk and over HTTP, whole and for
 an AOI of a tenth of it: chips/s and the bytes fetched (:mod:`pipelines.bench.ingest_remote`).
@@ -34,13 +35,19 @@ from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from pipelines.bench.common import backend_list, scratch_dir, workdir_option, write_result
+from pipelines.bench.common import (
+    backend_list,
+    random_weights_arch,
+    scratch_dir,
+    workdir_option,
+    write_result,
+)
 from pipelines.bench.ingest_remote import bench_remote
 from pipelines.cli.options import device_option, echo_json, output_format_option, parse_int_list
 from pipelines.ingest.local import COMMIT_ROWS, ingest_paths
 from pipelines.ingest.read import DEFAULT_WORKERS, start_reader_server
 from remoteclip.encode import encode_images
-from remoteclip.factory import LoadedModel, load_model
+from remoteclip.factory import LoadedModel, load_model, quiet_open_clip
 from tiles.grid import ChipSpec, iter_windows
 from tiles.index.chip_index import ChipIndex
 from tiles.reader import gdal_env, open_scene
@@ -161,16 +168,29 @@ def _rss_mb(pid: int) -> float:
         return 0.0
 
 
-def tiny_model(folder: Path, device: str, backend: str | None = None) -> LoadedModel:
-    """``--model tiny``: a seeded random tiny CLIP saved as an open_clip model folder and loaded from it."""
+def bench_model(name: str, scratch: Path, device: str, backend: str | None = None) -> LoadedModel:
+    """The model a benchmark ingests with, loaded as ``ingest`` loads it.
+
+    ``tiny``: a seeded random tiny CLIP (:data:`TINY_CONFIG`); an open_clip architecture that no package ships
+    (``ViT-B-32``, ``RN50``): that architecture with random weights (seed 0), as ``bench encode`` times it, since
+    throughput does not depend on the weights and official ones cannot be had offline (its model id reads
+    ``random-ViT-B-32@…``); each saved once as a model folder under ``scratch``. Anything else (the shipped
+    ``explorer-small``, a weights file, a model folder) goes to ``load_model``.
+    """
     import open_clip
     import torch
 
-    folder.mkdir(parents=True, exist_ok=True)
+    if name != "tiny" and not random_weights_arch(name):
+        return load_model(name, device=device, backend=backend)
+    folder = scratch / ("tiny" if name == "tiny" else f"random-{name}")
     if not (folder / "open_clip_pytorch_model.bin").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        config = TINY_CONFIG if name == "tiny" else open_clip.get_model_config(name)
         torch.manual_seed(0)
-        torch.save(open_clip.CLIP(**TINY_CONFIG).state_dict(), folder / "open_clip_pytorch_model.bin")
-        (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CONFIG}))
+        with quiet_open_clip():  # "initialized randomly" is the point here
+            model = open_clip.CLIP(**config) if name == "tiny" else open_clip.create_model(name)
+        torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
+        (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": config}))
     return load_model(folder, device=device, backend=backend)
 
 
@@ -304,7 +324,8 @@ def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
     "model_name",
     default="tiny",
     show_default=True,
-    help="tiny (random 64-px ViT, fast on a CPU), or a registry name / weights / model folder.",
+    help="tiny (random 64-px ViT, fast on a CPU), an open_clip architecture such as ViT-B-32 (random weights, "
+    "as bench encode), or a shipped model (explorer-small) / weights file / model folder.",
 )
 @device_option
 @click.option(
@@ -362,11 +383,7 @@ def ingest(
         start_reader_server()  # as `ingest` does, before the model loads
     with scratch_dir("ingest", workdir) as tmp:
         for backend in chosen:
-            model = (
-                tiny_model(tmp / "tiny", device, backend)
-                if model_name == "tiny"
-                else load_model(model_name, device=device, backend=backend)
-            )
+            model = bench_model(model_name, tmp, device, backend)
             warm_up(model)
             for side in sizes:
                 rows.append({"backend": model.backend, **bench_size(side, tmp, model, spec, batch_size, workers)})
@@ -427,9 +444,7 @@ def _bench_remote(
 ) -> None:
     """``--remote``: one ``side_px``² COG from disk and over HTTP (:func:`pipelines.bench.ingest_remote.bench_remote`)."""
     with scratch_dir("ingest-remote", workdir) as tmp:
-        model = tiny_model(tmp / "tiny", device, backend) if model_name == "tiny" else load_model(
-            model_name, device=device, backend=backend
-        )
+        model = bench_model(model_name, tmp, device, backend)
         warm_up(model)
         cog = write_synthetic_cog(tmp / f"cog_{side_px}.tif", side_px)
         figures = bench_remote(cog, tmp, model, spec, batch_size)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pipelines.bench.ingest import TINY_CONFIG, bench_model
 from pipelines.cli.main import cli
 from pipelines.services.settings import ENV_BACKEND
 from remoteclip.model_configs import register_config
@@ -51,6 +52,24 @@ def test_bench_encode_rejects_unknown_architecture() -> None:
     result = CliRunner().invoke(cli, ["bench", "encode", "--arch", "ViT-Q-1", "--device", "cpu"])
     assert result.exit_code == 2 and "unknown open_clip architectures ['ViT-Q-1']" in result.output
 
+
+
+@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")  # rasterio's from_origin
+def test_bench_ingest_times_an_architecture_with_seeded_random_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as bench encode times ViT-B-32 when its official weights cannot be had
+    register_config("tiny-clip-ingest", TINY_CONFIG)
+    monkeypatch.chdir(tmp_path)
+    args = "bench ingest --sizes 256 --model tiny-clip-ingest --chip-size 32 --batch-size 8 --workers 0"
+    result = CliRunner().invoke(cli, [*args.split(), "--small-scenes", "0"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "benchmarks/results/ingest_tiny-clip-ingest_cpu.json").read_text())
+    assert record["model_id"].startswith("random-tiny-clip-ingest@")
+    assert [(cog["backend"], cog["chips"]) for cog in record["sizes"]] == [("torch", 64), ("onnx", 64)]
+    # seeded: the same weights again, so an ONNX export of them is found in the cache next time
+    again = bench_model("tiny-clip-ingest", tmp_path / "again", "cpu", "torch")
+    assert again.model_id == record["model_id"]
 
 @pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")  # rasterio's from_origin
 def test_bench_ingest_writes_ratios_for_a_cog_and_for_small_scenes(
