@@ -32,13 +32,16 @@ from pipelines.training.heads import HeadsConfig, cache_features, train_heads
               help="Draw a dataset of n images with weight n**balance (0: datasets alike, 1: as they are).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the training draws (the cached views are drawn once, with seed 0, and shared by every run).")
+@click.option("--views-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Weight of the views term: two cached views of an image told apart from the batch's others "
+                   "(SimCLR's loss on the image head, as SLIP adds it; 0: off).")
 def train_heads_cmd(trainset: Path, cache: Path, out: Path, datasets: str, views: int, epochs: int, batch_size: int,
-                    lr: float, balance: float, seed: int) -> None:
+                    lr: float, balance: float, seed: int, views_weight: float) -> None:
     """Train explorer-small's projection heads on its frozen package towers (no GPU needed)."""
     cache_features(trainset, cache, views=views)
     cfg = HeadsConfig(trainset=trainset, cache=cache, out=out, datasets=tuple(d for d in datasets.split(",") if d),
                       views=views, epochs=epochs, batch_size=batch_size, lr=lr, balance=balance,
-                      seed=seed)
+                      seed=seed, views_weight=views_weight)
     model_file = train_heads(cfg)
     click.echo(f"checkpoint {model_file} (official OpenCLIP state_dict), shippable weights "
                f"{out / 'weights.safetensors'}, loss curve {out / 'loss.png'}")

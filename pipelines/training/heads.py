@@ -16,7 +16,9 @@ with more is used as it is, and training reads its first ``views``.
 
 Loss: CLIP's symmetric contrastive loss in which every image whose captions are the same as the anchor's counts as
 a positive (UniCL, Yang et al. 2022): the images of one scene class share their captions, and treating them as
-negatives of one another would teach the model to tell apart what should look alike.
+negatives of one another would teach the model to tell apart what should look alike. ``views_weight`` (off by
+default) adds SLIP's image-only term: two cached views of each image in the batch must find each other among
+the others' (measured in the model card).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ TEXT_FEATURES = "text_features.npy"
 CACHE_META = "cache.json"
 #: the parts of explorer-small that ``train_heads`` trains (everything else is a frozen package tower)
 TRAINED_PREFIXES: tuple[str, ...] = ("visual.head.", "text.proj.", "logit_scale")
+#: log of the inverse temperature of the views term (SimCLR's 0.1)
+VIEWS_LOGIT_SCALE = torch.tensor(math.log(10.0))
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,9 @@ class HeadsConfig:
     #: a dataset of n images is drawn with weight n ** balance (1: as is, 0: every dataset alike)
     balance: float = 0.5
     seed: int = 0
+    #: weight of the views term: two cached views of each image in the batch are told apart from the others'
+    #: (SimCLR's loss on the image head, as SLIP adds it to CLIP's), at the fixed VIEWS_LOGIT_SCALE
+    views_weight: float = 0.0
     log_every: int = 20
     losses: list[tuple[float, float]] = field(default_factory=list)
 
@@ -326,6 +333,11 @@ def train_heads(cfg: HeadsConfig, progress: bool = True) -> Path:
         image_out = F.normalize(visual_head(image_in), dim=-1)
         text_out = F.normalize(text_head(text_in), dim=-1)
         loss = multi_positive_loss(image_out, text_out, keys[torch.from_numpy(batch)], model.logit_scale)
+        if cfg.views_weight and views > 1:
+            other = (view + torch.from_numpy(rng.integers(1, views, size=len(batch)))) % views
+            second = F.normalize(visual_head(features[torch.from_numpy(batch), other].float()), dim=-1)
+            loss = loss + cfg.views_weight * multi_positive_loss(
+                image_out, second, torch.from_numpy(batch), VIEWS_LOGIT_SCALE)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

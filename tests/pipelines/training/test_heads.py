@@ -104,11 +104,16 @@ def test_train_heads_few_cpu_steps_give_weights_the_library_loads(scene_trainset
     similarity = encode_images(model, images) @ encode_texts(model, [f"A satellite photo of {n}." for n in SCENES]).T
     assert (similarity.argmax(axis=1) == np.arange(3)).all()  # each scene finds its own caption
 
-    # a second run reuses the cache: nothing is computed again
+    # a second run reuses the cache: nothing is computed again; with the views term on, the scenes still find
+    # their captions
     before = (cache / IMAGE_FEATURES).stat().st_mtime_ns
-    again = CliRunner().invoke(train_heads_cmd, [*args[:5], str(tmp_path / "run2"), *args[6:]])
+    again = CliRunner().invoke(train_heads_cmd, [*args[:5], str(tmp_path / "run2"), *args[6:], "--views-weight", "1"])
     assert again.exit_code == 0, again.output
     assert (cache / IMAGE_FEATURES).stat().st_mtime_ns == before
+    assert json.loads((tmp_path / "run2" / "train.json").read_text())["views_weight"] == 1.0
+    model = load_model("explorer-small", weights=tmp_path / "run2" / "weights.safetensors")
+    similarity = encode_images(model, images) @ encode_texts(model, [f"A satellite photo of {n}." for n in SCENES]).T
+    assert (similarity.argmax(axis=1) == np.arange(3)).all()
 
 
 def test_coarser_ground_keeps_the_size_and_removes_fine_detail() -> None:
