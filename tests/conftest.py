@@ -56,6 +56,16 @@ def _onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield folder
 
 
+@pytest.fixture
+def own_onnx_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An ONNX cache of this test's own, for tests that train weights of a shipped model's name and encode with
+    them: their exports would otherwise supersede the session's export of the shipped model, which the cache
+    then prunes (``KEPT_EXPORTS`` per model name), and a later test would find it exported again."""
+    folder = tmp_path / "onnx-cache"
+    monkeypatch.setenv("REMOTECLIP_ONNX_CACHE", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real remote-sensing data in ../shared/data (tests that need it skip without it)."""

@@ -82,6 +82,7 @@ def test_multi_positive_loss_treats_pairs_with_the_same_captions_alike() -> None
         float(multi_positive_loss(image, swapped, one_hot, scale)))
 
 
+@pytest.mark.usefixtures("own_onnx_cache")  # two trained explorer-small exports
 def test_train_heads_few_cpu_steps_give_weights_the_library_loads(scene_trainset: Path, tmp_path: Path) -> None:
     out, cache = tmp_path / "run", tmp_path / "cache"
     args = ["--trainset", str(scene_trainset), "--cache", str(cache), "--out", str(out),
