@@ -326,18 +326,18 @@ def train_heads(cfg: HeadsConfig, progress: bool = True) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
         batch = rng.choice(len(picked), size=cfg.batch_size, replace=len(picked) < cfg.batch_size, p=probabilities)
+        rows = torch.from_numpy(batch)
         view = torch.from_numpy(rng.integers(0, views, size=len(batch)))
-        image_in = features[torch.from_numpy(batch), view].float()
+        image_in = features[rows, view].float()
         captions = [image_captions[i][rng.integers(len(image_captions[i]))] for i in batch]
         text_in = text_features[torch.tensor(captions)].float()
         image_out = F.normalize(visual_head(image_in), dim=-1)
         text_out = F.normalize(text_head(text_in), dim=-1)
-        loss = multi_positive_loss(image_out, text_out, keys[torch.from_numpy(batch)], model.logit_scale)
+        loss = multi_positive_loss(image_out, text_out, keys[rows], model.logit_scale)
         if cfg.views_weight and views > 1:
             other = (view + torch.from_numpy(rng.integers(1, views, size=len(batch)))) % views
-            second = F.normalize(visual_head(features[torch.from_numpy(batch), other].float()), dim=-1)
-            loss = loss + cfg.views_weight * multi_positive_loss(
-                image_out, second, torch.from_numpy(batch), VIEWS_LOGIT_SCALE)
+            second = F.normalize(visual_head(features[rows, other].float()), dim=-1)
+            loss = loss + cfg.views_weight * multi_positive_loss(image_out, second, rows, VIEWS_LOGIT_SCALE)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
