@@ -86,7 +86,7 @@ INT8_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 #: the first convolutions, kept fp32 with every node before them. Chosen on the tuning images only (RESISC45-12
 #: ``train/``, 1,800 images): the int8 vectors' cosine to fp32 there, mean / 5th percentile, is 0.992 / 0.983 with
 #: 3 fp32 convolutions, 0.994 / 0.988 with 9, 0.996 / 0.991 with 12 and 0.996 / 0.992 with 15; 12 is where it
-#: levels off, for 1.5-1.9x fp32's images/s (15: 1.4-1.7x)
+#: levels off (15 ran 9 % slower in the same sweep). ``bench encode``: 1.35-1.61x fp32's images/s at batch 32
 INT8_FP32_CONVS = 12
 #: the quantisation settings (they enter the int8 file's key); bump ``version`` when the recipe changes
 INT8_SETTINGS: dict[str, Any] = {
