@@ -46,6 +46,8 @@ CLASS_PHRASES: dict[str, tuple[str, str]] = {
     "lake": ("a lake", "a lake"),
     "mountain": ("a mountain", "a mountain"),
     "wetland": ("a wetland", "a wetland"),
+    "airplane": ("airplanes", "an apron with parked airplanes"),
+    "airport": ("an airport", "an airport with runways"),
 }
 
 
